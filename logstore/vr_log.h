@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * logstore: the durable, account-specific WAL of vaultrep, a library over the RocksDB C API.
+ *
+ * One process writes a log database (the dataplane's log writer, or control for its catalog);
+ * readers in other processes open it as a RocksDB secondary instance. Every WAL is named by a
+ * stream id (account, vault, primary site) and holds records (vr_record.h) in LSN order.
+ *
+ * Durability: vr_log_append() returns only after the records of the call are in a synced RocksDB
+ * write; concurrent calls are coalesced into one synced write (group commit). A failed write
+ * puts the store into a sticky error state: every later append fails with that error until the
+ * store is closed and opened again, and no failed write is ever reported durable.
+ *
+ * Threads: every function may be called from any thread unless it says otherwise. Nothing here
+ * may be called from a DPDK poll loop: append blocks on a disk sync by design.
+ */
+#ifndef VR_LOG_H
+#define VR_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vr_record.h"
+
+struct vr_log;
+struct vr_log_iter;
+
+struct vr_log_opts {
+	/* Open read-only as a RocksDB secondary instance that follows the primary at dir. */
+	bool secondary;
+	/* Secondary only: a directory of its own for the instance's info log and state. */
+	const char *secondary_dir;
+	/* Bytes of memtable for the WAL column family; 0 selects the default (128 MiB). */
+	size_t write_buffer_size;
+};
+
+/* Durable LSN of one stream after an append. */
+struct vr_log_durable {
+	struct vr_stream_id stream;
+	uint64_t lsn;
+};
+
+/* What the store knows about one WAL. */
+struct vr_log_stream {
+	struct vr_stream_id id;
+	uint64_t last_lsn;                        /* highest durable LSN */
+	uint8_t last_entropy[VR_REC_ENTROPY_SIZE]; /* entropy of record last_lsn */
+	uint64_t trim_lsn;                        /* records <= trim_lsn were trimmed (0: none) */
+	uint8_t trim_entropy[VR_REC_ENTROPY_SIZE]; /* entropy of record trim_lsn: the chain anchor */
+	uint8_t n_members;                        /* members named by the last record */
+	uint16_t members[VR_REC_MAX_MEMBERS];
+};
+
+/*
+ * Opens (creating if missing, unless secondary) the log database in dir and recovers every
+ * stream's last LSN and entropy. Returns NULL with errno set: EBUSY if another process has it
+ * open for writing, EUCLEAN if it is corrupt beyond point-in-time recovery, EIO otherwise.
+ * opts may be NULL for the defaults.
+ */
+struct vr_log *vr_log_open(const char *dir, const struct vr_log_opts *opts);
+
+/* Closes the store; all appends must have returned. NULL is a no-op. */
+void vr_log_close(struct vr_log *log);
+
+/*
+ * Appends n encoded records (of any streams, in order per stream) durably.
+ *
+ * Every record is validated first (vr_record.h rules R1-R3 and W1-W4); if any fails, nothing of
+ * the call is written, *bad (if not NULL) is set to its index and its -VR_REC_ERR_* is returned.
+ * On success, durable[] (room for n entries) receives the durable LSN of each distinct stream of
+ * the call, in order of first appearance, and *n_durable their count.
+ *
+ * Returns 0, a -VR_REC_ERR_* validation error, -EROFS on a secondary, -EINVAL for bad arguments,
+ * or the store's sticky error (-EIO, -ENOSPC, ...) once a write has failed.
+ */
+int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
+		  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
+
+/* 0, or the sticky error that makes the store refuse appends. */
+int vr_log_error(const struct vr_log *log);
+
+/* Secondary only: catches up with the primary's latest writes. 0 or -errno. */
+int vr_log_catch_up(struct vr_log *log);
+
+/* The durable state of one stream; -ENOENT if the store has no such WAL. */
+int vr_log_stream_get(struct vr_log *log, const struct vr_stream_id *id, struct vr_log_stream *out);
+
+/* Calls fn for every stream in stream-id order until it returns non-zero (which is returned). */
+int vr_log_stream_foreach(struct vr_log *log, int (*fn)(const struct vr_log_stream *, void *),
+			  void *arg);
+
+/*
+ * Reads one WAL in LSN order from from_lsn (or its first stored record, if that was trimmed).
+ * NULL with errno set on failure. An iterator sees the store as of its creation.
+ */
+struct vr_log_iter *vr_log_iter_open(struct vr_log *log, const struct vr_stream_id *id,
+				     uint64_t from_lsn);
+
+/*
+ * Next record: 1 and *rec filled (its pointers valid until the next call), 0 at the end, or
+ * -EUCLEAN if the stored WAL is corrupt (bad record, LSN out of sequence), -EIO on read errors.
+ */
+int vr_log_iter_next(struct vr_log_iter *it, struct vr_rec *rec);
+
+void vr_log_iter_close(struct vr_log_iter *it);
+
+/*
+ * Checks one WAL end to end: every stored record decodes, LSNs run without a gap from the trim
+ * point (or 1) to the last LSN, and the entropy chain holds from the trim anchor (or genesis).
+ * *n_checked (optional) receives the number of records read. 0, -EUCLEAN or -errno.
+ */
+int vr_log_verify(struct vr_log *log, const struct vr_stream_id *id, uint64_t *n_checked);
+
+/*
+ * Replication cursors: the highest LSN a member site acknowledged for a stream. Set only moves
+ * a cursor forward (a lower value is ignored); the write is not synced on its own, but is
+ * ordered before any later synced write (a cursor can only be behind after a crash, never
+ * ahead, which costs at most a retransmission). Get yields 0 for a member never acknowledged.
+ */
+int vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
+		      uint64_t lsn);
+int vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
+		      uint64_t *lsn);
+
+/*
+ * Deletes the records of a WAL that every member (named by its last record, the primary
+ * excepted) has acknowledged, in whole stored groups, always keeping the latest group; the
+ * entropy of the last deleted record is kept as the chain anchor so the rest stays verifiable.
+ * A WAL without members is never trimmed. *trim_lsn (optional) gets the new trim point.
+ */
+int vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_lsn);
+
+/*
+ * Small durable key/value state for the log's owner (for example the dataplane's reserved nonce
+ * ranges). put is synced before it returns. get: -ENOENT if absent, -ENOBUFS if cap is too
+ * small (*size then holds the size needed).
+ */
+int vr_log_meta_put(struct vr_log *log, const void *key, size_t key_size, const void *val,
+		    size_t val_size);
+int vr_log_meta_get(struct vr_log *log, const void *key, size_t key_size, void *val, size_t cap,
+		    size_t *size);
+
+#endif /* VR_LOG_H */
