@@ -66,6 +66,8 @@ struct commit_req {
 	unsigned n_groups;
 	const char **parts;
 	size_t *part_sizes;
+	unsigned n_records;
+	size_t bytes;
 	int status;
 	bool done;
 	struct commit_req *next;
@@ -304,6 +306,8 @@ commit(struct vr_log *log, struct commit_req *req)
 		pthread_mutex_lock(&log->mu);
 		if (rc)
 			set_sticky(log, rc);
+		else
+			log->stats.commits++;
 		for (struct commit_req *q = taken, *next; q; q = next) {
 			next = q->next;
 			for (unsigned k = 0; !rc && k < q->n_groups; k++) {
@@ -311,6 +315,11 @@ commit(struct vr_log *log, struct commit_req *req)
 
 				if (q->groups[k].last_lsn > st->durable_lsn)
 					st->durable_lsn = q->groups[k].last_lsn;
+			}
+			if (!rc) {
+				log->stats.appends++;
+				log->stats.records += q->n_records;
+				log->stats.bytes += q->bytes;
 			}
 			q->status = rc;
 			q->done = true;
@@ -363,6 +372,7 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		for (uint32_t i = g->first; i != UINT32_MAX; i = slim[i].next, j++) {
 			req.parts[j] = recs[i].iov_base;
 			req.part_sizes[j] = recs[i].iov_len;
+			req.bytes += recs[i].iov_len;
 		}
 		off += g->n;
 		g->fresh = NULL;
@@ -399,6 +409,7 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 
 	req.groups = groups;
 	req.n_groups = ng;
+	req.n_records = n;
 	rc = commit(log, &req);
 	pthread_mutex_unlock(&log->mu);
 	if (rc)
@@ -412,6 +423,16 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		*n_durable = ng;
 
 out:
+	if (rc) {
+		bool refused = rc != -ENOMEM && rc != vr_log_error(log);
+
+		pthread_mutex_lock(&log->mu);
+		if (refused)
+			log->stats.rejected++;
+		else
+			log->stats.failed++;
+		pthread_mutex_unlock(&log->mu);
+	}
 	for (unsigned k = 0; groups && k < ng; k++)
 		free(groups[k].fresh);
 	free(req.part_sizes);
@@ -419,4 +440,12 @@ out:
 	free(groups);
 	free(slim);
 	return rc;
+}
+
+void
+vr_log_stats_get(struct vr_log *log, struct vr_log_stats *out)
+{
+	pthread_mutex_lock(&log->mu);
+	*out = log->stats;
+	pthread_mutex_unlock(&log->mu);
 }

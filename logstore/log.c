@@ -31,7 +31,7 @@ vr_log_rdb_err(const char *callee, char *err)
 		return 0;
 	if (strstr(err, "No space left") || strstr(err, "ENOSPC"))
 		rc = -ENOSPC;
-	else if (strstr(err, "lock") && (strstr(err, "unavailable") || strstr(err, "held")))
+	else if (strstr(err, "/LOCK:")) /* held by another process, or by this one */
 		rc = -EBUSY;
 	else if (!strncmp(err, "Corruption", 10))
 		rc = -EUCLEAN;

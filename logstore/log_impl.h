@@ -76,6 +76,7 @@ struct vr_log {
 	struct commit_req **q_tail;
 	bool leader_busy;
 	int sticky; /* 0 or -errno: a failed write; refuse appends until reopened */
+	struct vr_log_stats stats; /* under mu */
 
 	pthread_mutex_t meta_mu; /* cursor read-modify-write and trim */
 };

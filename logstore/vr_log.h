@@ -78,6 +78,18 @@ void vr_log_close(struct vr_log *log);
 int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
 
+/* Counters since open; commits < appends shows group commit at work. */
+struct vr_log_stats {
+	uint64_t appends;  /* calls that became durable */
+	uint64_t commits;  /* synced RocksDB writes that made them so */
+	uint64_t records;  /* records made durable */
+	uint64_t bytes;    /* their encoded bytes */
+	uint64_t rejected; /* calls refused by validation (V7) */
+	uint64_t failed;   /* calls failed by a write error or the sticky state */
+};
+
+void vr_log_stats_get(struct vr_log *log, struct vr_log_stats *out);
+
 /* 0, or the sticky error that makes the store refuse appends. */
 int vr_log_error(const struct vr_log *log);
 

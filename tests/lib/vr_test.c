@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* Helpers for vaultrep's Check suites; see vr_test.h. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vr_test.h"
+
+char *
+vr_test_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&path, "%s/vaultrep-%s-XXXXXX", base, tag) < 0 || !mkdtemp(path)) {
+		perror("vr_test_tmpdir");
+		abort();
+	}
+	return path;
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+void
+vr_test_rmdir(char *path)
+{
+	if (!path)
+		return;
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(path);
+}
+
+void
+vr_test_wal_init(struct vr_test_wal *w, uint64_t account, uint32_t vault, uint16_t primary,
+		 unsigned n_members, const uint16_t *members)
+{
+	memset(w, 0, sizeof(*w));
+	w->id.account = account;
+	w->id.vault = vault;
+	w->id.primary = primary;
+	w->n_members = (uint8_t)n_members;
+	if (n_members)
+		memcpy(w->members, members, n_members * sizeof(*members));
+	vr_rec_genesis(&w->id, w->entropy);
+}
+
+void
+vr_test_wal_resume(struct vr_test_wal *w, uint64_t lsn, const uint8_t *entropy)
+{
+	w->lsn = lsn;
+	if (lsn)
+		memcpy(w->entropy, entropy, VR_REC_ENTROPY_SIZE);
+	else
+		vr_rec_genesis(&w->id, w->entropy);
+}
+
+uint8_t
+vr_test_payload_byte(const struct vr_stream_id *id, uint64_t lsn, size_t i)
+{
+	uint64_t x = id->account * 0x9e3779b97f4a7c15ull ^ (uint64_t)id->vault << 17 ^
+		     lsn * 0xbf58476d1ce4e5b9ull ^ (uint64_t)i * 0x94d049bb133111ebull;
+
+	x ^= x >> 31;
+	return (uint8_t)(x ^ x >> 17);
+}
+
+size_t
+vr_test_payload_size(const struct vr_stream_id *id, uint64_t lsn, size_t base)
+{
+	return base / 2 + (size_t)(vr_test_payload_byte(id, lsn, 12345) % (base + 1));
+}
+
+size_t
+vr_test_wal_next(struct vr_test_wal *w, size_t payload_size, uint8_t *buf, size_t cap)
+{
+	struct vr_rec r = {0};
+	int rc;
+
+	r.stream = w->id;
+	r.origin = w->id.primary;
+	r.lsn = w->lsn + 1;
+	r.n_members = w->n_members;
+	memcpy(r.members, w->members, sizeof(r.members));
+	if (r.lsn == 1) {
+		r.type = VR_REC_INFRA;
+		r.op = VR_REC_OP_SEED;
+		r.payload_size = 0;
+	} else {
+		uint8_t *p = buf + VR_REC_HDR_SIZE + 2 * r.n_members;
+
+		r.type = VR_REC_DATA;
+		r.op = VR_REC_OP_PUT;
+		r.payload_size = (uint32_t)payload_size;
+		if (VR_REC_HDR_SIZE + 2u * r.n_members + payload_size > cap)
+			abort();
+		for (size_t i = 0; i < payload_size; i++)
+			p[i] = vr_test_payload_byte(&w->id, r.lsn, i);
+		r.payload = p;
+	}
+	rc = vr_rec_encode(&r, w->entropy, buf, cap);
+	if (rc < 0) {
+		fprintf(stderr, "vr_test_wal_next: %s\n", vr_rec_strerror(rc));
+		abort();
+	}
+	w->lsn = r.lsn;
+	memcpy(w->entropy, r.entropy, VR_REC_ENTROPY_SIZE);
+	return (size_t)rc;
+}
+
+int
+vr_test_payload_ok(const struct vr_rec *rec)
+{
+	if (rec->lsn == 1)
+		return rec->payload_size == 0;
+	for (size_t i = 0; i < rec->payload_size; i++)
+		if (rec->payload[i] != vr_test_payload_byte(&rec->stream, rec->lsn, i))
+			return 0;
+	return 1;
+}

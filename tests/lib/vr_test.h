@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Helpers for vaultrep's Check suites: temporary directories, and a WAL writer that produces
+ * valid, chained records whose payload is a pure function of (stream, LSN) so that a test (or
+ * a parent process after a crash) can check every byte it reads back.
+ */
+#ifndef VR_TEST_H
+#define VR_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vr_record.h"
+
+/* A fresh directory under $TMPDIR (or /tmp); aborts the test process on failure. */
+char *vr_test_tmpdir(const char *tag);
+/* rm -rf path; then free(path). */
+void vr_test_rmdir(char *path);
+
+struct vr_test_wal {
+	struct vr_stream_id id;
+	uint64_t lsn; /* last LSN produced */
+	uint8_t entropy[VR_REC_ENTROPY_SIZE];
+	uint8_t n_members;
+	uint16_t members[VR_REC_MAX_MEMBERS];
+};
+
+/* A writer for a new WAL; its first record will be the seed. */
+void vr_test_wal_init(struct vr_test_wal *w, uint64_t account, uint32_t vault, uint16_t primary,
+		      unsigned n_members, const uint16_t *members);
+/* Continues a WAL whose last record had lsn and entropy. */
+void vr_test_wal_resume(struct vr_test_wal *w, uint64_t lsn, const uint8_t *entropy);
+
+/* The deterministic payload byte i of record (id, lsn). */
+uint8_t vr_test_payload_byte(const struct vr_stream_id *id, uint64_t lsn, size_t i);
+/* Payload size of record (id, lsn) when a test asks for sizes varying around `base`. */
+size_t vr_test_payload_size(const struct vr_stream_id *id, uint64_t lsn, size_t base);
+
+/*
+ * Encodes the next record (the seed if none yet, else a data PUT with payload_size bytes of the
+ * deterministic payload) into buf. Returns its size; aborts on failure.
+ */
+size_t vr_test_wal_next(struct vr_test_wal *w, size_t payload_size, uint8_t *buf, size_t cap);
+
+/* 1 if rec's payload is the deterministic payload of its (stream, LSN). */
+int vr_test_payload_ok(const struct vr_rec *rec);
+
+#endif /* VR_TEST_H */
