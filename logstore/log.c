@@ -238,7 +238,12 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 	rocksdb_options_set_max_background_jobs(log->opts, 2);
 	rocksdb_options_set_bytes_per_sync(log->opts, 1 << 20);
 	rocksdb_options_set_max_total_wal_size(log->opts, 1ull << 30);
-	rocksdb_options_set_info_log_level(log->opts, 2 /* WARN */);
+	/*
+	 * RocksDB's own info LOG lives on the data disk; on a full disk its writer fails and, in
+	 * Debian's build (assertions enabled), the next message aborts the process. Errors reach
+	 * our log through vr_log_rdb_err() anyway, so RocksDB writes only its open-time header.
+	 */
+	rocksdb_options_set_info_log_level(log->opts, 5 /* HEADER_LEVEL */);
 	if (log->secondary)
 		rocksdb_options_set_max_open_files(log->opts, -1);
 	for (int i = 0; i < CF__COUNT; i++) {
