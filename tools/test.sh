@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The test command. Installs what is missing, then builds and runs everything:
+#   build/       gcc, optimised:                  unit + integration suites
+#   build-asan/  clang, ASan + UBSan + libFuzzer: unit + integration suites again, then every
+#                fuzz harness for $VR_FUZZ_RUNS executions (default 1 000 000) from its corpus
+# and ends with the line "N passed, N failed" (Check test cases, plus one per fuzz harness).
+# Exit status 0 only when nothing failed. Benchmarks are not tests: see tools/bench.sh.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+tools/deps.sh || exit 1
+
+fuzz_runs=${VR_FUZZ_RUNS:-1000000}
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+setup() { # dir, meson args...
+	local dir=$1; shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >"$results/setup-$dir.log" 2>&1
+	else
+		meson setup "$dir" "$@" >"$results/setup-$dir.log" 2>&1
+	fi || { cat "$results/setup-$dir.log" >&2; echo "test.sh: meson setup $dir failed" >&2; return 1; }
+	ninja -C "$dir" >"$results/ninja-$dir.log" 2>&1 ||
+		{ cat "$results/ninja-$dir.log" >&2; echo "test.sh: build of $dir failed" >&2; return 1; }
+}
+
+status=0
+setup build -Dtests=enabled || exit 1
+CC=clang setup build-asan -Dtests=enabled -Dfuzz=true -Db_sanitize=address,undefined \
+	-Db_lundef=false -Dbuildtype=debug || exit 1
+
+echo "== unit and integration suites (gcc)"
+meson test -C build --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
+cp build/meson-logs/testlog.json "$results/gcc.json"
+
+echo "== unit and integration suites (clang, ASan + UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
+cp build-asan/meson-logs/testlog.json "$results/asan.json"
+
+echo "== fuzz harnesses ($fuzz_runs executions each)"
+: >"$results/fuzz.txt"
+for fz in build-asan/tests/fuzz/fuzz-*; do
+	[ -f "$fz" ] && [ -x "$fz" ] || continue
+	name=${fz##*/fuzz-}
+	work="$results/corpus-$name"
+	mkdir -p "$work"
+	if "$fz" -runs="$fuzz_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+		"$work" "$root/tests/fuzz/corpus/$name" >"$results/fuzz-$name.log" 2>&1; then
+		echo "fuzz:$name OK $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$results/fuzz-$name.log")"
+		echo "fuzz:$name OK" >>"$results/fuzz.txt"
+	else
+		tail -40 "$results/fuzz-$name.log"
+		echo "fuzz:$name FAIL"
+		echo "fuzz:$name FAIL" >>"$results/fuzz.txt"
+		status=1
+	fi
+done
+
+python3 - "$results" <<'PY'
+import json, re, sys, os
+d = sys.argv[1]
+passed = failed = 0
+check = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+for build in ("gcc", "asan"):
+    path = os.path.join(d, build + ".json")
+    if not os.path.exists(path):
+        continue
+    for line in open(path):
+        t = json.loads(line)
+        m = check.findall(t.get("stdout", "") or "")
+        if m:
+            n, f, e = (sum(int(x[i]) for x in m) for i in range(3))
+            passed += n - f - e
+            failed += f + e
+            if t["result"] != "OK" and f + e == 0:
+                failed += 1  # the binary failed after its cases passed (leak, crash at exit)
+                print(f"{build}:{t['name']}: {t['result']} after all cases passed")
+        else:
+            ok = t["result"] == "OK"
+            passed += ok
+            failed += not ok
+for line in open(os.path.join(d, "fuzz.txt")):
+    ok = line.split()[1] == "OK"
+    passed += ok
+    failed += not ok
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
+summary=$?
+[ $summary -ne 0 ] && status=1
+exit $status
