@@ -35,23 +35,6 @@
 #include "vr_msg.h"
 #include "log_impl.h"
 
-struct group {
-	uint8_t key[VR_STREAM_ID_SIZE];
-	uint8_t chunk_key[CHUNK_KEY_SIZE];
-	struct vr_stream_id id;
-	unsigned first, last; /* first and last record (indices into the call) */
-	unsigned n;           /* records */
-	unsigned off;         /* first of this group's slots in the part arrays */
-	struct stream *st;    /* the store's entry, once known */
-	struct stream *fresh; /* pre-allocated entry for a WAL this call creates */
-	uint64_t snap_gen, snap_lsn;
-	uint8_t snap_entropy[VR_REC_ENTROPY_SIZE];
-	uint64_t last_lsn;
-	uint8_t row[ROW_MAX_SIZE];
-	size_t row_size;
-	UT_hash_handle hh;
-};
-
 /* What step 3 needs of each record, kept small: calls carry thousands of records. */
 struct slim {
 	uint64_t lsn;
@@ -59,18 +42,6 @@ struct slim {
 	uint32_t next; /* next record of the same group, or UINT32_MAX */
 	uint16_t origin;
 	uint8_t type, op;
-};
-
-struct commit_req {
-	struct group *groups;
-	unsigned n_groups;
-	const char **parts;
-	size_t *part_sizes;
-	unsigned n_records;
-	size_t bytes;
-	int status;
-	bool done;
-	struct commit_req *next;
 };
 
 static void
@@ -110,6 +81,7 @@ decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group
 			if (!g) {
 				g = &groups[ng];
 				memset(g, 0, sizeof(*g));
+				g->bytes = 0;
 				memcpy(g->key, key, sizeof(key));
 				g->id = r.stream;
 				g->first = i;
@@ -255,29 +227,25 @@ reserve(struct vr_log *log, struct group *groups, unsigned ng)
 	return 0;
 }
 
-/* Leader: one synced write for every queued request. Called without the mutex. */
+/*
+ * Leader, without the mutex: one frame for every queued request, written and synced to the
+ * current segment; then its index entries, stream rows and checkpoint in one RocksDB write that
+ * needs no sync of its own (the frame is the durable copy; recovery re-indexes it).
+ */
 static int
 write_group(struct vr_log *log, struct commit_req *reqs)
 {
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	char *err = NULL;
+	int rc;
 
-	for (struct commit_req *q = reqs; q; q = q->next) {
-		for (unsigned k = 0; k < q->n_groups; k++) {
-			struct group *g = &q->groups[k];
-			const char *key = (const char *)g->chunk_key;
-			size_t key_size = sizeof(g->chunk_key);
-
-			rocksdb_writebatch_putv_cf(wb, log->cf[CF_WAL], 1, &key, &key_size, (int)g->n,
-						   q->parts + g->off, q->part_sizes + g->off);
-			rocksdb_writebatch_put_cf(wb, log->cf[CF_STREAMS], (const char *)g->key,
-						  VR_STREAM_ID_SIZE, (const char *)g->row,
-						  g->row_size);
-		}
+	rc = vr_seg_commit(log, reqs, wb);
+	if (!rc) {
+		rocksdb_write(log->db, log->wo_async, wb, &err);
+		rc = vr_log_rdb_err("rocksdb_write(index)", err);
 	}
-	rocksdb_write(log->db, log->wo_sync, wb, &err);
 	rocksdb_writebatch_destroy(wb);
-	return vr_log_rdb_err("rocksdb_write", err);
+	return rc;
 }
 
 /* Queue req (mutex held) and return once it is durable or failed. */
@@ -372,9 +340,10 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		for (uint32_t i = g->first; i != UINT32_MAX; i = slim[i].next, j++) {
 			req.parts[j] = recs[i].iov_base;
 			req.part_sizes[j] = recs[i].iov_len;
-			req.bytes += recs[i].iov_len;
+			g->bytes += recs[i].iov_len;
 		}
 		off += g->n;
+		req.bytes += g->bytes;
 		g->fresh = NULL;
 		vr_log_chunk_key(g->chunk_key, g->key, slim[g->first].lsn);
 		build_row(g, recs);

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * Opening, recovering and closing the log database; RocksDB error translation; stream rows.
+ * Opening, recovering and closing the store; RocksDB error translation; stream rows.
  *
- * Recovery: RocksDB replays its own WAL in point-in-time mode — it stops at the first corrupt
- * or torn entry and keeps the consistent prefix before it; it never skips a bad entry to apply
- * later ones (which could leave a hole in a WAL). Each stream's row is written atomically with
- * its records, so after recovery the rows are the truth and are loaded into memory here.
+ * Recovery, in order: RocksDB replays its own WAL in point-in-time mode (it stops at the first
+ * corrupt or torn entry and keeps the consistent prefix; it never skips a bad entry to apply
+ * later ones, which could leave a hole); then segment.c re-indexes every durable frame after
+ * the index's checkpoint and cuts a torn tail; then the stream rows, now the truth, are loaded
+ * into memory.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "vr_msg.h"
 #include "log_impl.h"
@@ -19,8 +22,10 @@ static const char *const cf_names[CF__COUNT] = {"default", "wal", "streams", "me
 enum {
 	DEFAULT_WRITE_BUFFER = 128 << 20,
 	WAL_RECOVERY_POINT_IN_TIME = 2, /* rocksdb::WALRecoveryMode::kPointInTimeRecovery */
-	MIN_BLOB_SIZE = 2048,
 };
+
+/* Segments roll at this size: big enough to amortise, small enough to reclaim after trim. */
+#define SEG_MAX_SIZE (256ull << 20)
 
 int
 vr_log_rdb_err(const char *callee, char *err)
@@ -193,17 +198,10 @@ make_cf_opts(int cf, const struct vr_log_opts *o)
 
 	/* Payloads are mostly ciphertext or key material: compression would only cost CPU. */
 	rocksdb_options_set_compression(opt, 0);
-	if (cf == CF_WAL) {
+	if (cf == CF_WAL || cf == CF_STREAMS) {
 		rocksdb_options_set_write_buffer_size(
 			opt, o && o->write_buffer_size ? o->write_buffer_size : DEFAULT_WRITE_BUFFER);
 		rocksdb_options_set_max_write_buffer_number(opt, 4);
-		/*
-		 * Chunks are large values written once and deleted by trim: keep them in blob files
-		 * so compaction rewrites only the small keys, not the records.
-		 */
-		rocksdb_options_set_enable_blob_files(opt, 1);
-		rocksdb_options_set_min_blob_size(opt, MIN_BLOB_SIZE);
-		rocksdb_options_set_enable_blob_gc(opt, 1);
 	}
 	return opt;
 }
@@ -213,19 +211,29 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 {
 	const rocksdb_options_t *cfo[CF__COUNT];
 	struct vr_log *log;
-	char *err = NULL;
+	char *err = NULL, index[4096];
 	int rc = -ENOMEM;
 
 	log = calloc(1, sizeof(*log));
 	if (!log)
 		goto err;
+	log->w.fd = -1;
+	log->seg_dir_fd = -1;
 	log->secondary = o && o->secondary;
 	if (log->secondary && !o->secondary_dir) {
 		rc = -EINVAL;
 		goto err_free;
 	}
+	if (!log->secondary && mkdir(dir, 0700) && errno != EEXIST) {
+		rc = -errno;
+		vr_err("logstore", "mkdir %s: %s", dir, strerror(errno));
+		goto err_free;
+	}
+	snprintf(index, sizeof(index), "%s/index", dir);
+	log->seg_max_size = SEG_MAX_SIZE;
 	pthread_mutex_init(&log->mu, NULL);
 	pthread_mutex_init(&log->meta_mu, NULL);
+	pthread_mutex_init(&log->fd_mu, NULL);
 	pthread_cond_init(&log->cv, NULL);
 	log->q_tail = &log->q_head;
 
@@ -253,9 +261,9 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 
 	if (log->secondary)
 		log->db = rocksdb_open_as_secondary_column_families(
-			log->opts, dir, o->secondary_dir, CF__COUNT, cf_names, cfo, log->cf, &err);
+			log->opts, index, o->secondary_dir, CF__COUNT, cf_names, cfo, log->cf, &err);
 	else
-		log->db = rocksdb_open_column_families(log->opts, dir, CF__COUNT, cf_names, cfo,
+		log->db = rocksdb_open_column_families(log->opts, index, CF__COUNT, cf_names, cfo,
 						       log->cf, &err);
 	if (err) {
 		rc = vr_log_rdb_err(log->secondary ? "rocksdb_open_as_secondary" : "rocksdb_open",
@@ -269,8 +277,15 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 	log->ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_verify_checksums(log->ro, 1);
 
+	rc = vr_seg_open(log, dir);
+	if (rc)
+		goto err_close;
 	if (!log->secondary) {
-		rc = vr_log_stream_foreach(log, remember_stream, log);
+		rc = vr_seg_recover(log);
+		if (!rc)
+			rc = vr_log_stream_foreach(log, remember_stream, log);
+		if (!rc)
+			rc = vr_seg_collect(log);
 		if (rc)
 			goto err_close;
 	}
@@ -302,6 +317,7 @@ vr_log_close(struct vr_log *log)
 		HASH_DEL(log->streams, st);
 		free(st);
 	}
+	vr_seg_close(log);
 	for (int i = 0; i < CF__COUNT; i++)
 		if (log->cf[i])
 			rocksdb_column_family_handle_destroy(log->cf[i]);
@@ -314,6 +330,7 @@ vr_log_close(struct vr_log *log)
 	rocksdb_options_destroy(log->opts);
 	pthread_mutex_destroy(&log->mu);
 	pthread_mutex_destroy(&log->meta_mu);
+	pthread_mutex_destroy(&log->fd_mu);
 	pthread_cond_destroy(&log->cv);
 	free(log);
 }

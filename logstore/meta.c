@@ -4,9 +4,12 @@
  *
  * Trim removes whole chunks below the lowest LSN every member has acknowledged, and keeps the
  * entropy of the last removed record as the WAL's chain anchor (meta 't' || stream), so that
- * vr_log_verify can still check the chain from the first remaining record. The delete and the new
- * anchor go in one synced write: after a crash either both happened or neither. The latest chunk
- * is always kept, so a WAL's tail stays readable.
+ * vr_log_verify can still check the chain from the first remaining record. The index delete,
+ * the new anchor and the segments' trimmed-byte counters go in one synced write: after a crash
+ * either all happened or none. The latest chunk is always kept, so a WAL's tail stays readable.
+ * A segment file is deleted once every record in it is trimmed (segment.c, vr_seg_collect).
+ * Not built: relocating the live chunks of a mostly trimmed segment (a WAL that is never
+ * acknowledged keeps its segments, and the segments it shares with others, on disk).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -133,6 +136,61 @@ chunk_start(struct vr_log *log, const uint8_t skey[VR_STREAM_ID_SIZE], uint64_t 
 	return vr_log_rdb_err("rocksdb_iter(wal)", err);
 }
 
+struct seg_bytes {
+	uint64_t seg, bytes;
+};
+
+/* Record bytes per segment of the chunks in [from, to): what a trim makes dead. */
+static int
+dead_bytes(struct vr_log *log, const uint8_t *from, const uint8_t *to, struct seg_bytes **out,
+	   unsigned *n)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+	unsigned cap = 0;
+	char *err = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)to, CHUNK_KEY_SIZE);
+	it = rocksdb_create_iterator_cf(log->db, ro, log->cf[CF_WAL]);
+	for (rocksdb_iter_seek(it, (const char *)from, CHUNK_KEY_SIZE); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		struct chunk_loc c;
+		size_t vsize;
+		const char *v = rocksdb_iter_value(it, &vsize);
+		unsigned i;
+
+		if (vr_log_chunk_val_decode((const uint8_t *)v, vsize, &c)) {
+			rc = -EUCLEAN;
+			break;
+		}
+		for (i = 0; i < *n && (*out)[i].seg != c.seg; i++)
+			;
+		if (i == *n) {
+			if (*n == cap) {
+				struct seg_bytes *p = realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof(*p));
+
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				*out = p;
+			}
+			(*out)[(*n)++] = (struct seg_bytes){c.seg, 0};
+		}
+		(*out)[i].bytes += c.size;
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		rc = vr_log_rdb_err("rocksdb_iter(wal)", err);
+	}
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
 int
 vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_lsn)
 {
@@ -142,7 +200,8 @@ vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_ls
 	rocksdb_writebatch_t *wb;
 	struct vr_log_stream s;
 	uint64_t acked = UINT64_MAX, first, new_trim;
-	unsigned n_members = 0;
+	struct seg_bytes *dead = NULL;
+	unsigned n_members = 0, n_dead = 0;
 	char *err = NULL;
 	int rc;
 
@@ -185,6 +244,9 @@ vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_ls
 
 	vr_log_chunk_key(from, skey, 0);
 	vr_log_chunk_key(to, skey, first);
+	rc = dead_bytes(log, from, to, &dead, &n_dead);
+	if (rc)
+		goto out;
 	tkey[0] = META_TRIM;
 	memcpy(tkey + 1, skey, VR_STREAM_ID_SIZE);
 	vr_put_be64(tval, first - 1);
@@ -194,13 +256,29 @@ vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_ls
 					   (const char *)to, sizeof(to));
 	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)tkey, sizeof(tkey),
 				  (const char *)tval, sizeof(tval));
-	rocksdb_write(log->db, log->wo_sync, wb, &err);
+	for (unsigned i = 0; i < n_dead && !rc; i++) {
+		uint8_t dkey[9], dval[8];
+		uint64_t cur;
+
+		rc = vr_seg_counter(log, META_SEG_DEAD, dead[i].seg, &cur);
+		dkey[0] = META_SEG_DEAD;
+		vr_put_be64(dkey + 1, dead[i].seg);
+		vr_put_be64(dval, cur + dead[i].bytes);
+		rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)dkey, sizeof(dkey),
+					  (const char *)dval, sizeof(dval));
+	}
+	if (!rc) {
+		rocksdb_write(log->db, log->wo_sync, wb, &err);
+		rc = vr_log_rdb_err("rocksdb_write(trim)", err);
+	}
 	rocksdb_writebatch_destroy(wb);
-	rc = vr_log_rdb_err("rocksdb_write(trim)", err);
-	if (!rc)
+	if (!rc) {
 		new_trim = first - 1;
+		rc = vr_seg_collect(log);
+	}
 	s.trim_lsn = new_trim;
 out:
+	free(dead);
 	pthread_mutex_unlock(&log->meta_mu);
 	if (!rc && trim_lsn)
 		*trim_lsn = s.trim_lsn;

@@ -2,8 +2,9 @@
 /*
  * Reading one WAL in LSN order, and verifying it end to end.
  *
- * A WAL is a run of chunks keyed stream || first LSN. To read from LSN L the iterator seeks to
- * the last chunk whose first LSN is <= L (SeekForPrev) and skips the records before L inside it.
+ * A WAL is a run of chunks keyed stream || first LSN in the index, each pointing at its records
+ * in a segment. To read from LSN L the iterator seeks to the last chunk whose first LSN is <= L
+ * (SeekForPrev), reads the chunk from its segment and skips the records before L inside it.
  * Every record read is decoded with its checksum, and must carry exactly the next LSN: anything
  * else is corruption of the store and is reported, never skipped.
  */
@@ -19,10 +20,12 @@ struct vr_log_iter {
 	rocksdb_readoptions_t *ro;
 	uint8_t lower[CHUNK_KEY_SIZE];
 	uint8_t upper[CHUNK_KEY_SIZE];
+	struct vr_log *log;
 	uint64_t from_lsn;
 	uint64_t next_lsn; /* 0 until the first record is returned */
-	const uint8_t *val;
-	size_t val_size, off;
+	bool loaded;       /* buf holds the chunk under the index iterator */
+	uint8_t *buf;
+	size_t buf_cap, val_size, off;
 };
 
 struct vr_log_iter *
@@ -35,6 +38,7 @@ vr_log_iter_open(struct vr_log *log, const struct vr_stream_id *id, uint64_t fro
 		errno = ENOMEM;
 		return NULL;
 	}
+	it->log = log;
 	vr_stream_id_pack(id, key);
 	vr_log_chunk_key(it->lower, key, 0);
 	vr_log_chunk_key(it->upper, key, UINT64_MAX);
@@ -52,9 +56,29 @@ vr_log_iter_open(struct vr_log *log, const struct vr_stream_id *id, uint64_t fro
 	rocksdb_iter_seek_for_prev(it->it, (const char *)seek, sizeof(seek));
 	if (!rocksdb_iter_valid(it->it))
 		rocksdb_iter_seek(it->it, (const char *)seek, sizeof(seek));
-	if (rocksdb_iter_valid(it->it))
-		it->val = (const uint8_t *)rocksdb_iter_value(it->it, &it->val_size);
 	return it;
+}
+
+/* Reads the chunk under the index iterator into it->buf. */
+static int
+load_chunk(struct vr_log_iter *it)
+{
+	struct chunk_loc loc;
+	size_t vsize;
+	const char *v = rocksdb_iter_value(it->it, &vsize);
+	int rc;
+
+	if (vr_log_chunk_val_decode((const uint8_t *)v, vsize, &loc)) {
+		vr_err("logstore", "corrupt index entry");
+		return -EUCLEAN;
+	}
+	rc = vr_seg_read(it->log, &loc, &it->buf, &it->buf_cap);
+	if (rc)
+		return rc == -ENOENT ? -EUCLEAN : rc;
+	it->val_size = loc.size;
+	it->off = 0;
+	it->loaded = true;
+	return 0;
 }
 
 int
@@ -64,8 +88,8 @@ vr_log_iter_next(struct vr_log_iter *it, struct vr_rec *rec)
 		char *err = NULL;
 		int rc;
 
-		if (it->val && it->off < it->val_size) {
-			rc = vr_rec_decode(it->val + it->off, it->val_size - it->off, rec);
+		if (it->loaded && it->off < it->val_size) {
+			rc = vr_rec_decode(it->buf + it->off, it->val_size - it->off, rec);
 			if (rc < 0) {
 				vr_err("logstore", "corrupt record in WAL: %s", vr_rec_strerror(rc));
 				return -EUCLEAN;
@@ -82,16 +106,17 @@ vr_log_iter_next(struct vr_log_iter *it, struct vr_rec *rec)
 			it->next_lsn = rec->lsn + 1;
 			return 1;
 		}
-		if (it->val) {
+		if (it->loaded) {
 			rocksdb_iter_next(it->it);
-			it->val = NULL;
+			it->loaded = false;
 		}
 		if (!rocksdb_iter_valid(it->it)) {
 			rocksdb_iter_get_error(it->it, &err);
 			return vr_log_rdb_err("rocksdb_iter(wal)", err);
 		}
-		it->val = (const uint8_t *)rocksdb_iter_value(it->it, &it->val_size);
-		it->off = 0;
+		rc = load_chunk(it);
+		if (rc)
+			return rc;
 	}
 }
 
@@ -102,6 +127,7 @@ vr_log_iter_close(struct vr_log_iter *it)
 		return;
 	rocksdb_iter_destroy(it->it);
 	rocksdb_readoptions_destroy(it->ro);
+	free(it->buf);
 	free(it);
 }
 

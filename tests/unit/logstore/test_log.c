@@ -6,10 +6,12 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -686,7 +688,10 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
-/* Rewrites the stored chunk of a WAL that starts at `first` through RocksDB directly. */
+/*
+ * Flips the last byte of the stored chunk of a WAL that starts at `first`: finds it through the
+ * index (RocksDB, read-only) and changes the segment file under it.
+ */
 static void
 tamper_chunk(const char *dir, const struct vr_stream_id *id, uint64_t first,
 	     void (*fn)(uint8_t *v, size_t n))
@@ -696,30 +701,42 @@ tamper_chunk(const char *dir, const struct vr_stream_id *id, uint64_t first,
 	rocksdb_column_family_handle_t *cf[4];
 	rocksdb_options_t *o = rocksdb_options_create();
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-	uint8_t key[22];
+	char index[512], seg[512];
+	uint8_t key[22], byte;
+	uint64_t segid, off;
+	uint32_t size;
 	char *err = NULL, *v;
 	size_t n;
 	rocksdb_t *db;
+	int fd;
 
 	for (int i = 0; i < 4; i++)
 		cfo[i] = o;
-	db = rocksdb_open_column_families(o, dir, 4, names, cfo, cf, &err);
+	snprintf(index, sizeof(index), "%s/index", dir);
+	db = rocksdb_open_for_read_only_column_families(o, index, 4, names, cfo, cf, 0, &err);
 	ck_assert_msg(!err, "%s", err);
 	vr_stream_id_pack(id, key);
 	vr_put_be64(key + 14, first);
 	v = rocksdb_get_cf(db, ro, cf[1], (char *)key, 22, &n, &err);
 	ck_assert_ptr_nonnull(v);
-	fn((uint8_t *)v, n);
-	rocksdb_put_cf(db, wo, cf[1], (char *)key, 22, v, n, &err);
-	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(n, 32);
+	segid = vr_get_be64((uint8_t *)v);
+	off = vr_get_be64((uint8_t *)v + 8);
+	size = vr_get_be32((uint8_t *)v + 16);
 	rocksdb_free(v);
 	for (int i = 0; i < 4; i++)
 		rocksdb_column_family_handle_destroy(cf[i]);
 	rocksdb_close(db);
 	rocksdb_options_destroy(o);
 	rocksdb_readoptions_destroy(ro);
-	rocksdb_writeoptions_destroy(wo);
+
+	snprintf(seg, sizeof(seg), "%s/seg/%016llx.seg", dir, (unsigned long long)segid);
+	fd = open(seg, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &byte, 1, (off_t)(off + size - 1)), 1);
+	fn(&byte, 1);
+	ck_assert_int_eq(pwrite(fd, &byte, 1, (off_t)(off + size - 1)), 1);
+	close(fd);
 }
 
 static void

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * bench-logstore: durable records/s and MB/s of vr_log_append for record sizes x group sizes,
+ * against two baselines measured in the same run:
+ *   (a) the same records through the RocksDB C API, one key per record (stream || LSN), one
+ *       synced write batch per group — what a naive log on RocksDB does;
+ *   (b) the raw disk: appending 1 MiB blocks to a file with fdatasync after each.
+ * Every cell runs --reps times (alternating logstore and baseline a, each on a fresh database)
+ * and the median is printed, with the ratios the targets are stated in. Records are encoded
+ * before the clock starts; the clock covers append calls until the last one returned durable.
+ * This is a benchmark, not a test: it prints figures and never fails on them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "vr_common.h"
+#include "vr_log.h"
+#include "vr_test.h"
+
+enum { MAX_REPS = 15, MAX_THREADS = 16 };
+
+struct opts {
+	int reps, threads;
+	const char *dir;
+	size_t sizes[8], n_sizes;
+	unsigned groups[8], n_groups;
+	size_t thread_bytes; /* per thread per cell: bounds run time and memory */
+	size_t raw_mib;
+};
+
+struct recs {
+	uint8_t *buf;
+	struct iovec *iov;
+	unsigned n;
+	struct vr_stream_id id;
+};
+
+struct worker {
+	pthread_barrier_t *start;
+	struct recs *r;
+	unsigned group;
+	struct vr_log *log;
+	rocksdb_t *db;
+	rocksdb_writeoptions_t *wo;
+	int err;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+rm_rf(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", path);
+}
+
+/* Records of exactly `size` bytes (the seed excepted), a new WAL per thread. */
+static void
+make_records(struct recs *r, int thread, size_t size, unsigned n)
+{
+	struct vr_test_wal w;
+	uint16_t members[] = {2};
+	size_t payload = size - VR_REC_HDR_SIZE - 2, off = 0;
+
+	vr_test_wal_init(&w, 1000 + (uint64_t)thread, 1, 1, 1, members);
+	r->id = w.id;
+	r->n = n;
+	r->buf = malloc((size_t)n * size);
+	r->iov = malloc(n * sizeof(*r->iov));
+	if (!r->buf || !r->iov) {
+		fprintf(stderr, "bench: out of memory\n");
+		exit(1);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = vr_test_wal_next(&w, payload, r->buf + off, size);
+
+		r->iov[i].iov_base = r->buf + off;
+		r->iov[i].iov_len = len;
+		off += size;
+	}
+}
+
+static void *
+run_logstore(void *arg)
+{
+	struct worker *w = arg;
+	struct vr_log_durable *d = malloc(w->group * sizeof(*d));
+
+	pthread_barrier_wait(w->start);
+	for (unsigned i = 0; i < w->r->n && !w->err; i += w->group) {
+		unsigned n = w->r->n - i < w->group ? w->r->n - i : w->group;
+
+		w->err = vr_log_append(w->log, w->r->iov + i, n, d, NULL, NULL);
+	}
+	free(d);
+	return NULL;
+}
+
+static void *
+run_rocksdb(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t key[VR_STREAM_ID_SIZE + 8];
+
+	vr_stream_id_pack(&w->r->id, key);
+	pthread_barrier_wait(w->start);
+	for (unsigned i = 0; i < w->r->n && !w->err; i += w->group) {
+		unsigned n = w->r->n - i < w->group ? w->r->n - i : w->group;
+		rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+		char *err = NULL;
+
+		for (unsigned k = 0; k < n; k++) {
+			vr_put_be64(key + VR_STREAM_ID_SIZE, i + k + 1);
+			rocksdb_writebatch_put(wb, (const char *)key, sizeof(key),
+					       w->r->iov[i + k].iov_base, w->r->iov[i + k].iov_len);
+		}
+		rocksdb_write(w->db, w->wo, wb, &err);
+		rocksdb_writebatch_destroy(wb);
+		if (err) {
+			fprintf(stderr, "bench: rocksdb_write: %s\n", err);
+			free(err);
+			w->err = -EIO;
+		}
+	}
+	return NULL;
+}
+
+/* One timed run over all threads' records; returns seconds, or < 0 on error. */
+static double
+timed(struct opts *o, struct recs *r, unsigned group, int use_rocksdb)
+{
+	char path[512];
+	struct worker w[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t start;
+	struct vr_log *log = NULL;
+	rocksdb_t *db = NULL;
+	rocksdb_options_t *ro = NULL;
+	rocksdb_writeoptions_t *wo = NULL;
+	double t0, t1;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "%s/bench-%s", o->dir, use_rocksdb ? "rocksdb" : "logstore");
+	rm_rf(path);
+	if (use_rocksdb) {
+		char *e = NULL;
+
+		ro = rocksdb_options_create();
+		rocksdb_options_set_create_if_missing(ro, 1);
+		rocksdb_options_set_compression(ro, 0);
+		rocksdb_options_set_write_buffer_size(ro, 128 << 20);
+		rocksdb_options_set_max_write_buffer_number(ro, 4);
+		rocksdb_options_increase_parallelism(ro, 2);
+		rocksdb_options_set_max_background_jobs(ro, 2);
+		rocksdb_options_set_info_log_level(ro, 5);
+		db = rocksdb_open(ro, path, &e);
+		if (e) {
+			fprintf(stderr, "bench: rocksdb_open: %s\n", e);
+			exit(1);
+		}
+		wo = rocksdb_writeoptions_create();
+		rocksdb_writeoptions_set_sync(wo, 1);
+	} else {
+		log = vr_log_open(path, NULL);
+		if (!log) {
+			fprintf(stderr, "bench: vr_log_open: %s\n", strerror(errno));
+			exit(1);
+		}
+	}
+	pthread_barrier_init(&start, NULL, (unsigned)o->threads + 1);
+	for (int t = 0; t < o->threads; t++) {
+		w[t] = (struct worker){&start, &r[t], group, log, db, wo, 0};
+		pthread_create(&th[t], NULL, use_rocksdb ? run_rocksdb : run_logstore, &w[t]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_s();
+	for (int t = 0; t < o->threads; t++) {
+		pthread_join(th[t], NULL);
+		err |= w[t].err;
+	}
+	t1 = now_s();
+	pthread_barrier_destroy(&start);
+	if (use_rocksdb) {
+		rocksdb_writeoptions_destroy(wo);
+		rocksdb_close(db);
+		rocksdb_options_destroy(ro);
+	} else {
+		vr_log_close(log);
+	}
+	rm_rf(path);
+	if (err) {
+		fprintf(stderr, "bench: a writer failed: %s\n", strerror(-err));
+		return -1;
+	}
+	return t1 - t0;
+}
+
+static double
+raw_disk_mbs(struct opts *o)
+{
+	char path[512];
+	size_t block = 1 << 20;
+	char *buf = malloc(block);
+	double t0, t1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/bench-raw", o->dir);
+	memset(buf, 0x5a, block);
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	if (fd < 0) {
+		perror(path);
+		exit(1);
+	}
+	t0 = now_s();
+	for (size_t i = 0; i < o->raw_mib; i++) {
+		if (write(fd, buf, block) != (ssize_t)block || fdatasync(fd)) {
+			perror("bench: raw write");
+			exit(1);
+		}
+	}
+	t1 = now_s();
+	close(fd);
+	unlink(path);
+	free(buf);
+	return (double)o->raw_mib * (double)block / (t1 - t0) / 1e6;
+}
+
+static void
+parse_list(const char *s, size_t *out, size_t *n, size_t max)
+{
+	char *copy = strdup(s), *save = NULL;
+
+	*n = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok && *n < max;
+	     tok = strtok_r(NULL, ",", &save))
+		out[(*n)++] = strtoul(tok, NULL, 10);
+	free(copy);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
+		   "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
+		   "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"reps", required_argument, 0, 'r'},  {"threads", required_argument, 0, 't'},
+		{"dir", required_argument, 0, 'd'},   {"sizes", required_argument, 0, 's'},
+		{"groups", required_argument, 0, 'g'}, {"mib-per-thread", required_argument, 0, 'm'},
+		{"quick", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	struct opts o = {.reps = 3, .threads = 2, .dir = "/var/tmp", .thread_bytes = 256u << 20,
+			 .raw_mib = 512};
+	size_t groups_tmp[8];
+	double raw[MAX_REPS], raw_med;
+	double at4096_256 = 0;
+	int c;
+
+	parse_list("64,256,1024", o.sizes, &o.n_sizes, 8);
+	o.n_groups = 4;
+	o.groups[0] = 1, o.groups[1] = 16, o.groups[2] = 256, o.groups[3] = 4096;
+	while ((c = getopt_long(argc, argv, "r:t:d:s:g:m:qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			o.reps = atoi(optarg);
+			break;
+		case 't':
+			o.threads = atoi(optarg);
+			break;
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 's':
+			parse_list(optarg, o.sizes, &o.n_sizes, 8);
+			break;
+		case 'g': {
+			size_t n;
+
+			parse_list(optarg, groups_tmp, &n, 8);
+			o.n_groups = (unsigned)n;
+			for (size_t i = 0; i < n; i++)
+				o.groups[i] = (unsigned)groups_tmp[i];
+			break;
+		}
+		case 'm':
+			o.thread_bytes = strtoul(optarg, NULL, 10) << 20;
+			break;
+		case 'q':
+			o.reps = 1;
+			o.thread_bytes = 32u << 20;
+			o.raw_mib = 64;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (o.reps < 1 || o.reps > MAX_REPS || o.threads < 1 || o.threads > MAX_THREADS) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < o.n_sizes; i++)
+		if (o.sizes[i] < VR_REC_HDR_SIZE + 2 || o.sizes[i] > 65536) {
+			fprintf(stderr, "bench: record size %zu out of range [%d, 65536]\n",
+				o.sizes[i], VR_REC_HDR_SIZE + 2);
+			return 2;
+		}
+
+	printf("bench-logstore: %d writer threads, %d reps (median), dir %s\n", o.threads, o.reps,
+	       o.dir);
+	for (int i = 0; i < o.reps; i++)
+		raw[i] = raw_disk_mbs(&o);
+	raw_med = median(raw, o.reps);
+	printf("baseline (b) raw disk, 1 MiB + fdatasync: %.0f MB/s\n\n", raw_med);
+	printf("%6s %6s %12s %9s %12s %9s %8s %8s\n", "SIZE", "GROUP", "LOG REC/S", "LOG MB/S",
+	       "(a) REC/S", "(a) MB/S", "LOG/(a)", "LOG/(b)");
+
+	for (size_t si = 0; si < o.n_sizes; si++) {
+		for (unsigned gi = 0; gi < o.n_groups; gi++) {
+			size_t size = o.sizes[si];
+			unsigned group = o.groups[gi];
+			/* Small groups are slow (one sync each): fewer records keep the cell short. */
+			size_t want = group == 1 ? 2000 : group == 16 ? 16000 : o.thread_bytes / size;
+			unsigned n = (unsigned)(want < o.thread_bytes / size ? want : o.thread_bytes / size);
+			struct recs r[MAX_THREADS];
+			double tl[MAX_REPS], ta[MAX_REPS], ml, ma, total;
+
+			if (n < group)
+				n = group;
+			for (int t = 0; t < o.threads; t++)
+				make_records(&r[t], t, size, n);
+			for (int i = 0; i < o.reps; i++) {
+				tl[i] = timed(&o, r, group, 0);
+				ta[i] = timed(&o, r, group, 1);
+				if (tl[i] < 0 || ta[i] < 0)
+					return 1;
+			}
+			total = (double)n * o.threads;
+			ml = total / median(tl, o.reps);
+			ma = total / median(ta, o.reps);
+			printf("%6zu %6u %12.0f %9.1f %12.0f %9.1f %7.2fx %7.2fx\n", size, group, ml,
+			       ml * (double)size / 1e6, ma, ma * (double)size / 1e6, ml / ma,
+			       ml * (double)size / 1e6 / raw_med);
+			fflush(stdout);
+			if (size == 256 && group == 4096)
+				at4096_256 = ml;
+			for (int t = 0; t < o.threads; t++) {
+				free(r[t].buf);
+				free(r[t].iov);
+			}
+		}
+	}
+	if (at4096_256 > 0)
+		printf("\n256 B records at group 4096: %.2f M durable records/s (target >= 2 M)\n",
+		       at4096_256 / 1e6);
+	return 0;
+}
