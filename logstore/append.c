@@ -35,6 +35,8 @@
 #include "vr_msg.h"
 #include "log_impl.h"
 
+enum { MAX_FRAME_BYTES = 64u << 20 };
+
 /* What step 3 needs of each record, kept small: calls carry thousands of records. */
 struct slim {
 	uint64_t lsn;
@@ -263,10 +265,25 @@ commit(struct vr_log *log, struct commit_req *req)
 			pthread_cond_wait(&log->cv, &log->mu);
 			continue;
 		}
+		/*
+		 * Take the queue, up to a frame of MAX_FRAME_BYTES (at least one request): bounds the
+		 * staging buffer and the latency a huge group would add to the small ones behind it.
+		 */
 		log->leader_busy = true;
 		taken = log->q_head;
-		log->q_head = NULL;
-		log->q_tail = &log->q_head;
+		{
+			struct commit_req *last = taken;
+			size_t bytes = last->bytes;
+
+			while (last->next && bytes + last->next->bytes <= MAX_FRAME_BYTES) {
+				last = last->next;
+				bytes += last->bytes;
+			}
+			log->q_head = last->next;
+			if (!log->q_head)
+				log->q_tail = &log->q_head;
+			last->next = NULL;
+		}
 		pthread_mutex_unlock(&log->mu);
 
 		rc = write_group(log, taken);
@@ -345,6 +362,10 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		off += g->n;
 		req.bytes += g->bytes;
 		g->fresh = NULL;
+		if (req.bytes > VR_LOG_MAX_APPEND_BYTES) {
+			rc = -E2BIG;
+			goto out;
+		}
 		vr_log_chunk_key(g->chunk_key, g->key, slim[g->first].lsn);
 		build_row(g, recs);
 	}

@@ -230,7 +230,7 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 		goto err_free;
 	}
 	snprintf(index, sizeof(index), "%s/index", dir);
-	log->seg_max_size = SEG_MAX_SIZE;
+	log->seg_max_size = o && o->segment_size ? o->segment_size : SEG_MAX_SIZE;
 	pthread_mutex_init(&log->mu, NULL);
 	pthread_mutex_init(&log->meta_mu, NULL);
 	pthread_mutex_init(&log->fd_mu, NULL);

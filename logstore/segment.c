@@ -161,9 +161,22 @@ vr_seg_open(struct vr_log *log, const char *dir)
 {
 	if (asprintf(&log->seg_dir, "%s/seg", dir) < 0)
 		return -ENOMEM;
-	if (!log->secondary && mkdir(log->seg_dir, 0700) && errno != EEXIST) {
-		vr_err("logstore", "mkdir %s: %s", log->seg_dir, strerror(errno));
-		return -errno;
+	if (!log->secondary) {
+		if (mkdir(log->seg_dir, 0700) == 0) {
+			/* Make the new directory's name durable before anything is written in it. */
+			int parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (parent < 0 || fsync(parent)) {
+				vr_err("logstore", "fsync %s: %s", dir, strerror(errno));
+				if (parent >= 0)
+					close(parent);
+				return -EIO;
+			}
+			close(parent);
+		} else if (errno != EEXIST) {
+			vr_err("logstore", "mkdir %s: %s", log->seg_dir, strerror(errno));
+			return -errno;
+		}
 	}
 	log->seg_dir_fd = open(log->seg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (log->seg_dir_fd < 0) {
@@ -531,7 +544,8 @@ list_segments(struct vr_log *log, uint64_t **ids, size_t *n)
 		(*ids)[(*n)++] = id;
 	}
 	closedir(d);
-	qsort(*ids, *n, sizeof(**ids), cmp_u64);
+	if (*n > 1)
+		qsort(*ids, *n, sizeof(**ids), cmp_u64);
 	return 0;
 }
 

@@ -32,9 +32,14 @@ struct vr_log_opts {
 	bool secondary;
 	/* Secondary only: a directory of its own for the instance's info log and state. */
 	const char *secondary_dir;
-	/* Bytes of memtable for the WAL column family; 0 selects the default (128 MiB). */
+	/* Bytes of memtable for the index; 0 selects the default (128 MiB). */
 	size_t write_buffer_size;
+	/* Segment files roll at this size; 0 selects the default (256 MiB). */
+	size_t segment_size;
 };
+
+/* One call may append at most this many bytes of records (-E2BIG beyond). */
+#define VR_LOG_MAX_APPEND_BYTES (256u << 20)
 
 /* Durable LSN of one stream after an append. */
 struct vr_log_durable {
@@ -73,7 +78,8 @@ void vr_log_close(struct vr_log *log);
  * the call, in order of first appearance, and *n_durable their count.
  *
  * Returns 0, a -VR_REC_ERR_* validation error, -EROFS on a secondary, -EINVAL for bad arguments,
- * or the store's sticky error (-EIO, -ENOSPC, ...) once a write has failed.
+ * -E2BIG past VR_LOG_MAX_APPEND_BYTES, or the store's sticky error (-EIO, -ENOSPC, ...) once a
+ * write has failed.
  */
 int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * logstore:segment — the segment files under the index: rolling, whole-segment reclaim after
+ * trim, re-indexing frames whose index writes were lost (S1, S4), cutting a torn tail (S2), and
+ * refusing to open over corruption or a missing segment (S3). Real files, real RocksDB.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vr_log.h"
+#include "vr_test.h"
+
+enum { REC_CAP = 1024, PER_CALL = 10, SEG_SIZE = 64 << 10 };
+
+static struct vr_log *
+open_small(const char *dir)
+{
+	struct vr_log_opts o = {.segment_size = SEG_SIZE};
+	struct vr_log *log = vr_log_open(dir, &o);
+
+	ck_assert_msg(log, "vr_log_open: %s", strerror(errno));
+	return log;
+}
+
+static void
+append_calls(struct vr_log *log, struct vr_test_wal *w, unsigned n_wals, int calls)
+{
+	static uint8_t buf[PER_CALL][REC_CAP];
+	struct iovec iov[PER_CALL];
+	struct vr_log_durable d[PER_CALL];
+
+	for (int c = 0; c < calls; c++) {
+		struct vr_test_wal *x = &w[(unsigned)c % n_wals];
+		int rc;
+
+		for (int i = 0; i < PER_CALL; i++) {
+			iov[i].iov_base = buf[i];
+			iov[i].iov_len = vr_test_wal_next(x, 400, buf[i], REC_CAP);
+		}
+		rc = vr_log_append(log, iov, PER_CALL, d, NULL, NULL);
+		ck_assert_msg(rc == 0, "append: %s", vr_rec_strerror(rc));
+	}
+}
+
+static void
+check_wal(struct vr_log *log, const struct vr_test_wal *w)
+{
+	struct vr_log_stream st;
+	uint64_t n;
+
+	ck_assert_int_eq(vr_log_stream_get(log, &w->id, &st), 0);
+	ck_assert_uint_eq(st.last_lsn, w->lsn);
+	ck_assert_mem_eq(st.last_entropy, w->entropy, VR_REC_ENTROPY_SIZE);
+	ck_assert_int_eq(vr_log_verify(log, &w->id, &n), 0);
+	ck_assert_uint_eq(n, w->lsn - st.trim_lsn);
+}
+
+static int
+count_segments(const char *dir, char *last, size_t cap)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	if (last)
+		last[0] = 0;
+	while ((e = readdir(d))) {
+		if (!strstr(e->d_name, ".seg"))
+			continue;
+		n++;
+		if (last && strcmp(e->d_name, last) > 0)
+			snprintf(last, cap, "%.60s", e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	ck_assert_msg(system(cmd) == 0, "%s", cmd);
+}
+
+START_TEST(segments_roll_and_reads_cross_them)
+{
+	char *dir = vr_test_tmpdir("seg");
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w[3];
+
+	for (unsigned i = 0; i < 3; i++)
+		vr_test_wal_init(&w[i], 10 + i, 1, 1, 0, NULL);
+	append_calls(log, w, 3, 120); /* ~550 KB: nine segments or so */
+	ck_assert_int_gt(count_segments(dir, NULL, 0), 5);
+	for (unsigned i = 0; i < 3; i++)
+		check_wal(log, &w[i]);
+	vr_log_close(log);
+	log = open_small(dir);
+	for (unsigned i = 0; i < 3; i++)
+		check_wal(log, &w[i]);
+	append_calls(log, w, 3, 30);
+	for (unsigned i = 0; i < 3; i++)
+		check_wal(log, &w[i]);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(trim_deletes_segments_whose_records_are_all_trimmed)
+{
+	char *dir = vr_test_tmpdir("seg");
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w[2];
+	uint16_t members[] = {2};
+	uint64_t t;
+	int before, after;
+
+	for (unsigned i = 0; i < 2; i++)
+		vr_test_wal_init(&w[i], 20 + i, 1, 1, 1, members);
+	append_calls(log, w, 2, 120);
+	before = count_segments(dir, NULL, 0);
+	/* One WAL acknowledged: segments shared with the other stay. */
+	ck_assert_int_eq(vr_log_cursor_set(log, &w[0].id, 2, w[0].lsn), 0);
+	ck_assert_int_eq(vr_log_trim(log, &w[0].id, &t), 0);
+	ck_assert_uint_eq(t, w[0].lsn - PER_CALL);
+	ck_assert_int_eq(count_segments(dir, NULL, 0), before);
+	/* Both acknowledged: all but the segments holding each WAL's last chunk go. */
+	ck_assert_int_eq(vr_log_cursor_set(log, &w[1].id, 2, w[1].lsn), 0);
+	ck_assert_int_eq(vr_log_trim(log, &w[1].id, &t), 0);
+	after = count_segments(dir, NULL, 0);
+	ck_assert_msg(after <= 2 && after < before, "%d segments before, %d after", before, after);
+	check_wal(log, &w[0]);
+	check_wal(log, &w[1]);
+	vr_log_close(log);
+	log = open_small(dir);
+	check_wal(log, &w[0]);
+	check_wal(log, &w[1]);
+	append_calls(log, w, 2, 4);
+	check_wal(log, &w[1]);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(frames_whose_index_writes_were_lost_are_reindexed)
+{
+	char *dir = vr_test_tmpdir("seg"), saved[600];
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w[4], w_a[4];
+
+	for (unsigned i = 0; i < 4; i++)
+		vr_test_wal_init(&w[i], 30 + i, 1, 1, 0, NULL);
+	append_calls(log, w, 2, 10); /* phase A: WALs 0 and 1 */
+	vr_log_close(log);
+	memcpy(w_a, w, sizeof(w));
+	snprintf(saved, sizeof(saved), "%s.index-a", dir);
+	sh("cp -a '%s/index' '%s'", dir, saved);
+
+	log = open_small(dir);
+	append_calls(log, w, 4, 100); /* phase B: all four, across several segments */
+	vr_log_close(log);
+
+	/* The index forgets phase B (as after a power cut before its unsynced write landed). */
+	sh("rm -rf '%s/index'", dir);
+	sh("mv '%s' '%s/index'", saved, dir);
+	log = open_small(dir);
+	for (unsigned i = 0; i < 4; i++) {
+		ck_assert_uint_gt(w[i].lsn, w_a[i].lsn);
+		check_wal(log, &w[i]);
+	}
+	append_calls(log, w, 4, 8);
+	for (unsigned i = 0; i < 4; i++)
+		check_wal(log, &w[i]);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+static off_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+START_TEST(torn_tail_is_cut_and_the_log_goes_on)
+{
+	char *dir = vr_test_tmpdir("seg"), last[64], path[700];
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w;
+	uint8_t junk[300];
+	off_t good;
+	int fd;
+
+	vr_test_wal_init(&w, 40, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 3);
+	vr_log_close(log);
+	count_segments(dir, last, sizeof(last));
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, last);
+	good = file_size(path);
+
+	/* A torn frame: a plausible header (magic, next seq, body size) and half a body. */
+	memset(junk, 0x77, sizeof(junk));
+	memcpy(junk, "VRF1", 4);
+	memset(junk + 8, 0, 8);
+	junk[15] = 4; /* seq 4 follows three frames */
+	memset(junk + 16, 0, 4);
+	junk[18] = 0x10; /* body 4096 bytes: more than is there */
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+
+	log = open_small(dir);
+	ck_assert_int_eq(file_size(path), good);
+	check_wal(log, &w);
+	append_calls(log, &w, 1, 2);
+	check_wal(log, &w);
+	vr_log_close(log);
+
+	/* Same with a complete frame whose CRC is wrong. */
+	good = file_size(path);
+	fd = open(path, O_RDWR);
+	ck_assert_int_eq(pread(fd, junk, 200, 0), 200); /* first frame's bytes, at the end */
+	junk[15] = 6;
+	junk[16] = 0;
+	junk[17] = 0;
+	junk[18] = 0;
+	junk[19] = 100;
+	ck_assert_int_eq(pwrite(fd, junk, 132, good), 132);
+	close(fd);
+	log = open_small(dir);
+	ck_assert_int_eq(file_size(path), good);
+	check_wal(log, &w);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(corrupt_frame_before_the_last_segment_refuses_open)
+{
+	char *dir = vr_test_tmpdir("seg"), saved[600], path[700];
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w;
+	uint8_t b;
+	int fd;
+
+	vr_test_wal_init(&w, 50, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 1);
+	vr_log_close(log);
+	snprintf(saved, sizeof(saved), "%s.index-a", dir);
+	sh("cp -a '%s/index' '%s'", dir, saved);
+	log = open_small(dir);
+	append_calls(log, &w, 1, 60); /* several segments */
+	vr_log_close(log);
+	sh("rm -rf '%s/index'", dir);
+	sh("mv '%s' '%s/index'", saved, dir);
+
+	/* Flip a byte inside the second segment's first frame: not a torn tail, a hole. */
+	snprintf(path, sizeof(path), "%s/seg/%016llx.seg", dir, 2ull);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, 100), 1);
+	b ^= 0x20;
+	ck_assert_int_eq(pwrite(fd, &b, 1, 100), 1);
+	close(fd);
+	errno = 0;
+	ck_assert_ptr_null(vr_log_open(dir, &(struct vr_log_opts){.segment_size = SEG_SIZE}));
+	ck_assert_int_eq(errno, EUCLEAN);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(missing_indexed_segment_refuses_open)
+{
+	char *dir = vr_test_tmpdir("seg"), last[64], path[700];
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w;
+
+	vr_test_wal_init(&w, 60, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 3);
+	vr_log_close(log);
+	count_segments(dir, last, sizeof(last));
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, last);
+	ck_assert_int_eq(unlink(path), 0);
+	errno = 0;
+	ck_assert_ptr_null(vr_log_open(dir, &(struct vr_log_opts){.segment_size = SEG_SIZE}));
+	ck_assert_int_eq(errno, EUCLEAN);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(oversized_append_is_refused)
+{
+	char *dir = vr_test_tmpdir("seg");
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w;
+	static uint8_t rec[4096];
+	struct iovec *iov;
+	struct vr_log_durable *d;
+	size_t len;
+	unsigned n;
+
+	vr_test_wal_init(&w, 70, 1, 1, 0, NULL);
+	vr_test_wal_next(&w, 0, rec, sizeof(rec));
+	len = vr_test_wal_next(&w, 3900, rec, sizeof(rec));
+	n = (unsigned)(VR_LOG_MAX_APPEND_BYTES / len + 1);
+	iov = malloc(n * sizeof(*iov));
+	d = malloc(n * sizeof(*d));
+	for (unsigned i = 0; i < n; i++)
+		iov[i] = (struct iovec){rec, len};
+	ck_assert_int_eq(vr_log_append(log, iov, n, d, NULL, NULL), -E2BIG);
+	ck_assert_int_eq(vr_log_error(log), 0);
+	free(iov);
+	free(d);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("logstore:segment");
+	TCase *tc = tcase_create("segment");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, segments_roll_and_reads_cross_them);
+	tcase_add_test(tc, trim_deletes_segments_whose_records_are_all_trimmed);
+	tcase_add_test(tc, frames_whose_index_writes_were_lost_are_reindexed);
+	tcase_add_test(tc, torn_tail_is_cut_and_the_log_goes_on);
+	tcase_add_test(tc, corrupt_frame_before_the_last_segment_refuses_open);
+	tcase_add_test(tc, missing_indexed_segment_refuses_open);
+	tcase_add_test(tc, oversized_append_is_refused);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
