@@ -44,7 +44,7 @@ now_ns(void)
 
 void
 vr_msg_emit(struct vr_msg_limit *rl, enum vr_msg_level level, const char *topic, const char *fmt,
-	    ...)
+            ...)
 {
 	uint64_t now;
 	va_list ap;
@@ -56,7 +56,7 @@ vr_msg_emit(struct vr_msg_limit *rl, enum vr_msg_level level, const char *topic,
 	if (now - rl->window_start_ns >= 1000000000ull) {
 		if (rl->suppressed)
 			fprintf(stderr, "vaultrep %s: %u similar messages suppressed\n", topic,
-				rl->suppressed);
+			        rl->suppressed);
 		rl->window_start_ns = now;
 		rl->in_window = 0;
 		rl->suppressed = 0;

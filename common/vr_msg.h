@@ -30,11 +30,11 @@ void vr_msg_set_level(enum vr_msg_level level);
 
 /* Thread-safe enough for diagnostics: the limiter may let a message or two extra through. */
 void vr_msg_emit(struct vr_msg_limit *rl, enum vr_msg_level level, const char *topic,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define vr_msg(level, topic, ...)                                                                  \
 	do {                                                                                       \
-		static struct vr_msg_limit vr_msg_rl_;                                            \
+		static struct vr_msg_limit vr_msg_rl_;                                             \
 		vr_msg_emit(&vr_msg_rl_, (level), (topic), __VA_ARGS__);                           \
 	} while (0)
 

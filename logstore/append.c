@@ -59,7 +59,7 @@ set_sticky(struct vr_log *log, int rc)
 /* Step 1. */
 static int
 decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group *groups,
-	   unsigned *n_groups, unsigned *bad)
+           unsigned *n_groups, unsigned *bad)
 {
 	struct group *table = NULL, *g = NULL;
 	struct vr_rec r;
@@ -97,12 +97,12 @@ decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group
 			slim[g->last].next = i;
 		}
 		slim[i] = (struct slim){
-			.lsn = r.lsn,
-			.group = (uint32_t)(g - groups),
-			.next = UINT32_MAX,
-			.origin = r.origin,
-			.type = r.type,
-			.op = r.op,
+		    .lsn = r.lsn,
+		    .group = (uint32_t)(g - groups),
+		    .next = UINT32_MAX,
+		    .origin = r.origin,
+		    .type = r.type,
+		    .op = r.op,
 		};
 		g->last = i;
 		g->n++;
@@ -266,8 +266,9 @@ commit(struct vr_log *log, struct commit_req *req)
 			continue;
 		}
 		/*
-		 * Take the queue, up to a frame of MAX_FRAME_BYTES (at least one request): bounds the
-		 * staging buffer and the latency a huge group would add to the small ones behind it.
+		 * Take the queue, up to a frame of MAX_FRAME_BYTES (at least one request): bounds
+		 * the staging buffer and the latency a huge group would add to the small ones
+		 * behind it.
 		 */
 		log->leader_busy = true;
 		taken = log->q_head;
@@ -317,7 +318,7 @@ commit(struct vr_log *log, struct commit_req *req)
 
 int
 vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
-	      struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
+              struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
 {
 	struct commit_req req = {0};
 	struct slim *slim = NULL;

@@ -53,7 +53,7 @@ vr_log_rdb_err(const char *callee, char *err)
 
 void
 vr_log_row_encode(uint8_t *row, size_t *size, uint64_t lsn, const uint8_t *entropy,
-		  uint8_t n_members, const uint16_t *members)
+                  uint8_t n_members, const uint16_t *members)
 {
 	row[0] = ROW_FORMAT;
 	vr_put_be64(row + 1, lsn);
@@ -89,7 +89,7 @@ load_trim(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE], struct vr_lo
 	mkey[0] = META_TRIM;
 	memcpy(mkey + 1, key, VR_STREAM_ID_SIZE);
 	v = rocksdb_get_cf(log->db, log->ro, log->cf[CF_META], (const char *)mkey, sizeof(mkey),
-			   &vsize, &err);
+	                   &vsize, &err);
 	if (err)
 		return vr_log_rdb_err("rocksdb_get_cf(meta)", err);
 	out->trim_lsn = 0;
@@ -108,7 +108,7 @@ load_trim(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE], struct vr_lo
 
 int
 vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
-		   struct vr_log_stream *out)
+                   struct vr_log_stream *out)
 {
 	char *err = NULL;
 	size_t vsize;
@@ -116,7 +116,7 @@ vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
 	int rc;
 
 	v = rocksdb_get_cf(log->db, log->ro, log->cf[CF_STREAMS], (const char *)key,
-			   VR_STREAM_ID_SIZE, &vsize, &err);
+	                   VR_STREAM_ID_SIZE, &vsize, &err);
 	if (err)
 		return vr_log_rdb_err("rocksdb_get_cf(streams)", err);
 	if (!v)
@@ -140,7 +140,7 @@ vr_log_stream_get(struct vr_log *log, const struct vr_stream_id *id, struct vr_l
 
 int
 vr_log_stream_foreach(struct vr_log *log, int (*fn)(const struct vr_log_stream *, void *),
-		      void *arg)
+                      void *arg)
 {
 	rocksdb_iterator_t *it;
 	char *err = NULL;
@@ -200,7 +200,7 @@ make_cf_opts(int cf, const struct vr_log_opts *o)
 	rocksdb_options_set_compression(opt, 0);
 	if (cf == CF_WAL || cf == CF_STREAMS) {
 		rocksdb_options_set_write_buffer_size(
-			opt, o && o->write_buffer_size ? o->write_buffer_size : DEFAULT_WRITE_BUFFER);
+		    opt, o && o->write_buffer_size ? o->write_buffer_size : DEFAULT_WRITE_BUFFER);
 		rocksdb_options_set_max_write_buffer_number(opt, 4);
 	}
 	return opt;
@@ -261,13 +261,13 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 
 	if (log->secondary)
 		log->db = rocksdb_open_as_secondary_column_families(
-			log->opts, index, o->secondary_dir, CF__COUNT, cf_names, cfo, log->cf, &err);
+		    log->opts, index, o->secondary_dir, CF__COUNT, cf_names, cfo, log->cf, &err);
 	else
 		log->db = rocksdb_open_column_families(log->opts, index, CF__COUNT, cf_names, cfo,
-						       log->cf, &err);
+		                                       log->cf, &err);
 	if (err) {
 		rc = vr_log_rdb_err(log->secondary ? "rocksdb_open_as_secondary" : "rocksdb_open",
-				    err);
+		                    err);
 		goto err_opts;
 	}
 
@@ -313,7 +313,8 @@ vr_log_close(struct vr_log *log)
 
 	if (!log)
 		return;
-	HASH_ITER(hh, log->streams, st, tmp) {
+	HASH_ITER(hh, log->streams, st, tmp)
+	{
 		HASH_DEL(log->streams, st);
 		free(st);
 	}
@@ -354,7 +355,7 @@ vr_log_catch_up(struct vr_log *log)
 
 int
 vr_log_meta_put(struct vr_log *log, const void *key, size_t key_size, const void *val,
-		size_t val_size)
+                size_t val_size)
 {
 	char *err = NULL;
 	char *k;
@@ -370,14 +371,14 @@ vr_log_meta_put(struct vr_log *log, const void *key, size_t key_size, const void
 	k[0] = META_USER;
 	memcpy(k + 1, key, key_size);
 	rocksdb_put_cf(log->db, log->wo_sync, log->cf[CF_META], k, key_size + 1, val, val_size,
-		       &err);
+	               &err);
 	free(k);
 	return vr_log_rdb_err("rocksdb_put_cf(meta)", err);
 }
 
 int
 vr_log_meta_get(struct vr_log *log, const void *key, size_t key_size, void *val, size_t cap,
-		size_t *size)
+                size_t *size)
 {
 	char *err = NULL;
 	size_t vsize;

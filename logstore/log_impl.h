@@ -97,10 +97,10 @@ struct seg_fd {
 struct seg_writer {
 	int fd;
 	uint64_t id;
-	uint64_t off;       /* file size: frames end here */
-	uint64_t next_seq;  /* sequence number of the next frame */
-	uint64_t written;   /* record bytes in this segment (meta 'w') */
-	uint8_t *stage;     /* frame being built; reused so its pages stay mapped */
+	uint64_t off;      /* file size: frames end here */
+	uint64_t next_seq; /* sequence number of the next frame */
+	uint64_t written;  /* record bytes in this segment (meta 'w') */
+	uint8_t *stage;    /* frame being built; reused so its pages stay mapped */
 	size_t stage_cap;
 };
 
@@ -139,12 +139,12 @@ struct vr_log {
 int vr_log_rdb_err(const char *callee, char *err);
 
 void vr_log_row_encode(uint8_t *row, size_t *size, uint64_t lsn, const uint8_t *entropy,
-		       uint8_t n_members, const uint16_t *members);
+                       uint8_t n_members, const uint16_t *members);
 int vr_log_row_decode(const uint8_t *row, size_t size, struct vr_log_stream *out);
 
 /* Reads a stream's durable row and trim anchor from the index. 0, -ENOENT or -errno. */
 int vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
-		       struct vr_log_stream *out);
+                       struct vr_log_stream *out);
 
 void vr_log_chunk_val_encode(uint8_t out[CHUNK_VAL_SIZE], const struct chunk_loc *c);
 int vr_log_chunk_val_decode(const uint8_t *v, size_t size, struct chunk_loc *c);

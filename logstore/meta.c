@@ -34,7 +34,7 @@ cursor_read(struct vr_log *log, const uint8_t *key, size_t key_size, uint64_t *l
 	char *v;
 
 	v = rocksdb_get_cf(log->db, log->ro, log->cf[CF_META], (const char *)key, key_size, &vsize,
-			   &err);
+	                   &err);
 	if (err)
 		return vr_log_rdb_err("rocksdb_get_cf(meta)", err);
 	*lsn = 0;
@@ -50,8 +50,7 @@ cursor_read(struct vr_log *log, const uint8_t *key, size_t key_size, uint64_t *l
 }
 
 int
-vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
-		  uint64_t *lsn)
+vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_t member, uint64_t *lsn)
 {
 	uint8_t key[1 + VR_STREAM_ID_SIZE + 2];
 
@@ -60,8 +59,7 @@ vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_t me
 }
 
 int
-vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
-		  uint64_t lsn)
+vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t member, uint64_t lsn)
 {
 	uint8_t key[1 + VR_STREAM_ID_SIZE + 2], val[8];
 	char *err = NULL;
@@ -78,7 +76,7 @@ vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t me
 	if (!rc && lsn > cur) {
 		vr_put_be64(val, lsn);
 		rocksdb_put_cf(log->db, log->wo_async, log->cf[CF_META], (const char *)key,
-			       sizeof(key), (const char *)val, sizeof(val), &err);
+		               sizeof(key), (const char *)val, sizeof(val), &err);
 		rc = vr_log_rdb_err("rocksdb_put_cf(meta)", err);
 	}
 	pthread_mutex_unlock(&log->meta_mu);
@@ -88,7 +86,7 @@ vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t me
 /* Entropy of record lsn, read from the chunk that holds it. */
 static int
 entropy_at(struct vr_log *log, const uint8_t skey[VR_STREAM_ID_SIZE], uint64_t lsn,
-	   uint8_t out[VR_REC_ENTROPY_SIZE])
+           uint8_t out[VR_REC_ENTROPY_SIZE])
 {
 	struct vr_stream_id id;
 	struct vr_log_iter *it;
@@ -113,7 +111,7 @@ entropy_at(struct vr_log *log, const uint8_t skey[VR_STREAM_ID_SIZE], uint64_t l
 /* First LSN of the chunk that holds lsn (the last chunk starting at or before it); 0 if none. */
 static int
 chunk_start(struct vr_log *log, const uint8_t skey[VR_STREAM_ID_SIZE], uint64_t lsn,
-	    uint64_t *first)
+            uint64_t *first)
 {
 	uint8_t seek[CHUNK_KEY_SIZE];
 	rocksdb_iterator_t *it;
@@ -143,7 +141,7 @@ struct seg_bytes {
 /* Record bytes per segment of the chunks in [from, to): what a trim makes dead. */
 static int
 dead_bytes(struct vr_log *log, const uint8_t *from, const uint8_t *to, struct seg_bytes **out,
-	   unsigned *n)
+           unsigned *n)
 {
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_iterator_t *it;
@@ -170,7 +168,8 @@ dead_bytes(struct vr_log *log, const uint8_t *from, const uint8_t *to, struct se
 			;
 		if (i == *n) {
 			if (*n == cap) {
-				struct seg_bytes *p = realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof(*p));
+				struct seg_bytes *p =
+				    realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof(*p));
 
 				if (!p) {
 					rc = -ENOMEM;
@@ -253,9 +252,9 @@ vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_ls
 	memcpy(tval + 8, anchor, VR_REC_ENTROPY_SIZE);
 	wb = rocksdb_writebatch_create();
 	rocksdb_writebatch_delete_range_cf(wb, log->cf[CF_WAL], (const char *)from, sizeof(from),
-					   (const char *)to, sizeof(to));
+	                                   (const char *)to, sizeof(to));
 	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)tkey, sizeof(tkey),
-				  (const char *)tval, sizeof(tval));
+	                          (const char *)tval, sizeof(tval));
 	for (unsigned i = 0; i < n_dead && !rc; i++) {
 		uint8_t dkey[9], dval[8];
 		uint64_t cur;
@@ -265,7 +264,7 @@ vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_ls
 		vr_put_be64(dkey + 1, dead[i].seg);
 		vr_put_be64(dval, cur + dead[i].bytes);
 		rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)dkey, sizeof(dkey),
-					  (const char *)dval, sizeof(dval));
+		                          (const char *)dval, sizeof(dval));
 	}
 	if (!rc) {
 		rocksdb_write(log->db, log->wo_sync, wb, &err);

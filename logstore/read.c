@@ -48,9 +48,9 @@ vr_log_iter_open(struct vr_log *log, const struct vr_stream_id *id, uint64_t fro
 	rocksdb_readoptions_set_verify_checksums(it->ro, 1);
 	/* Bounds keep the iterator (and RocksDB's read-ahead) inside this WAL. */
 	rocksdb_readoptions_set_iterate_lower_bound(it->ro, (const char *)it->lower,
-						    sizeof(it->lower));
+	                                            sizeof(it->lower));
 	rocksdb_readoptions_set_iterate_upper_bound(it->ro, (const char *)it->upper,
-						    sizeof(it->upper));
+	                                            sizeof(it->upper));
 	it->it = rocksdb_create_iterator_cf(log->db, it->ro, log->cf[CF_WAL]);
 	vr_log_chunk_key(seek, key, it->from_lsn);
 	rocksdb_iter_seek_for_prev(it->it, (const char *)seek, sizeof(seek));
@@ -91,16 +91,17 @@ vr_log_iter_next(struct vr_log_iter *it, struct vr_rec *rec)
 		if (it->loaded && it->off < it->val_size) {
 			rc = vr_rec_decode(it->buf + it->off, it->val_size - it->off, rec);
 			if (rc < 0) {
-				vr_err("logstore", "corrupt record in WAL: %s", vr_rec_strerror(rc));
+				vr_err("logstore", "corrupt record in WAL: %s",
+				       vr_rec_strerror(rc));
 				return -EUCLEAN;
 			}
 			it->off += (size_t)rc;
 			if (rec->lsn < it->from_lsn)
 				continue;
 			if (it->next_lsn && rec->lsn != it->next_lsn) {
-				vr_err("logstore", "WAL out of sequence: LSN %llu where %llu was due",
-				       (unsigned long long)rec->lsn,
-				       (unsigned long long)it->next_lsn);
+				vr_err(
+				    "logstore", "WAL out of sequence: LSN %llu where %llu was due",
+				    (unsigned long long)rec->lsn, (unsigned long long)it->next_lsn);
 				return -EUCLEAN;
 			}
 			it->next_lsn = rec->lsn + 1;

@@ -161,7 +161,7 @@ vr_rec_genesis(const struct vr_stream_id *id, uint8_t out[VR_REC_ENTROPY_SIZE])
 
 void
 vr_rec_entropy(const uint8_t prev[VR_REC_ENTROPY_SIZE], const uint8_t *raw, size_t size,
-	       uint8_t out[VR_REC_ENTROPY_SIZE])
+               uint8_t out[VR_REC_ENTROPY_SIZE])
 {
 	sha256_trunc(prev, VR_REC_ENTROPY_SIZE, raw + HASHED_FROM, size - HASHED_FROM, out);
 }
@@ -211,7 +211,7 @@ fields_valid(const struct vr_rec *r, uint32_t flags)
 
 int
 vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE], uint8_t *buf,
-	      size_t cap)
+              size_t cap)
 {
 	size_t size;
 

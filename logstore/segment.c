@@ -105,7 +105,7 @@ vr_seg_counter(struct vr_log *log, char kind, uint64_t seg, uint64_t *val)
 
 	counter_key(key, kind, seg);
 	v = rocksdb_get_cf(log->db, log->ro, log->cf[CF_META], (const char *)key, sizeof(key), &n,
-			   &err);
+	                   &err);
 	if (err)
 		return vr_log_rdb_err("rocksdb_get_cf(meta)", err);
 	*val = 0;
@@ -123,7 +123,7 @@ put_counter(struct vr_log *log, rocksdb_writebatch_t *wb, char kind, uint64_t se
 	counter_key(key, kind, seg);
 	vr_put_be64(v, val);
 	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)key, sizeof(key),
-				  (const char *)v, sizeof(v));
+	                          (const char *)v, sizeof(v));
 }
 
 static void
@@ -135,7 +135,7 @@ put_checkpoint(struct vr_log *log, rocksdb_writebatch_t *wb)
 	vr_put_be64(v + 8, log->w.off);
 	vr_put_be64(v + 16, log->w.next_seq);
 	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)&key, 1, (const char *)v,
-				  sizeof(v));
+	                          sizeof(v));
 }
 
 static int
@@ -163,7 +163,7 @@ vr_seg_open(struct vr_log *log, const char *dir)
 		return -ENOMEM;
 	if (!log->secondary) {
 		if (mkdir(log->seg_dir, 0700) == 0) {
-			/* Make the new directory's name durable before anything is written in it. */
+			/* The new directory's name must be durable before anything in it. */
 			int parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 			if (parent < 0 || fsync(parent)) {
@@ -191,7 +191,8 @@ vr_seg_close(struct vr_log *log)
 {
 	struct seg_fd *f, *tmp;
 
-	HASH_ITER(hh, log->fds, f, tmp) {
+	HASH_ITER(hh, log->fds, f, tmp)
+	{
 		HASH_DEL(log->fds, f);
 		close(f->fd);
 		free(f);
@@ -278,11 +279,11 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 		for (unsigned k = 0; k < q->n_groups; k++) {
 			struct group *g = &q->groups[k];
 			struct chunk_loc loc = {
-				.seg = w->id,
-				.off = w->off + pos + CHUNK_HDR_SIZE,
-				.size = (uint32_t)g->bytes,
-				.n_records = g->n,
-				.last_lsn = g->last_lsn,
+			    .seg = w->id,
+			    .off = w->off + pos + CHUNK_HDR_SIZE,
+			    .size = (uint32_t)g->bytes,
+			    .n_records = g->n,
+			    .last_lsn = g->last_lsn,
 			};
 			uint8_t val[CHUNK_VAL_SIZE];
 
@@ -296,10 +297,10 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 			rec_bytes += g->bytes;
 			vr_log_chunk_val_encode(val, &loc);
 			rocksdb_writebatch_put_cf(wb, log->cf[CF_WAL], (const char *)g->chunk_key,
-						  CHUNK_KEY_SIZE, (const char *)val, sizeof(val));
+			                          CHUNK_KEY_SIZE, (const char *)val, sizeof(val));
 			rocksdb_writebatch_put_cf(wb, log->cf[CF_STREAMS], (const char *)g->key,
-						  VR_STREAM_ID_SIZE, (const char *)g->row,
-						  g->row_size);
+			                          VR_STREAM_ID_SIZE, (const char *)g->row,
+			                          g->row_size);
 		}
 	}
 	vr_put_be32(f, FRAME_MAGIC);
@@ -401,7 +402,8 @@ vr_seg_read(struct vr_log *log, const struct chunk_loc *c, uint8_t **buf, size_t
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			vr_err("logstore", "read segment %016" PRIx64 ": %s", c->seg, strerror(errno));
+			vr_err("logstore", "read segment %016" PRIx64 ": %s", c->seg,
+			       strerror(errno));
 			return -EIO;
 		}
 		if (k == 0) {
@@ -417,7 +419,7 @@ vr_seg_read(struct vr_log *log, const struct chunk_loc *c, uint8_t **buf, size_t
 /* Re-indexes one valid frame (S4), checking that its records continue their WALs (S3). */
 static int
 replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_off,
-	     uint64_t *rec_bytes)
+             uint64_t *rec_bytes)
 {
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	unsigned n_chunks = vr_get_be32(f + 20);
@@ -481,14 +483,17 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		}
 		if (rc)
 			break;
-		loc = (struct chunk_loc){.seg = log->w.id, .off = frame_off + pos, .size = (uint32_t)csize,
-					 .n_records = n, .last_lsn = r.lsn};
+		loc = (struct chunk_loc){.seg = log->w.id,
+		                         .off = frame_off + pos,
+		                         .size = (uint32_t)csize,
+		                         .n_records = n,
+		                         .last_lsn = r.lsn};
 		vr_log_chunk_val_encode(val, &loc);
 		vr_log_row_encode(row, &row_size, r.lsn, r.entropy, r.n_members, r.members);
 		rocksdb_writebatch_put_cf(wb, log->cf[CF_WAL], (const char *)ckey, sizeof(ckey),
-					  (const char *)val, sizeof(val));
+		                          (const char *)val, sizeof(val));
 		rocksdb_writebatch_put_cf(wb, log->cf[CF_STREAMS], (const char *)skey, sizeof(skey),
-					  (const char *)row, row_size);
+		                          (const char *)row, row_size);
 		*rec_bytes += csize;
 		pos += csize;
 		/* Rows must be visible to the next chunk of the same WAL in this frame. */
@@ -501,8 +506,10 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 	}
 	rocksdb_writebatch_destroy(wb);
 	if (rc == -EUCLEAN)
-		vr_err("logstore", "segment %016" PRIx64 " offset %" PRIu64
-		       ": frame records do not continue their WAL", log->w.id, frame_off);
+		vr_err("logstore",
+		       "segment %016" PRIx64 " offset %" PRIu64
+		       ": frame records do not continue their WAL",
+		       log->w.id, frame_off);
 	return rc;
 }
 
@@ -561,7 +568,7 @@ vr_seg_recover(struct vr_log *log)
 	int rc;
 
 	v = rocksdb_get_cf(log->db, log->ro, log->cf[CF_META], (const char *)&ckey, 1, &vsize,
-			   &err);
+	                   &err);
 	if (err)
 		return vr_log_rdb_err("rocksdb_get_cf(meta)", err);
 	w->id = 1;
@@ -594,7 +601,8 @@ vr_seg_recover(struct vr_log *log)
 		if (ids[i] > w->id) {
 			/* A segment after the checkpoint's: it starts at its beginning. */
 			if (w->off && !seen_ckpt) {
-				vr_err("logstore", "segment %016" PRIx64 " named by the index is missing",
+				vr_err("logstore",
+				       "segment %016" PRIx64 " named by the index is missing",
 				       w->id);
 				rc = -EUCLEAN;
 				break;
@@ -632,8 +640,8 @@ vr_seg_recover(struct vr_log *log)
 			body = vr_get_be32(hdr + 16);
 			if (body > (uint64_t)sb.st_size - pos - FRAME_HDR_SIZE)
 				break;
-			whole = (struct chunk_loc){.seg = ids[i], .off = pos,
-						   .size = (uint32_t)(FRAME_HDR_SIZE + body)};
+			whole = (struct chunk_loc){
+			    .seg = ids[i], .off = pos, .size = (uint32_t)(FRAME_HDR_SIZE + body)};
 			rc = vr_seg_read(log, &whole, &w->stage, &w->stage_cap);
 			if (rc)
 				break;
@@ -658,12 +666,15 @@ vr_seg_recover(struct vr_log *log)
 		}
 		if (!rc && pos < (uint64_t)sb.st_size) {
 			if (!last) {
-				vr_err("logstore", "%s: bad frame at offset %" PRIu64
-				       " before the last segment: refusing to open", path, pos);
+				vr_err("logstore",
+				       "%s: bad frame at offset %" PRIu64
+				       " before the last segment: refusing to open",
+				       path, pos);
 				rc = -EUCLEAN;
 			} else if (ftruncate(fd, (off_t)pos) || fdatasync(fd)) {
 				rc = -errno;
-				vr_err("logstore", "truncate torn tail of %s: %s", path, strerror(errno));
+				vr_err("logstore", "truncate torn tail of %s: %s", path,
+				       strerror(errno));
 			} else {
 				cut = (uint64_t)sb.st_size - pos;
 			}
@@ -690,8 +701,10 @@ vr_seg_recover(struct vr_log *log)
 			return rc;
 	}
 	if (replayed || cut) {
-		vr_warn("logstore", "recovery: %" PRIu64 " frames re-indexed, %" PRIu64
-			" bytes of torn tail discarded", replayed, cut);
+		vr_warn("logstore",
+		        "recovery: %" PRIu64 " frames re-indexed, %" PRIu64
+		        " bytes of torn tail discarded",
+		        replayed, cut);
 		rocksdb_flush_wal(log->db, 1, &err);
 		rc = vr_log_rdb_err("rocksdb_flush_wal", err);
 	}

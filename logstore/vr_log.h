@@ -50,11 +50,15 @@ struct vr_log_durable {
 /* What the store knows about one WAL. */
 struct vr_log_stream {
 	struct vr_stream_id id;
-	uint64_t last_lsn;                        /* highest durable LSN */
-	uint8_t last_entropy[VR_REC_ENTROPY_SIZE]; /* entropy of record last_lsn */
-	uint64_t trim_lsn;                        /* records <= trim_lsn were trimmed (0: none) */
-	uint8_t trim_entropy[VR_REC_ENTROPY_SIZE]; /* entropy of record trim_lsn: the chain anchor */
-	uint8_t n_members;                        /* members named by the last record */
+	/* The highest durable LSN and its record's entropy. */
+	uint64_t last_lsn;
+	uint8_t last_entropy[VR_REC_ENTROPY_SIZE];
+	/* Records <= trim_lsn were trimmed (0: none); trim_entropy is record trim_lsn's entropy,
+	 * the anchor the remaining chain is verified from. */
+	uint64_t trim_lsn;
+	uint8_t trim_entropy[VR_REC_ENTROPY_SIZE];
+	/* The members named by the last record. */
+	uint8_t n_members;
 	uint16_t members[VR_REC_MAX_MEMBERS];
 };
 
@@ -82,7 +86,7 @@ void vr_log_close(struct vr_log *log);
  * write has failed.
  */
 int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
-		  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
+                  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
 
 /* Counters since open; commits < appends shows group commit at work. */
 struct vr_log_stats {
@@ -107,14 +111,14 @@ int vr_log_stream_get(struct vr_log *log, const struct vr_stream_id *id, struct 
 
 /* Calls fn for every stream in stream-id order until it returns non-zero (which is returned). */
 int vr_log_stream_foreach(struct vr_log *log, int (*fn)(const struct vr_log_stream *, void *),
-			  void *arg);
+                          void *arg);
 
 /*
  * Reads one WAL in LSN order from from_lsn (or its first stored record, if that was trimmed).
  * NULL with errno set on failure. An iterator sees the store as of its creation.
  */
 struct vr_log_iter *vr_log_iter_open(struct vr_log *log, const struct vr_stream_id *id,
-				     uint64_t from_lsn);
+                                     uint64_t from_lsn);
 
 /*
  * Next record: 1 and *rec filled (its pointers valid until the next call), 0 at the end, or
@@ -138,9 +142,9 @@ int vr_log_verify(struct vr_log *log, const struct vr_stream_id *id, uint64_t *n
  * ahead, which costs at most a retransmission). Get yields 0 for a member never acknowledged.
  */
 int vr_log_cursor_set(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
-		      uint64_t lsn);
+                      uint64_t lsn);
 int vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_t member,
-		      uint64_t *lsn);
+                      uint64_t *lsn);
 
 /*
  * Deletes the records of a WAL that every member (named by its last record, the primary
@@ -156,8 +160,8 @@ int vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *tri
  * small (*size then holds the size needed).
  */
 int vr_log_meta_put(struct vr_log *log, const void *key, size_t key_size, const void *val,
-		    size_t val_size);
+                    size_t val_size);
 int vr_log_meta_get(struct vr_log *log, const void *key, size_t key_size, void *val, size_t cap,
-		    size_t *size);
+                    size_t *size);
 
 #endif /* VR_LOG_H */

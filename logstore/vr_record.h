@@ -32,12 +32,12 @@ enum vr_rec_type {
 };
 
 enum vr_rec_op {
-	VR_REC_OP_SEED = 1,       /* infra: first record of a WAL, names its primary site */
-	VR_REC_OP_MEMBERS = 2,    /* infra: the member set changes */
-	VR_REC_OP_PUT = 3,        /* data: an opaque frame from a producer */
-	VR_REC_OP_KEY_INSERT = 4, /* hsm: a new vault key */
-	VR_REC_OP_KEY_ROTATE = 5, /* hsm: a new version of a vault key */
-	VR_REC_OP_KEY_DELETE = 6, /* hsm: a vault key is deleted */
+	VR_REC_OP_SEED = 1,        /* infra: first record of a WAL, names its primary site */
+	VR_REC_OP_MEMBERS = 2,     /* infra: the member set changes */
+	VR_REC_OP_PUT = 3,         /* data: an opaque frame from a producer */
+	VR_REC_OP_KEY_INSERT = 4,  /* hsm: a new vault key */
+	VR_REC_OP_KEY_ROTATE = 5,  /* hsm: a new version of a vault key */
+	VR_REC_OP_KEY_DELETE = 6,  /* hsm: a vault key is deleted */
 	VR_REC_OP_PAYLOAD_KEY = 7, /* hsm: a stream payload key, wrapped for a member */
 };
 
@@ -95,7 +95,7 @@ vr_rec_size(const struct vr_rec *r)
  * is too small or the record too large, or -EPROTO if a field is out of range.
  */
 int vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE], uint8_t *buf,
-		  size_t cap);
+                  size_t cap);
 
 /*
  * Decodes one record from the start of buf, checking sizes, fields and the checksum (not the
@@ -106,7 +106,7 @@ int vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r);
 
 /* The entropy a record of raw bytes must carry when it follows prev. Any thread. */
 void vr_rec_entropy(const uint8_t prev[VR_REC_ENTROPY_SIZE], const uint8_t *raw, size_t size,
-		    uint8_t out[VR_REC_ENTROPY_SIZE]);
+                    uint8_t out[VR_REC_ENTROPY_SIZE]);
 
 /* 0 if the decoded record r chains to prev, else -VR_REC_ERR_CHAIN. */
 int vr_rec_check_chain(const uint8_t prev[VR_REC_ENTROPY_SIZE], const struct vr_rec *r);

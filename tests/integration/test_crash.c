@@ -174,7 +174,7 @@ START_TEST(sigkill_loses_nothing_reported_durable)
 		kill(pid, SIGKILL);
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-			      "writer exited by itself (status %d) in round %d", status, round);
+		              "writer exited by itself (status %d) in round %d", status, round);
 		while (read(pfd[0], &m, sizeof(m)) == sizeof(m)) {
 			ck_assert_uint_lt(m.wal, N_WALS);
 			if (m.lsn > reported[m.wal])
@@ -199,9 +199,9 @@ START_TEST(sigkill_loses_nothing_reported_durable)
 				continue;
 			}
 			ck_assert_msg(st.last_lsn >= reported[i],
-				      "round %d WAL %d: durable LSN %llu reported, only %llu found",
-				      round, i, (unsigned long long)reported[i],
-				      (unsigned long long)st.last_lsn);
+			              "round %d WAL %d: durable LSN %llu reported, only %llu found",
+			              round, i, (unsigned long long)reported[i],
+			              (unsigned long long)st.last_lsn);
 			ck_assert_uint_ge(st.last_lsn, chk[i].lsn);
 			/* Check what is new since the last round: order, bytes, chain. */
 			it = vr_log_iter_open(log, &id, chk[i].lsn + 1);

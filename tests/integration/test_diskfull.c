@@ -6,7 +6,8 @@
  * further work (sticky), never report the failed write durable; once the filler is deleted it
  * must reopen with everything it reported durable, intact, and take appends again.
  *
- *   [private mount ns] tmpfs 24M: filler (14M) + log/  ──append until ENOSPC──► rm filler ──► reopen
+ *   [private mount ns] tmpfs 24M: filler (14M) + log/  ──append until ENOSPC──► rm filler ──►
+ * reopen
  *
  * Needs CAP_SYS_ADMIN (root), as CI has: without it the test fails saying so.
  */
@@ -31,11 +32,11 @@ private_tmpfs(const char *dir, const char *size)
 	char opts[64];
 
 	ck_assert_msg(unshare(CLONE_NEWNS) == 0,
-		      "unshare(CLONE_NEWNS): %s (the disk-full test needs root)", strerror(errno));
+	              "unshare(CLONE_NEWNS): %s (the disk-full test needs root)", strerror(errno));
 	ck_assert_int_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	snprintf(opts, sizeof(opts), "size=%s", size);
 	ck_assert_msg(mount("tmpfs", dir, "tmpfs", 0, opts) == 0, "mount tmpfs: %s",
-		      strerror(errno));
+	              strerror(errno));
 }
 
 static void

@@ -40,7 +40,7 @@ vr_test_rmdir(char *path)
 
 void
 vr_test_wal_init(struct vr_test_wal *w, uint64_t account, uint32_t vault, uint16_t primary,
-		 unsigned n_members, const uint16_t *members)
+                 unsigned n_members, const uint16_t *members)
 {
 	memset(w, 0, sizeof(*w));
 	w->id.account = account;
@@ -66,7 +66,7 @@ uint8_t
 vr_test_payload_byte(const struct vr_stream_id *id, uint64_t lsn, size_t i)
 {
 	uint64_t x = id->account * 0x9e3779b97f4a7c15ull ^ (uint64_t)id->vault << 17 ^
-		     lsn * 0xbf58476d1ce4e5b9ull ^ (uint64_t)i * 0x94d049bb133111ebull;
+	             lsn * 0xbf58476d1ce4e5b9ull ^ (uint64_t)i * 0x94d049bb133111ebull;
 
 	x ^= x >> 31;
 	return (uint8_t)(x ^ x >> 17);

@@ -27,7 +27,7 @@ struct vr_test_wal {
 
 /* A writer for a new WAL; its first record will be the seed. */
 void vr_test_wal_init(struct vr_test_wal *w, uint64_t account, uint32_t vault, uint16_t primary,
-		      unsigned n_members, const uint16_t *members);
+                      unsigned n_members, const uint16_t *members);
 /* Continues a WAL whose last record had lsn and entropy. */
 void vr_test_wal_resume(struct vr_test_wal *w, uint64_t lsn, const uint8_t *entropy);
 

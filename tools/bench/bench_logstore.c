@@ -147,7 +147,7 @@ run_rocksdb(void *arg)
 		for (unsigned k = 0; k < n; k++) {
 			vr_put_be64(key + VR_STREAM_ID_SIZE, i + k + 1);
 			rocksdb_writebatch_put(wb, (const char *)key, sizeof(key),
-					       w->r->iov[i + k].iov_base, w->r->iov[i + k].iov_len);
+			                       w->r->iov[i + k].iov_base, w->r->iov[i + k].iov_len);
 		}
 		rocksdb_write(w->db, w->wo, wb, &err);
 		rocksdb_writebatch_destroy(wb);
@@ -275,23 +275,28 @@ parse_list(const char *s, size_t *out, size_t *n, size_t max)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
-		   "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
-		   "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios.\n");
+	fprintf(f,
+	        "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
+	        "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
+	        "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios.\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"reps", required_argument, 0, 'r'},  {"threads", required_argument, 0, 't'},
-		{"dir", required_argument, 0, 'd'},   {"sizes", required_argument, 0, 's'},
-		{"groups", required_argument, 0, 'g'}, {"mib-per-thread", required_argument, 0, 'm'},
-		{"quick", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0},
+	    {"reps", required_argument, 0, 'r'},
+	    {"threads", required_argument, 0, 't'},
+	    {"dir", required_argument, 0, 'd'},
+	    {"sizes", required_argument, 0, 's'},
+	    {"groups", required_argument, 0, 'g'},
+	    {"mib-per-thread", required_argument, 0, 'm'},
+	    {"quick", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
-	struct opts o = {.reps = 3, .threads = 2, .dir = "/var/tmp", .thread_bytes = 256u << 20,
-			 .raw_mib = 512};
+	struct opts o = {
+	    .reps = 3, .threads = 2, .dir = "/var/tmp", .thread_bytes = 256u << 20, .raw_mib = 512};
 	size_t groups_tmp[8];
 	double raw[MAX_REPS], raw_med;
 	double at4096_256 = 0;
@@ -346,7 +351,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < o.n_sizes; i++)
 		if (o.sizes[i] < VR_REC_HDR_SIZE + 2 || o.sizes[i] > 65536) {
 			fprintf(stderr, "bench: record size %zu out of range [%d, 65536]\n",
-				o.sizes[i], VR_REC_HDR_SIZE + 2);
+			        o.sizes[i], VR_REC_HDR_SIZE + 2);
 			return 2;
 		}
 
@@ -363,9 +368,13 @@ main(int argc, char **argv)
 		for (unsigned gi = 0; gi < o.n_groups; gi++) {
 			size_t size = o.sizes[si];
 			unsigned group = o.groups[gi];
-			/* Small groups are slow (one sync each): fewer records keep the cell short. */
-			size_t want = group == 1 ? 2000 : group == 16 ? 16000 : o.thread_bytes / size;
-			unsigned n = (unsigned)(want < o.thread_bytes / size ? want : o.thread_bytes / size);
+			/* Small groups are slow (one sync each): fewer records keep the cell short.
+			 */
+			size_t want = group == 1    ? 2000
+			              : group == 16 ? 16000
+			                            : o.thread_bytes / size;
+			unsigned n =
+			    (unsigned)(want < o.thread_bytes / size ? want : o.thread_bytes / size);
 			struct recs r[MAX_THREADS];
 			double tl[MAX_REPS], ta[MAX_REPS], ml, ma, total;
 
@@ -382,8 +391,8 @@ main(int argc, char **argv)
 			total = (double)n * o.threads;
 			ml = total / median(tl, o.reps);
 			ma = total / median(ta, o.reps);
-			printf("%6zu %6u %12.0f %9.1f %12.0f %9.1f %7.2fx %7.2fx\n", size, group, ml,
-			       ml * (double)size / 1e6, ma, ma * (double)size / 1e6, ml / ma,
+			printf("%6zu %6u %12.0f %9.1f %12.0f %9.1f %7.2fx %7.2fx\n", size, group,
+			       ml, ml * (double)size / 1e6, ma, ma * (double)size / 1e6, ml / ma,
 			       ml * (double)size / 1e6 / raw_med);
 			fflush(stdout);
 			if (size == 256 && group == 4096)

@@ -97,8 +97,9 @@ START_TEST(append_and_read_many_streams)
 		for (int k = 0; k < 6; k++)
 			for (int s = 0; s < 40; s++)
 				if (k <= (s + call) % 6)
-					batch_add(&b, &w[s], vr_test_payload_size(&w[s].id,
-										  w[s].lsn + 1, 200));
+					batch_add(
+					    &b, &w[s],
+					    vr_test_payload_size(&w[s].id, w[s].lsn + 1, 200));
 		ck_assert_int_eq(vr_log_append(log, b.iov, b.n, d, &nd, NULL), 0);
 		ck_assert_uint_eq(nd, 40);
 		for (int s = 0; s < 40; s++) {
@@ -119,7 +120,7 @@ START_TEST(append_and_read_many_streams)
 		ck_assert_uint_eq(checked, w[s].lsn);
 		/* Reading from the middle starts at exactly that LSN. */
 		ck_assert_uint_eq(read_all(log, &w[s].id, w[s].lsn / 2 + 1),
-				  w[s].lsn - w[s].lsn / 2);
+		                  w[s].lsn - w[s].lsn / 2);
 	}
 	vr_log_close(log);
 	vr_test_rmdir(dir);
@@ -205,7 +206,7 @@ expect_refused(void (*spoil)(struct vr_test_wal *b, uint8_t *buf, struct iovec *
 
 	rc = vr_log_append(log, b.iov, b.n, d, &nd, &bad);
 	ck_assert_msg(rc == -err, "expected %s, got %s", vr_rec_strerror(-err),
-		      vr_rec_strerror(rc));
+	              vr_rec_strerror(rc));
 	ck_assert_uint_eq(bad, victim);
 	ck_assert_uint_eq(nd, 0);
 	ck_assert_int_eq(vr_log_stream_get(log, &a.id, &st), 0);
@@ -441,7 +442,7 @@ START_TEST(concurrent_appends_are_coalesced_into_fewer_syncs)
 	ck_assert_uint_eq(stats.appends, 600);
 	ck_assert_uint_eq(stats.records, 4800);
 	ck_assert_msg(stats.commits < stats.appends, "%llu commits for %llu appends",
-		      (unsigned long long)stats.commits, (unsigned long long)stats.appends);
+	              (unsigned long long)stats.commits, (unsigned long long)stats.appends);
 	printf("group commit: %llu appends in %llu synced writes\n",
 	       (unsigned long long)stats.appends, (unsigned long long)stats.commits);
 	pthread_barrier_destroy(&start);
@@ -694,7 +695,7 @@ END_TEST
  */
 static void
 tamper_chunk(const char *dir, const struct vr_stream_id *id, uint64_t first,
-	     void (*fn)(uint8_t *v, size_t n))
+             void (*fn)(uint8_t *v, size_t n))
 {
 	const char *names[] = {"default", "wal", "streams", "meta"};
 	const rocksdb_options_t *cfo[4];

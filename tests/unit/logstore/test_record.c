@@ -32,8 +32,8 @@ sample(uint8_t *payload, size_t n)
 {
 	struct vr_rec r = {0};
 
-	r.stream = (struct vr_stream_id){.account = 0x0102030405060708ull, .vault = 0x0a0b0c0d,
-					 .primary = 7};
+	r.stream = (struct vr_stream_id){
+	    .account = 0x0102030405060708ull, .vault = 0x0a0b0c0d, .primary = 7};
 	r.origin = 7;
 	r.lsn = 42;
 	r.type = VR_REC_HSM;
@@ -234,20 +234,57 @@ decode_with_patch(void (*patch)(uint8_t *buf))
 	return vr_rec_decode(buf, (size_t)n, &d);
 }
 
-static void p_version(uint8_t *b) { b[20] = 2; }
-static void p_type(uint8_t *b) { b[21] = 9; }
-static void p_op_of_other_type(uint8_t *b) { b[22] = VR_REC_OP_PUT; }
-static void p_flags(uint8_t *b) { b[47] = 1; }
-static void p_lsn_zero(uint8_t *b) { vr_put_be64(b + 48, 0); }
-static void p_primary_zero(uint8_t *b) { vr_put_be16(b + 28, 0); }
-static void p_origin_zero(uint8_t *b) { vr_put_be16(b + 30, 0); }
-static void p_member_zero(uint8_t *b) { vr_put_be16(b + 58, 0); }
-static void p_member_dup(uint8_t *b) { vr_put_be16(b + 58, 7); }
+static void
+p_version(uint8_t *b)
+{
+	b[20] = 2;
+}
+static void
+p_type(uint8_t *b)
+{
+	b[21] = 9;
+}
+static void
+p_op_of_other_type(uint8_t *b)
+{
+	b[22] = VR_REC_OP_PUT;
+}
+static void
+p_flags(uint8_t *b)
+{
+	b[47] = 1;
+}
+static void
+p_lsn_zero(uint8_t *b)
+{
+	vr_put_be64(b + 48, 0);
+}
+static void
+p_primary_zero(uint8_t *b)
+{
+	vr_put_be16(b + 28, 0);
+}
+static void
+p_origin_zero(uint8_t *b)
+{
+	vr_put_be16(b + 30, 0);
+}
+static void
+p_member_zero(uint8_t *b)
+{
+	vr_put_be16(b + 58, 0);
+}
+static void
+p_member_dup(uint8_t *b)
+{
+	vr_put_be16(b + 58, 7);
+}
 
 START_TEST(invalid_fields_are_refused)
 {
-	void (*patches[])(uint8_t *) = {p_version, p_type, p_op_of_other_type, p_flags, p_lsn_zero,
-					p_primary_zero, p_origin_zero, p_member_zero, p_member_dup};
+	void (*patches[])(uint8_t *) = {p_version,     p_type,        p_op_of_other_type,
+	                                p_flags,       p_lsn_zero,    p_primary_zero,
+	                                p_origin_zero, p_member_zero, p_member_dup};
 
 	for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++)
 		ck_assert_int_eq(decode_with_patch(patches[i]), -VR_REC_ERR_FORMAT);
@@ -306,7 +343,7 @@ END_TEST
 START_TEST(strerror_names_each_error)
 {
 	int errs[] = {VR_REC_ERR_SIZE, VR_REC_ERR_FORMAT, VR_REC_ERR_CHECKSUM, VR_REC_ERR_CHAIN,
-		      VR_REC_ERR_GAP, VR_REC_ERR_STALE, VR_REC_ERR_ORIGIN, VR_REC_ERR_SEED};
+	              VR_REC_ERR_GAP,  VR_REC_ERR_STALE,  VR_REC_ERR_ORIGIN,   VR_REC_ERR_SEED};
 
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		for (size_t j = 0; j < i; j++)
