@@ -7,7 +7,7 @@ set -euo pipefail
 
 PKGS=(
 	build-essential meson ninja-build pkg-config python3  # build
-	clang libclang-rt-14-dev                              # ASan/UBSan build, libFuzzer
+	clang libclang-rt-14-dev clang-format                 # ASan/UBSan, libFuzzer, style
 	librocksdb-dev libssl-dev libisal-dev uthash-dev      # logstore
 	check                                                 # unit tests
 	util-linux                                            # unshare/mount for the disk-full test

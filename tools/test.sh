@@ -4,7 +4,8 @@
 #   build/       gcc, optimised:                  unit + integration suites
 #   build-asan/  clang, ASan + UBSan + libFuzzer: unit + integration suites again, then every
 #                fuzz harness for $VR_FUZZ_RUNS executions (default 1 000 000) from its corpus
-# and ends with the line "N passed, N failed" (Check test cases, plus one per fuzz harness).
+# then checks the formatting, and ends with the line "N passed, N failed" (Check test cases,
+# plus one per fuzz harness and one for the style check).
 # Exit status 0 only when nothing failed. Benchmarks are not tests: see tools/bench.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 cp build-asan/meson-logs/testlog.json "$results/asan.json"
 
 echo "== fuzz harnesses ($fuzz_runs executions each)"
-: >"$results/fuzz.txt"
+: >"$results/extra.txt"
 for fz in build-asan/tests/fuzz/fuzz-*; do
 	[ -f "$fz" ] && [ -x "$fz" ] || continue
 	name=${fz##*/fuzz-}
@@ -51,14 +52,25 @@ for fz in build-asan/tests/fuzz/fuzz-*; do
 	if "$fz" -runs="$fuzz_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 		"$work" "$root/tests/fuzz/corpus/$name" >"$results/fuzz-$name.log" 2>&1; then
 		echo "fuzz:$name OK $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$results/fuzz-$name.log")"
-		echo "fuzz:$name OK" >>"$results/fuzz.txt"
+		echo "fuzz:$name OK" >>"$results/extra.txt"
 	else
 		tail -40 "$results/fuzz-$name.log"
 		echo "fuzz:$name FAIL"
-		echo "fuzz:$name FAIL" >>"$results/fuzz.txt"
+		echo "fuzz:$name FAIL" >>"$results/extra.txt"
 		status=1
 	fi
 done
+
+echo "== style (clang-format, the committed .clang-format)"
+unformatted=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
+	clang-format "$f" | cmp -s - "$f" || echo "$f"; done)
+if [ -z "$unformatted" ]; then
+	echo "style:clang-format OK" >>"$results/extra.txt"
+else
+	echo "not formatted (run clang-format -i): $unformatted"
+	echo "style:clang-format FAIL" >>"$results/extra.txt"
+	status=1
+fi
 
 python3 - "$results" <<'PY'
 import json, re, sys, os
@@ -83,7 +95,7 @@ for build in ("gcc", "asan"):
             ok = t["result"] == "OK"
             passed += ok
             failed += not ok
-for line in open(os.path.join(d, "fuzz.txt")):
+for line in open(os.path.join(d, "extra.txt")):
     ok = line.split()[1] == "OK"
     passed += ok
     failed += not ok
