@@ -40,7 +40,6 @@ enum { MAX_FRAME_BYTES = 64u << 20 };
 /* What step 3 needs of each record, kept small: calls carry thousands of records. */
 struct slim {
 	uint64_t lsn;
-	uint32_t group;
 	uint32_t next; /* next record of the same group, or UINT32_MAX */
 	uint16_t origin;
 	uint8_t type, op;
@@ -83,11 +82,9 @@ decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group
 			if (!g) {
 				g = &groups[ng];
 				memset(g, 0, sizeof(*g));
-				g->bytes = 0;
 				memcpy(g->key, key, sizeof(key));
 				g->id = r.stream;
 				g->first = i;
-				g->off = ng; /* provisional: becomes a slot offset below */
 				HASH_ADD(hh, table, key, sizeof(g->key), g);
 				ng++;
 			} else {
@@ -98,7 +95,6 @@ decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group
 		}
 		slim[i] = (struct slim){
 		    .lsn = r.lsn,
-		    .group = (uint32_t)(g - groups),
 		    .next = UINT32_MAX,
 		    .origin = r.origin,
 		    .type = r.type,
@@ -179,7 +175,7 @@ validate_group(struct group *g, const struct iovec *recs, const struct slim *sli
 		prev_lsn = s->lsn;
 	}
 	g->last_lsn = prev_lsn;
-	memcpy(g->snap_entropy, prev, sizeof(prev)); /* now: the group's last entropy */
+	memcpy(g->last_entropy, prev, sizeof(prev));
 	return 0;
 }
 
@@ -223,7 +219,7 @@ reserve(struct vr_log *log, struct group *groups, unsigned ng)
 			g->st = st;
 		}
 		st->tail_lsn = g->last_lsn;
-		memcpy(st->tail_entropy, g->snap_entropy, VR_REC_ENTROPY_SIZE);
+		memcpy(st->tail_entropy, g->last_entropy, VR_REC_ENTROPY_SIZE);
 		st->gen++;
 	}
 	return 0;

@@ -173,15 +173,16 @@ struct group {
 	uint8_t key[VR_STREAM_ID_SIZE];
 	uint8_t chunk_key[CHUNK_KEY_SIZE];
 	struct vr_stream_id id;
-	unsigned first, last; /* first and last record (indices into the call) */
-	unsigned n;           /* records */
-	unsigned off;         /* first of this group's slots in the part arrays */
-	size_t bytes;         /* encoded bytes of its records */
-	struct stream *st;    /* the store's entry, once known */
-	struct stream *fresh; /* pre-allocated entry for a WAL this call creates */
-	uint64_t snap_gen, snap_lsn;
+	unsigned first, last;        /* first and last record (indices into the call) */
+	unsigned n;                  /* records */
+	unsigned off;                /* first of this group's slots in the part arrays */
+	size_t bytes;                /* encoded bytes of its records */
+	struct stream *st;           /* the store's entry, once known */
+	struct stream *fresh;        /* pre-allocated entry for a WAL this call creates */
+	uint64_t snap_gen, snap_lsn; /* the WAL's tail when validation started (step 2) */
 	uint8_t snap_entropy[VR_REC_ENTROPY_SIZE];
-	uint64_t last_lsn;
+	uint64_t last_lsn; /* the group's last record, once validated (step 3) */
+	uint8_t last_entropy[VR_REC_ENTROPY_SIZE];
 	uint8_t row[ROW_MAX_SIZE];
 	size_t row_size;
 	UT_hash_handle hh;
