@@ -228,7 +228,8 @@ create_segment(struct vr_log *log, uint64_t id)
 	if (log->w.fd >= 0)
 		close(log->w.fd);
 	log->w.fd = fd;
-	log->w.id = id;
+	/* Read without the leader's exclusion by vr_seg_collect (trim): atomic. */
+	__atomic_store_n(&log->w.id, id, __ATOMIC_RELEASE);
 	log->w.off = 0;
 	log->w.written = 0;
 	return 0;
@@ -717,7 +718,9 @@ vr_seg_collect(struct vr_log *log)
 	uint8_t lo[1] = {META_SEG_WRITTEN}, hi[1] = {META_SEG_WRITTEN + 1};
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_iterator_t *it;
-	uint64_t active = log->w.id;
+	/* Segments at or after the one being appended to are never collected. A stale value is
+	 * only older, which collects less. */
+	uint64_t active = __atomic_load_n(&log->w.id, __ATOMIC_ACQUIRE);
 	char *err = NULL;
 	int rc = 0;
 
