@@ -33,7 +33,11 @@ private_tmpfs(const char *dir, const char *size)
 
 	ck_assert_msg(unshare(CLONE_NEWNS) == 0,
 	              "unshare(CLONE_NEWNS): %s (the disk-full test needs root)", strerror(errno));
-	ck_assert_int_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	/* Private propagation, or the tmpfs would appear in the host's namespace too. */
+	ck_assert_msg(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0,
+	              "make / private in a new mount namespace: %s (in a chroot, / must be a mount "
+	              "point: bind-mount the root onto itself)",
+	              strerror(errno));
 	snprintf(opts, sizeof(opts), "size=%s", size);
 	ck_assert_msg(mount("tmpfs", dir, "tmpfs", 0, opts) == 0, "mount tmpfs: %s",
 	              strerror(errno));
