@@ -231,17 +231,9 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("logstore:crash");
-	TCase *tc = tcase_create("crash");
-	SRunner *sr;
-	int failed;
+	const TTest *tests[] = {
+	    sigkill_loses_nothing_reported_durable,
+	};
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, sigkill_loses_nothing_reported_durable);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vr_test_run("logstore:crash", 600, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -149,17 +149,9 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("logstore:diskfull");
-	TCase *tc = tcase_create("diskfull");
-	SRunner *sr;
-	int failed;
+	const TTest *tests[] = {
+	    full_disk_fails_cleanly_and_recovers,
+	};
 
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, full_disk_fails_cleanly_and_recovers);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vr_test_run("logstore:diskfull", 300, tests, sizeof(tests) / sizeof(tests[0]));
 }

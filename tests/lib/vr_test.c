@@ -8,6 +8,26 @@
 
 #include "vr_test.h"
 
+int
+vr_test_run(const char *name, int timeout, const TTest *const *tests, size_t n)
+{
+	const char *colon = strchr(name, ':');
+	Suite *s = suite_create(name);
+	TCase *tc = tcase_create(colon ? colon + 1 : name);
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, timeout);
+	for (size_t i = 0; i < n; i++)
+		_tcase_add_test(tc, tests[i], 0, 0, 0, 1);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 char *
 vr_test_tmpdir(const char *tag)
 {

@@ -10,7 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 #include "vr_record.h"
+
+/*
+ * Runs one Check suite named `name` ("component:file") of n tests, each with `timeout` seconds,
+ * and returns the process exit status: a suite's main() is `return vr_test_run(...)`.
+ */
+int vr_test_run(const char *name, int timeout, const TTest *const *tests, size_t n);
 
 /* A fresh directory under $TMPDIR (or /tmp); aborts the test process on failure. */
 char *vr_test_tmpdir(const char *tag);

@@ -782,36 +782,28 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("logstore:log");
-	TCase *tc = tcase_create("log");
-	SRunner *sr;
-	int failed;
+	const TTest *tests[] = {
+	    append_and_read_many_streams,
+	    reopen_recovers_every_tail,
+	    gap_is_refused_and_nothing_written,
+	    repeat_is_refused_and_nothing_written,
+	    broken_chain_is_refused_and_nothing_written,
+	    bad_checksum_is_refused_and_nothing_written,
+	    foreign_origin_is_refused_and_nothing_written,
+	    late_seed_is_refused_and_nothing_written,
+	    truncated_record_is_refused_and_nothing_written,
+	    trailing_bytes_are_refused_and_nothing_written,
+	    new_wal_must_start_with_its_seed,
+	    concurrent_appends_are_coalesced_into_fewer_syncs,
+	    racing_writers_of_one_wal_never_duplicate,
+	    cursors_only_move_forward_and_survive_reopen,
+	    trim_drops_acknowledged_chunks_and_keeps_chain_verifiable,
+	    secondary_reader_follows_the_primary,
+	    second_writer_is_refused_busy,
+	    meta_put_get,
+	    bad_arguments,
+	    stored_corruption_is_reported_not_skipped,
+	};
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, append_and_read_many_streams);
-	tcase_add_test(tc, reopen_recovers_every_tail);
-	tcase_add_test(tc, gap_is_refused_and_nothing_written);
-	tcase_add_test(tc, repeat_is_refused_and_nothing_written);
-	tcase_add_test(tc, broken_chain_is_refused_and_nothing_written);
-	tcase_add_test(tc, bad_checksum_is_refused_and_nothing_written);
-	tcase_add_test(tc, foreign_origin_is_refused_and_nothing_written);
-	tcase_add_test(tc, late_seed_is_refused_and_nothing_written);
-	tcase_add_test(tc, truncated_record_is_refused_and_nothing_written);
-	tcase_add_test(tc, trailing_bytes_are_refused_and_nothing_written);
-	tcase_add_test(tc, new_wal_must_start_with_its_seed);
-	tcase_add_test(tc, concurrent_appends_are_coalesced_into_fewer_syncs);
-	tcase_add_test(tc, racing_writers_of_one_wal_never_duplicate);
-	tcase_add_test(tc, cursors_only_move_forward_and_survive_reopen);
-	tcase_add_test(tc, trim_drops_acknowledged_chunks_and_keeps_chain_verifiable);
-	tcase_add_test(tc, secondary_reader_follows_the_primary);
-	tcase_add_test(tc, second_writer_is_refused_busy);
-	tcase_add_test(tc, meta_put_get);
-	tcase_add_test(tc, bad_arguments);
-	tcase_add_test(tc, stored_corruption_is_reported_not_skipped);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vr_test_run("logstore:log", 120, tests, sizeof(tests) / sizeof(tests[0]));
 }

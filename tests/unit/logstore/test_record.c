@@ -354,31 +354,24 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("logstore:record");
-	TCase *tc = tcase_create("record");
-	SRunner *sr;
-	int failed;
+	const TTest *tests[] = {
+	    crc_oracle_matches_known_vector,
+	    round_trip_all_fields,
+	    layout_is_big_endian_at_documented_offsets,
+	    entropy_is_truncated_sha256_of_prev_and_body,
+	    chain_accepts_true_prev_and_rejects_any_other,
+	    genesis_differs_per_stream,
+	    every_truncation_is_refused,
+	    trailing_bytes_are_not_part_of_the_record,
+	    every_flipped_bit_is_caught,
+	    oversized_payload_is_refused,
+	    encode_refuses_small_buffer_and_large_payload,
+	    invalid_fields_are_refused,
+	    too_many_members_is_refused,
+	    stream_id_key_round_trip_sorts_numerically,
+	    test_writer_produces_a_valid_chain,
+	    strerror_names_each_error,
+	};
 
-	tcase_add_test(tc, crc_oracle_matches_known_vector);
-	tcase_add_test(tc, round_trip_all_fields);
-	tcase_add_test(tc, layout_is_big_endian_at_documented_offsets);
-	tcase_add_test(tc, entropy_is_truncated_sha256_of_prev_and_body);
-	tcase_add_test(tc, chain_accepts_true_prev_and_rejects_any_other);
-	tcase_add_test(tc, genesis_differs_per_stream);
-	tcase_add_test(tc, every_truncation_is_refused);
-	tcase_add_test(tc, trailing_bytes_are_not_part_of_the_record);
-	tcase_add_test(tc, every_flipped_bit_is_caught);
-	tcase_add_test(tc, oversized_payload_is_refused);
-	tcase_add_test(tc, encode_refuses_small_buffer_and_large_payload);
-	tcase_add_test(tc, invalid_fields_are_refused);
-	tcase_add_test(tc, too_many_members_is_refused);
-	tcase_add_test(tc, stream_id_key_round_trip_sorts_numerically);
-	tcase_add_test(tc, test_writer_produces_a_valid_chain);
-	tcase_add_test(tc, strerror_names_each_error);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vr_test_run("logstore:record", 30, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -342,23 +342,15 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("logstore:segment");
-	TCase *tc = tcase_create("segment");
-	SRunner *sr;
-	int failed;
+	const TTest *tests[] = {
+	    segments_roll_and_reads_cross_them,
+	    trim_deletes_segments_whose_records_are_all_trimmed,
+	    frames_whose_index_writes_were_lost_are_reindexed,
+	    torn_tail_is_cut_and_the_log_goes_on,
+	    corrupt_frame_before_the_last_segment_refuses_open,
+	    missing_indexed_segment_refuses_open,
+	    oversized_append_is_refused,
+	};
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, segments_roll_and_reads_cross_them);
-	tcase_add_test(tc, trim_deletes_segments_whose_records_are_all_trimmed);
-	tcase_add_test(tc, frames_whose_index_writes_were_lost_are_reindexed);
-	tcase_add_test(tc, torn_tail_is_cut_and_the_log_goes_on);
-	tcase_add_test(tc, corrupt_frame_before_the_last_segment_refuses_open);
-	tcase_add_test(tc, missing_indexed_segment_refuses_open);
-	tcase_add_test(tc, oversized_append_is_refused);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vr_test_run("logstore:segment", 120, tests, sizeof(tests) / sizeof(tests[0]));
 }
