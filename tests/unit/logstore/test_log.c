@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -637,6 +638,50 @@ START_TEST(secondary_reader_follows_the_primary)
 }
 END_TEST
 
+/* Reader process: opens the log as a secondary and checks `expect` records of the WAL. */
+static int
+reader_process(const char *dir, const struct vr_stream_id *id, uint64_t expect)
+{
+	char *sdir = vr_test_tmpdir("sec");
+	struct vr_log_opts so = {.secondary = true, .secondary_dir = sdir};
+	struct vr_log *sec = vr_log_open(dir, &so);
+	struct vr_log_stream st;
+	uint64_t checked = 0;
+	int ok;
+
+	ok = sec && vr_log_stream_get(sec, id, &st) == 0 && st.last_lsn == expect &&
+	     vr_log_verify(sec, id, &checked) == 0 && checked == expect;
+	vr_log_close(sec);
+	vr_test_rmdir(sdir);
+	return ok ? 0 : 1;
+}
+
+START_TEST(secondary_reader_in_another_process)
+{
+	char *dir = vr_test_tmpdir("log");
+	struct vr_log *log = open_log(dir);
+	static struct batch b;
+	struct vr_test_wal w;
+	int status;
+	pid_t pid;
+
+	vr_test_wal_init(&w, 4, 4, 4, 0, NULL);
+	b.n = 0;
+	for (int k = 0; k < 30; k++)
+		batch_add(&b, &w, 120);
+	append_ok(log, &b);
+	/* The writer keeps the log open (and locked) while another process reads it. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(reader_process(dir, &w.id, 30));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader process failed");
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(second_writer_is_refused_busy)
 {
 	char *dir = vr_test_tmpdir("log");
@@ -799,6 +844,7 @@ main(void)
 	    cursors_only_move_forward_and_survive_reopen,
 	    trim_drops_acknowledged_chunks_and_keeps_chain_verifiable,
 	    secondary_reader_follows_the_primary,
+	    secondary_reader_in_another_process,
 	    second_writer_is_refused_busy,
 	    meta_put_get,
 	    bad_arguments,
