@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vr_test.h"
@@ -41,6 +42,32 @@ vr_test_tmpdir(const char *tag)
 		abort();
 	}
 	return path;
+}
+
+char *
+vr_test_softhsm(void)
+{
+	char *dir = vr_test_tmpdir("hsm"), path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	if (mkdir(path, 0700)) {
+		perror(path);
+		abort();
+	}
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		abort();
+	}
+	fprintf(f,
+	        "directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
+	        "log.level = ERROR\nslots.removable = false\n",
+	        dir);
+	fclose(f);
+	setenv("SOFTHSM2_CONF", path, 1);
+	return dir;
 }
 
 static int

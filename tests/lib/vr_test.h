@@ -25,6 +25,12 @@ char *vr_test_tmpdir(const char *tag);
 /* rm -rf path; then free(path). */
 void vr_test_rmdir(char *path);
 
+/*
+ * A SoftHSMv2 of the test's own: a temporary directory with tokens/ and softhsm2.conf, and
+ * SOFTHSM2_CONF pointing at it (read by the module at C_Initialize). Returns the directory.
+ */
+char *vr_test_softhsm(void);
+
 struct vr_test_wal {
 	struct vr_stream_id id;
 	uint64_t lsn; /* last LSN produced */
