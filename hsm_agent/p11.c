@@ -300,7 +300,6 @@ vr_p11_token_create(struct vr_p11 *p, const char *label, const char *so_pin, con
 {
 	CK_SLOT_ID *ids, slot = 0;
 	CK_UTF8CHAR lab[32];
-	CK_SESSION_HANDLE s;
 	CK_TOKEN_INFO ti;
 	CK_ULONG n;
 	bool found = false;
@@ -328,7 +327,15 @@ vr_p11_token_create(struct vr_p11 *p, const char *label, const char *so_pin, con
 	if (rc)
 		return rc;
 	serial_of(&ti, serial);
-	rc = vr_p11_login(p, serial, CKU_SO, so_pin, &s);
+	return vr_p11_set_user_pin(p, serial, so_pin, user_pin);
+}
+
+int
+vr_p11_set_user_pin(struct vr_p11 *p, const char *serial, const char *so_pin, const char *user_pin)
+{
+	CK_SESSION_HANDLE s;
+	int rc = vr_p11_login(p, serial, CKU_SO, so_pin, &s);
+
 	if (rc)
 		return rc;
 	rc = P11(p, C_InitPIN, s, (CK_UTF8CHAR_PTR)(uintptr_t)user_pin, strlen(user_pin));
@@ -589,6 +596,57 @@ vr_p11_find(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const ch
 		return -EEXIST;
 	*obj = found[0];
 	return 0;
+}
+
+int
+vr_p11_labels(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *prefix,
+              char ***labels, size_t *n)
+{
+	CK_ATTRIBUTE t = {CKA_CLASS, &cls, sizeof(cls)};
+	CK_OBJECT_HANDLE objs[64];
+	size_t plen = strlen(prefix), cap = 0;
+	CK_ULONG got;
+	int rc = P11(p, C_FindObjectsInit, s, &t, 1);
+
+	*labels = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	while (!rc && !(rc = P11(p, C_FindObjects, s, objs, 64, &got)) && got) {
+		for (CK_ULONG i = 0; i < got && !rc; i++) {
+			char label[256];
+			CK_ATTRIBUTE a = {CKA_LABEL, label, sizeof(label) - 1};
+
+			if (p->f->C_GetAttributeValue(s, objs[i], &a, 1) != CKR_OK ||
+			    a.ulValueLen >= sizeof(label))
+				continue;
+			label[a.ulValueLen] = 0;
+			if (strncmp(label, prefix, plen))
+				continue;
+			if (*n == cap) {
+				char **q = realloc(*labels, (cap = cap ? 2 * cap : 16) * sizeof(*q));
+
+				if (!q) {
+					rc = -ENOMEM;
+					break;
+				}
+				*labels = q;
+			}
+			if (!((*labels)[*n] = strdup(label)))
+				rc = -ENOMEM;
+			else
+				(*n)++;
+		}
+	}
+	p->f->C_FindObjectsFinal(s);
+	if (rc) {
+		for (size_t i = 0; i < *n; i++)
+			free((*labels)[i]);
+		free(*labels);
+		*labels = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int

@@ -83,6 +83,9 @@ int vr_p11_token_create(struct vr_p11 *p, const char *label, const char *so_pin,
                         const char *user_pin, char serial[17]);
 /* Wipes a token's objects and relabels it (C_InitToken again, with its SO PIN). */
 int vr_p11_token_wipe(struct vr_p11 *p, const char *serial, const char *so_pin, const char *label);
+/* Sets the user PIN of a token (after a wipe), through an SO session. */
+int vr_p11_set_user_pin(struct vr_p11 *p, const char *serial, const char *so_pin,
+                        const char *user_pin);
 /* The slot that holds the token with this serial: 0 or -ENOENT. */
 int vr_p11_token_slot(struct vr_p11 *p, const char *serial, CK_SLOT_ID *slot);
 
@@ -125,6 +128,12 @@ int vr_p11_rsa_public_import(struct vr_p11 *p, CK_SESSION_HANDLE s, const uint8_
 int vr_p11_find(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label,
                 CK_OBJECT_HANDLE *obj);
 int vr_p11_destroy(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj);
+/*
+ * Labels of all objects of a class whose label starts with prefix: *labels is a malloc'd array
+ * of *n malloc'd strings (free each, then the array).
+ */
+int vr_p11_labels(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *prefix,
+                  char ***labels, size_t *n);
 
 /* Wraps key under wrapping; out (capacity *n) receives the blob, *n its size. */
 int vr_p11_wrap(struct vr_p11 *p, CK_SESSION_HANDLE s, enum vr_p11_wrap_mech m,

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* Framing and base64 for the agent protocol (see vr_hsm.h); shared by the agent and clients. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "vr_common.h"
+#include "vr_hsm.h"
+
+static int
+io_all(int fd, void *buf, size_t n, int writing)
+{
+	uint8_t *p = buf;
+
+	while (n) {
+		ssize_t k = writing ? write(fd, p, n) : read(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -ECONNRESET;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int
+vr_hsm_send(int fd, const char *msg, size_t n)
+{
+	uint8_t hdr[4];
+	int rc;
+
+	if (n == 0 || n > VR_HSM_MAX_MSG)
+		return -EMSGSIZE;
+	vr_put_be32(hdr, (uint32_t)n);
+	rc = io_all(fd, hdr, sizeof(hdr), 1);
+	return rc ? rc : io_all(fd, (void *)(uintptr_t)msg, n, 1);
+}
+
+int
+vr_hsm_recv(int fd, char **msg, size_t *n)
+{
+	uint8_t hdr[4];
+	uint32_t len;
+	int rc = io_all(fd, hdr, sizeof(hdr), 0);
+
+	if (rc)
+		return rc;
+	len = vr_get_be32(hdr);
+	if (len == 0 || len > VR_HSM_MAX_MSG)
+		return -EMSGSIZE;
+	*msg = malloc(len + 1);
+	if (!*msg)
+		return -ENOMEM;
+	rc = io_all(fd, *msg, len, 0);
+	if (rc) {
+		free(*msg);
+		*msg = NULL;
+		return rc;
+	}
+	(*msg)[len] = 0;
+	*n = len;
+	return 0;
+}
+
+char *
+vr_hsm_b64(const uint8_t *p, size_t n)
+{
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (s)
+		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+int
+vr_hsm_unb64(const char *s, uint8_t **out, size_t *n)
+{
+	size_t len = strlen(s), pad = 0;
+	int k;
+
+	if (len % 4)
+		return -EINVAL;
+	*out = malloc(len / 4 * 3 + 1);
+	if (!*out)
+		return -ENOMEM;
+	k = EVP_DecodeBlock(*out, (const unsigned char *)s, (int)len);
+	if (k < 0) {
+		free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	if (len && s[len - 1] == '=')
+		pad++;
+	if (len > 1 && s[len - 2] == '=')
+		pad++;
+	*n = (size_t)k - pad;
+	return 0;
+}
