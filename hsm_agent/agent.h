@@ -26,7 +26,7 @@ enum { MAX_ALLOWED_UIDS = 16 };
 struct agent {
 	struct vr_p11 *p11;
 	char *state_dir;
-	json_t *state; /* see state.c; under mu */
+	json_t *state;      /* see state.c; under mu */
 	pthread_mutex_t mu; /* every operation: tokens, sessions, state */
 	json_t *sessions;   /* serial -> open user session (integer) */
 	uid_t allowed[MAX_ALLOWED_UIDS];

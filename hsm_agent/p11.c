@@ -624,7 +624,8 @@ vr_p11_labels(struct vr_p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const 
 			if (strncmp(label, prefix, plen))
 				continue;
 			if (*n == cap) {
-				char **q = realloc(*labels, (cap = cap ? 2 * cap : 16) * sizeof(*q));
+				char **q =
+				    realloc(*labels, (cap = cap ? 2 * cap : 16) * sizeof(*q));
 
 				if (!q) {
 					rc = -ENOMEM;

@@ -25,7 +25,8 @@
  *   masking.import    vault, blob               -> (replica: unwrapped with the vault's KEK)
  *   key.create        vault, name               -> version (1), uri
  *   key.rotate        vault, name               -> version (previous ones still decrypt)
- *   key.delete        vault, name               -> versions (how many were destroyed)
+ *   key.delete        vault, name, [replicated] -> versions destroyed (replicated: a replica
+ *                                               applying its primary's deletion)
  *   key.list          vault                     -> keys: [{name, versions: [..]}]
  *   key.export        vault, name, version      -> blob: the key under the masking key (RFC 5649)
  *   key.import        vault, name, version, blob -> uri

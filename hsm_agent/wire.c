@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -16,7 +17,8 @@ io_all(int fd, void *buf, size_t n, int writing)
 	uint8_t *p = buf;
 
 	while (n) {
-		ssize_t k = writing ? write(fd, p, n) : read(fd, p, n);
+		/* MSG_NOSIGNAL: a peer that hung up is an error here, not a SIGPIPE. */
+		ssize_t k = writing ? send(fd, p, n, MSG_NOSIGNAL) : read(fd, p, n);
 
 		if (k < 0 && errno == EINTR)
 			continue;

@@ -9,7 +9,7 @@ PKGS=(
 	build-essential meson ninja-build pkg-config python3  # build
 	clang libclang-rt-14-dev clang-format                 # ASan/UBSan, libFuzzer, style
 	librocksdb-dev libssl-dev libisal-dev uthash-dev      # logstore
-	softhsm2 libp11-kit-dev                               # hsm_agent (PKCS#11)
+	softhsm2 libp11-kit-dev libjansson-dev                # hsm_agent (PKCS#11, JSON)
 	check                                                 # unit tests
 	util-linux                                            # unshare/mount for the disk-full test
 )
