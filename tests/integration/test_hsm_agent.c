@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,21 +51,10 @@ start(struct agent *ag, const char *const *extra)
 	for (; extra && *extra && argc < 15; extra++)
 		argv[argc++] = *extra;
 	argv[argc] = NULL;
-	ag->pid = fork();
-	ck_assert_int_ge(ag->pid, 0);
-	if (ag->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execv(VR_AGENT_BIN, (char *const *)(uintptr_t)argv);
-		_exit(127);
-	}
-	/* Bounded wait for the socket: 20 s. */
-	for (int i = 0; i < 400; i++) {
-		ag->h = vr_hsm_connect(ag->sock);
-		if (ag->h)
-			return;
-		usleep(50000);
-	}
-	ck_abort_msg("agent did not come up on %s", ag->sock);
+	ag->pid = vr_test_spawn(argv, ag->sock);
+	ck_assert_msg(ag->pid > 0, "agent did not come up on %s", ag->sock);
+	ag->h = vr_hsm_connect(ag->sock);
+	ck_assert_ptr_nonnull(ag->h);
 }
 
 static void
@@ -76,8 +64,9 @@ stop(struct agent *ag)
 
 	vr_hsm_close(ag->h);
 	ag->h = NULL;
-	kill(ag->pid, SIGTERM);
-	ck_assert_int_eq(waitpid(ag->pid, &status, 0), ag->pid);
+	status = vr_test_stop(ag->pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "agent did not stop cleanly (status %d)", status);
 }
 
 static void
@@ -396,13 +385,68 @@ START_TEST(restart_keeps_partitions_and_keys)
 }
 END_TEST
 
+START_TEST(site_key_rotation_keeps_old_versions_until_retired)
+{
+	struct agent a = {0}, b = {0};
+	const char *dp_root[] = {"--dataplane-uid", "0", NULL};
+	json_t *k1, *k2, *w1, *w2, *got1, *got2;
+
+	start(&a, NULL);
+	start(&b, dp_root);
+	json_decref(rq(&a, 0, json_pack("{s:s, s:s}", "op", "payload.generate", "id", "p")));
+	k1 = rq(&b, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "7"));
+	json_decref(rq(
+	    &a, 0,
+	    json_pack("{s:s, s:s, s:s}", "op", "peer.import", "peer", "b", "kek", str(k1, "kek"))));
+	w1 = rq(&a, 0, json_pack("{s:s, s:s, s:s}", "op", "payload.wrap", "id", "p", "peer", "b"));
+	/* B rotates (a shard split, say); A learns the new key; both blobs still open. */
+	k2 = rq(&b, 0, json_pack("{s:s, s:s}", "op", "site.rotate", "shard", "7"));
+	ck_assert_int_eq(json_integer_value(json_object_get(k2, "version")), 2);
+	ck_assert_str_ne(str(k1, "kek"), str(k2, "kek"));
+	json_decref(rq(
+	    &a, 0,
+	    json_pack("{s:s, s:s, s:s}", "op", "peer.import", "peer", "b", "kek", str(k2, "kek"))));
+	w2 = rq(&a, 0, json_pack("{s:s, s:s, s:s}", "op", "payload.wrap", "id", "p", "peer", "b"));
+	json_decref(rq(&b, EBADMSG,
+	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "p",
+	                         "shard", "7", "version", 1, "blob", str(w2, "blob"))));
+	got2 = rq(&b, 0,
+	          json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "p", "shard",
+	                    "7", "version", 2, "blob", str(w2, "blob")));
+	/* Restart: the site token and its keys are still there. */
+	stop(&b);
+	start(&b, dp_root);
+	got1 = rq(&b, 0,
+	          json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "p", "shard",
+	                    "7", "version", 1, "blob", str(w1, "blob")));
+	ck_assert_str_eq(str(got1, "key"), str(got2, "key"));
+	/* The current version cannot be retired; an old one can, and then it is gone. */
+	json_decref(
+	    rq(&b, EBUSY,
+	       json_pack("{s:s, s:s, s:i}", "op", "site.retire", "shard", "7", "version", 2)));
+	json_decref(rq(
+	    &b, 0, json_pack("{s:s, s:s, s:i}", "op", "site.retire", "shard", "7", "version", 1)));
+	json_decref(rq(&b, ENOENT,
+	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "p",
+	                         "shard", "7", "version", 1, "blob", str(w1, "blob"))));
+	json_decref(k1);
+	json_decref(k2);
+	json_decref(w1);
+	json_decref(w2);
+	json_decref(got1);
+	json_decref(got2);
+	finish(&a);
+	finish(&b);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {
 	    payload_key_from_a_opens_at_b,     vault_replicates_with_its_keys_and_rotations,
 	    bad_requests_get_clear_errors,     unauthorised_uid_is_refused,
-	    restart_keeps_partitions_and_keys,
+	    restart_keeps_partitions_and_keys, site_key_rotation_keeps_old_versions_until_retired,
 	};
 
 	return vr_test_run("hsm_agent:agent", 180, tests, sizeof(tests) / sizeof(tests[0]));

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* Helpers for vaultrep's Check suites; see vr_test.h. */
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vr_test.h"
@@ -68,6 +73,47 @@ vr_test_softhsm(void)
 	fclose(f);
 	setenv("SOFTHSM2_CONF", path, 1);
 	return dir;
+}
+
+int
+vr_test_spawn(const char *const argv[], const char *sock)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(argv[0], (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	for (int i = 0; i < 400; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), ok;
+
+		ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+int
+vr_test_stop(int pid)
+{
+	int status = 0;
+
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	return status;
 }
 
 static int

@@ -31,6 +31,15 @@ void vr_test_rmdir(char *path);
  */
 char *vr_test_softhsm(void);
 
+/*
+ * Starts argv[0] with argv (NULL-terminated) in a child that dies with its parent, and waits (at
+ * most 20 s) until a unix socket at sock accepts a connection. Returns the pid, or -1 if the
+ * server did not come up (it is killed then).
+ */
+int vr_test_spawn(const char *const argv[], const char *sock);
+/* SIGTERM, then wait; returns the child's wait status. */
+int vr_test_stop(int pid);
+
 struct vr_test_wal {
 	struct vr_stream_id id;
 	uint64_t lsn; /* last LSN produced */
