@@ -252,10 +252,42 @@ vault_entry(struct agent *a, const char *vault)
 	return json_object_get(json_object_get(a->state, "vaults"), vault);
 }
 
-/* Versions of "<prefix><v>" objects: highest version, and count. */
+/*
+ * The versions of "<prefix><v>" objects: *max is the highest (0: none), *count how many, and
+ * list (if not NULL) gets each. Versions run 1..max without holes (only whole keys are deleted),
+ * so this is max+1 exact-label look-ups rather than a listing of every object in the token.
+ */
 static int
 versions(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *prefix, long *max,
          size_t *count, json_t *list)
+{
+	*max = 0;
+	*count = 0;
+	for (long v = 1;; v++) {
+		char label[128];
+		CK_OBJECT_HANDLE o;
+		int rc;
+
+		snprintf(label, sizeof(label), "%s%ld", prefix, v);
+		rc = vr_p11_find(a->p11, t->s, cls, label, &o);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc)
+			return rc;
+		*max = v;
+		(*count)++;
+		if (list)
+			json_array_append_new(list, json_integer(v));
+	}
+}
+
+/*
+ * The same for objects whose low versions may be gone (site keys after site.retire): lists every
+ * object of the class. Site keys change rarely, so the listing's cost does not matter there.
+ */
+static int
+versions_listed(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *prefix, long *max,
+                size_t *count)
 {
 	char **labels;
 	size_t n;
@@ -273,8 +305,6 @@ versions(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *prefix
 			if (v > *max)
 				*max = v;
 			(*count)++;
-			if (list)
-				json_array_append_new(list, json_integer(v));
 		}
 		free(labels[i]);
 	}
@@ -949,7 +979,7 @@ site_make(struct agent *a, json_t *req, bool rotate)
 	if ((rc = site_tok(a, &t)))
 		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
 	snprintf(prefix, sizeof(prefix), "site/%s/", shard);
-	rc = versions(a, &t, CKO_PRIVATE_KEY, prefix, &max, &count, NULL);
+	rc = versions_listed(a, &t, CKO_PRIVATE_KEY, prefix, &max, &count);
 	if (rc)
 		return fail(-rc, "cannot list the site keys");
 	if (!rotate && count)
@@ -995,7 +1025,7 @@ op_site_public(struct agent *a, json_t *req, uid_t uid)
 			return err;
 	} else {
 		snprintf(prefix, sizeof(prefix), "site/%s/", shard);
-		rc = versions(a, &t, CKO_PUBLIC_KEY, prefix, &version, &count, NULL);
+		rc = versions_listed(a, &t, CKO_PUBLIC_KEY, prefix, &version, &count);
 		if (rc || !count)
 			return fail(rc ? -rc : ENOENT, "shard %s has no site key", shard);
 	}
@@ -1019,7 +1049,7 @@ op_site_retire(struct agent *a, json_t *req, uid_t uid)
 	if ((rc = site_tok(a, &t)))
 		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
 	snprintf(prefix, sizeof(prefix), "site/%s/", shard);
-	rc = versions(a, &t, CKO_PRIVATE_KEY, prefix, &max, &count, NULL);
+	rc = versions_listed(a, &t, CKO_PRIVATE_KEY, prefix, &max, &count);
 	if (rc)
 		return fail(-rc, "cannot list the site keys");
 	if (version == max)
