@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "keystore.h"
 #include "p11.h"
 
 enum { MAX_ALLOWED_UIDS = 16 };
@@ -26,9 +27,16 @@ enum { MAX_ALLOWED_UIDS = 16 };
 struct agent {
 	struct vr_p11 *p11;
 	char *state_dir;
-	json_t *state;      /* see state.c; under mu */
-	pthread_mutex_t mu; /* every operation: tokens, sessions, state */
-	json_t *sessions;   /* serial -> open user session (integer) */
+	json_t *state;          /* see state.c; under mu */
+	pthread_mutex_t mu;     /* every operation: tokens, sessions, state */
+	json_t *sessions;       /* serial -> open user session (integer) */
+	struct vr_keystore *ks; /* wrapped vault key versions (keystore.c) */
+	/*
+	 * Handles of objects already found or unwrapped: "m\x1f<serial>" -> masking key,
+	 * "<vault>\x1f<name>\x1f<version>" -> session object of that key. Emptied whenever a
+	 * session closes or a token changes user (PKCS#11 then destroys private session objects).
+	 */
+	json_t *cache;
 	uid_t allowed[MAX_ALLOWED_UIDS];
 	unsigned n_allowed;
 	uid_t dataplane_uid;

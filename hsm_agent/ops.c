@@ -11,9 +11,10 @@
  *                                   (PKCS#11 unwraps into the token that holds the private key,
  *                                   so the pair must live in the partition itself).
  *                "masking"          AES-256: trusted, made by the SO (see p11.h VR_P11_PUBLIC)
- *                "vk/<name>/<v>"    vault key versions: AES-256, extractable only
- *                                   wrap-with-trusted, so only under the masking key
  *                "peer/<hash>"      trusted peer partition KEKs the masking key may go to
+ *   vault keys   each version is a blob wrapped under the masking key in the key store
+ *                (keystore.c); in use, a session object "vk/<name>/<v>" unwrapped from it:
+ *                AES-256, extractable only wrap-with-trusted, so only under the masking key
  *   site token   "site/<shard>/<v>" RSA-3072 site key-encryption key pairs, per shard, versioned
  *                "peer/<site>"      trusted peer site KEKs (payload keys go to them)
  *                "payload/<id>"     payload keys
@@ -216,6 +217,7 @@ tok_forget(struct agent *a, const char *serial)
 {
 	json_t *cached = json_object_get(a->sessions, serial);
 
+	json_object_clear(a->cache); /* its session objects go with the session */
 	if (cached) {
 		vr_p11_session_close(a->p11, (CK_SESSION_HANDLE)json_integer_value(cached));
 		json_object_del(a->sessions, serial);
@@ -228,6 +230,7 @@ vr_agent_sessions_close(struct agent *a)
 	const char *serial;
 	json_t *v;
 
+	json_object_clear(a->cache);
 	json_object_foreach(a->sessions, serial, v)
 	    vr_p11_session_close(a->p11, (CK_SESSION_HANDLE)json_integer_value(v));
 	json_object_clear(a->sessions);
@@ -237,14 +240,58 @@ vr_agent_sessions_close(struct agent *a)
 static int
 as_so(struct agent *a, struct tok *t, int (*fn)(struct agent *, struct tok *, void *), void *arg)
 {
-	int rc = vr_p11_relogin(a->p11, t->s, CKU_SO, t->so_pin), rc2;
+	int rc, rc2;
 
+	/* Logging out destroys this token's private session objects: forget their handles. */
+	json_object_clear(a->cache);
+	rc = vr_p11_relogin(a->p11, t->s, CKU_SO, t->so_pin);
 	if (rc)
 		return rc;
 	rc = fn(a, t, arg);
 	rc2 = vr_p11_relogin(a->p11, t->s, CKU_USER, t->user_pin);
 	return rc ? rc : rc2;
 }
+
+/*
+ * vr_p11_find with the handle cached: SoftHSMv2 reads every token object to answer a find.
+ * Entries go when the cache is emptied (session closed, user changed) or by forget().
+ */
+static int
+find_cached(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *label,
+            CK_OBJECT_HANDLE *o)
+{
+	char ck[200];
+	json_t *c;
+	int rc;
+
+	snprintf(ck, sizeof(ck), "o\x1f%s\x1f%lu\x1f%s", t->serial, (unsigned long)cls, label);
+	c = json_object_get(a->cache, ck);
+	if (c) {
+		*o = (CK_OBJECT_HANDLE)json_integer_value(c);
+		return 0;
+	}
+	rc = vr_p11_find(a->p11, t->s, cls, label, o);
+	if (!rc)
+		json_object_set_new(a->cache, ck, json_integer((json_int_t)*o));
+	return rc;
+}
+
+/* Destroys a token object found through find_cached, and its cache entry. */
+static int
+destroy_cached(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *label)
+{
+	CK_OBJECT_HANDLE o;
+	char ck[200];
+	int rc = find_cached(a, t, cls, label, &o);
+
+	if (rc)
+		return rc;
+	snprintf(ck, sizeof(ck), "o\x1f%s\x1f%lu\x1f%s", t->serial, (unsigned long)cls, label);
+	json_object_del(a->cache, ck);
+	return vr_p11_destroy(a->p11, t->s, o);
+}
+
+static int masking(struct agent *a, struct tok *t, CK_OBJECT_HANDLE *mk);
 
 static json_t *
 vault_entry(struct agent *a, const char *vault)
@@ -253,37 +300,9 @@ vault_entry(struct agent *a, const char *vault)
 }
 
 /*
- * The versions of "<prefix><v>" objects: *max is the highest (0: none), *count how many, and
- * list (if not NULL) gets each. Versions run 1..max without holes (only whole keys are deleted),
- * so this is max+1 exact-label look-ups rather than a listing of every object in the token.
- */
-static int
-versions(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *prefix, long *max,
-         size_t *count, json_t *list)
-{
-	*max = 0;
-	*count = 0;
-	for (long v = 1;; v++) {
-		char label[128];
-		CK_OBJECT_HANDLE o;
-		int rc;
-
-		snprintf(label, sizeof(label), "%s%ld", prefix, v);
-		rc = vr_p11_find(a->p11, t->s, cls, label, &o);
-		if (rc == -ENOENT)
-			return 0;
-		if (rc)
-			return rc;
-		*max = v;
-		(*count)++;
-		if (list)
-			json_array_append_new(list, json_integer(v));
-	}
-}
-
-/*
- * The same for objects whose low versions may be gone (site keys after site.retire): lists every
- * object of the class. Site keys change rarely, so the listing's cost does not matter there.
+ * The versions of "<prefix><v>" token objects (site keys; low versions may be gone after
+ * site.retire): lists every object of the class. Site keys change rarely, so the listing's cost
+ * does not matter there.
  */
 static int
 versions_listed(struct agent *a, struct tok *t, CK_OBJECT_CLASS cls, const char *prefix, long *max,
@@ -455,9 +474,12 @@ op_vault_delete(struct agent *a, json_t *req, uid_t uid)
 		return fail(ENOENT, "no vault %s", vault);
 	snprintf(serial, sizeof(serial), "%s", json_string_value(json_object_get(e, "serial")));
 	snprintf(so_pin, sizeof(so_pin), "%s", json_string_value(json_object_get(e, "so_pin")));
-	rc = release_token(a, serial, so_pin);
+	rc = vr_keystore_delete(a->ks, vault, NULL);
+	if (!rc)
+		rc = release_token(a, serial, so_pin);
 	if (rc)
-		return fail(-rc, "cannot wipe the partition of vault %s: %s", vault, strerror(-rc));
+		return fail(-rc, "cannot delete the partition of vault %s: %s", vault,
+		            strerror(-rc));
 	json_object_del(json_object_get(a->state, "vaults"), vault);
 	rc = vr_agent_state_save(a);
 	OPENSSL_cleanse(so_pin, sizeof(so_pin));
@@ -513,13 +535,13 @@ trusted_peer(struct agent *a, struct tok *t, const uint8_t *der, size_t n, const
              CK_OBJECT_HANDLE *key)
 {
 	struct import_arg ia = {der, n, label, 0};
-	int rc = vr_p11_find(a->p11, t->s, CKO_PUBLIC_KEY, label, key);
+	int rc = find_cached(a, t, CKO_PUBLIC_KEY, label, key);
 
 	if (rc != -ENOENT)
 		return rc;
 	rc = as_so(a, t, import_trusted, &ia);
 	if (!rc)
-		rc = vr_p11_find(a->p11, t->s, CKO_PUBLIC_KEY, label, key);
+		rc = find_cached(a, t, CKO_PUBLIC_KEY, label, key);
 	return rc;
 }
 
@@ -550,7 +572,7 @@ op_masking_export(struct agent *a, json_t *req, uid_t uid)
 		            rc == -EINVAL ? "\"peer\" is not a DER RSA public key"
 		                          : "cannot trust the peer key: %s",
 		            strerror(-rc));
-	rc = vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, "masking", &mk);
+	rc = masking(a, &t, &mk);
 	if (rc)
 		return fail(-rc, "vault %s has no masking key", vault);
 	rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_RSA, peer, mk, blob, &blob_n);
@@ -595,16 +617,100 @@ op_masking_import(struct agent *a, json_t *req, uid_t uid)
 
 /* --- vault keys --- */
 
+/* The masking key of an open vault token (its handle is cached: a public token object). */
+static int
+masking(struct agent *a, struct tok *t, CK_OBJECT_HANDLE *mk)
+{
+	int rc = find_cached(a, t, CKO_SECRET_KEY, "masking", mk);
+
+	return rc == -ENOENT ? -ENOKEY : rc;
+}
+
+static void
+cache_key(char *out, size_t cap, const char *vault, const char *name, long version)
+{
+	snprintf(out, cap, "%s\x1f%s\x1f%ld", vault, name, version);
+}
+
+/* Unwraps a blob under the masking key into a session object and caches its handle. */
+static int
+key_load(struct agent *a, struct tok *t, const char *vault, const char *name, long version,
+         const uint8_t *blob, size_t n, CK_OBJECT_HANDLE *k)
+{
+	char label[128], ck[200];
+	CK_OBJECT_HANDLE mk;
+	int rc = masking(a, t, &mk);
+
+	if (rc)
+		return rc;
+	snprintf(label, sizeof(label), "vk/%s/%ld", name, version);
+	rc = vr_p11_unwrap(a->p11, t->s, VR_P11_WRAP_AES, mk, blob, n, label,
+	                   VR_P11_EXTRACTABLE | VR_P11_CRYPT | VR_P11_SESSION, k);
+	if (rc)
+		return rc;
+	cache_key(ck, sizeof(ck), vault, name, version);
+	json_object_set_new(a->cache, ck, json_integer((json_int_t)*k));
+	return 0;
+}
+
+/* The session object of key name/version: from the cache, or unwrapped from the key store. */
+static int
+key_handle(struct agent *a, struct tok *t, const char *vault, const char *name, long version,
+           CK_OBJECT_HANDLE *k)
+{
+	uint8_t blob[BLOB_MAX];
+	size_t n = sizeof(blob);
+	char ck[200];
+	json_t *c;
+	int rc;
+
+	cache_key(ck, sizeof(ck), vault, name, version);
+	c = json_object_get(a->cache, ck);
+	if (c) {
+		*k = (CK_OBJECT_HANDLE)json_integer_value(c);
+		return 0;
+	}
+	rc = vr_keystore_get(a->ks, vault, name, version, blob, &n);
+	return rc ? rc : key_load(a, t, vault, name, version, blob, n, k);
+}
+
+struct scan {
+	long max;
+	size_t count;
+	json_t *list; /* versions, or NULL */
+	json_t *keys; /* name -> [versions], or NULL */
+};
+
+static int
+scan_one(const char *name, long version, void *arg)
+{
+	struct scan *sc = arg;
+
+	if (version > sc->max)
+		sc->max = version;
+	sc->count++;
+	if (sc->list)
+		json_array_append_new(sc->list, json_integer(version));
+	if (sc->keys) {
+		if (!json_object_get(sc->keys, name))
+			json_object_set_new(sc->keys, name, json_array());
+		json_array_append_new(json_object_get(sc->keys, name), json_integer(version));
+	}
+	return 0;
+}
+
 static json_t *
 key_make(struct agent *a, json_t *req, bool rotate)
 {
 	json_t *err = NULL, *res;
 	const char *vault, *name;
+	struct scan sc = {0};
+	struct vr_keystore_batch *b;
 	struct tok t;
-	char prefix[64], label[128];
-	long max;
-	size_t count;
-	CK_OBJECT_HANDLE k;
+	uint8_t blob[BLOB_MAX];
+	size_t n = sizeof(blob);
+	char label[128], ck[200];
+	CK_OBJECT_HANDLE k, mk;
 	int rc;
 
 	if ((err = vault_tok(a, req, &vault, &t)))
@@ -613,19 +719,38 @@ key_make(struct agent *a, json_t *req, bool rotate)
 		return err;
 	if (is_replica(a, vault))
 		return fail(EROFS, "vault %s is a replica: change its keys at the primary", vault);
-	snprintf(prefix, sizeof(prefix), "vk/%s/", name);
-	rc = versions(a, &t, CKO_SECRET_KEY, prefix, &max, &count, NULL);
+	rc = vr_keystore_scan(a->ks, vault, name, scan_one, &sc);
 	if (rc)
-		return fail(-rc, "cannot list the keys of vault %s", vault);
-	if (!rotate && count)
+		return fail(-rc, "cannot read the keys of vault %s", vault);
+	if (!rotate && sc.count)
 		return fail(EEXIST, "vault %s already has a key %s", vault, name);
-	if (rotate && !count)
+	if (rotate && !sc.count)
 		return fail(ENOENT, "vault %s has no key %s", vault, name);
-	snprintf(label, sizeof(label), "%s%ld", prefix, max + 1);
-	rc = vr_p11_aes_generate(a->p11, t.s, label, VR_P11_EXTRACTABLE | VR_P11_CRYPT, &k);
+	snprintf(label, sizeof(label), "vk/%s/%ld", name, sc.max + 1);
+	rc = masking(a, &t, &mk);
+	if (!rc)
+		rc = vr_p11_aes_generate(a->p11, t.s, label,
+		                         VR_P11_EXTRACTABLE | VR_P11_CRYPT | VR_P11_SESSION, &k);
 	if (rc)
 		return fail(-rc, "cannot generate key %s: %s", name, strerror(-rc));
-	res = json_pack("{s:I}", "version", (json_int_t)(max + 1));
+	rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_AES, mk, k, blob, &n);
+	b = rc ? NULL : vr_keystore_batch();
+	if (!rc && !b)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = vr_keystore_batch_put(b, vault, name, sc.max + 1, blob, n);
+	if (!rc) {
+		rc = vr_keystore_commit(a->ks, b);
+		b = NULL;
+	}
+	vr_keystore_batch_free(b);
+	if (rc) {
+		vr_p11_destroy(a->p11, t.s, k);
+		return fail(-rc, "cannot store key %s: %s", name, strerror(-rc));
+	}
+	cache_key(ck, sizeof(ck), vault, name, sc.max + 1);
+	json_object_set_new(a->cache, ck, json_integer((json_int_t)k));
+	res = json_pack("{s:I}", "version", (json_int_t)(sc.max + 1));
 	set_uri(res, "uri", t.label, t.serial, label, CKO_SECRET_KEY);
 	return ok(res);
 }
@@ -645,173 +770,211 @@ op_key_rotate(struct agent *a, json_t *req, uid_t uid)
 static json_t *
 op_key_delete(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *list = json_array();
+	json_t *err = NULL, *v;
 	const char *vault, *name;
+	struct scan sc = {0};
 	struct tok t;
-	char prefix[64];
-	size_t i, count;
-	json_t *v;
-	long max;
+	size_t i;
 	int rc;
 
-	if ((err = vault_tok(a, req, &vault, &t)) || !(name = arg_name(req, "name", &err))) {
-		json_decref(list);
+	if ((err = vault_tok(a, req, &vault, &t)) || !(name = arg_name(req, "name", &err)))
 		return err;
-	}
-	if (is_replica(a, vault) && !json_is_true(json_object_get(req, "replicated"))) {
-		json_decref(list);
+	if (is_replica(a, vault) && !json_is_true(json_object_get(req, "replicated")))
 		return fail(EROFS, "vault %s is a replica: delete keys at the primary", vault);
-	}
-	snprintf(prefix, sizeof(prefix), "vk/%s/", name);
-	rc = versions(a, &t, CKO_SECRET_KEY, prefix, &max, &count, list);
-	if (!rc && !count)
+	sc.list = json_array();
+	rc = vr_keystore_scan(a->ks, vault, name, scan_one, &sc);
+	if (!rc && !sc.count)
 		rc = -ENOENT;
-	json_array_foreach(list, i, v)
+	if (!rc)
+		rc = vr_keystore_delete(a->ks, vault, name);
+	json_array_foreach(sc.list, i, v)
 	{
-		char label[128];
-		CK_OBJECT_HANDLE k;
+		char ck[200];
+		json_t *c;
 
-		if (rc)
-			break;
-		snprintf(label, sizeof(label), "%s%lld", prefix, json_integer_value(v));
-		rc = vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, label, &k);
-		if (!rc)
-			rc = vr_p11_destroy(a->p11, t.s, k);
+		cache_key(ck, sizeof(ck), vault, name, (long)json_integer_value(v));
+		c = json_object_get(a->cache, ck);
+		if (!rc && c) {
+			vr_p11_destroy(a->p11, t.s, (CK_OBJECT_HANDLE)json_integer_value(c));
+			json_object_del(a->cache, ck);
+		}
 	}
-	json_decref(list);
+	json_decref(sc.list);
 	if (rc)
 		return fail(-rc, rc == -ENOENT ? "vault %s has no key %s" : "cannot delete %s/%s",
 		            vault, name);
-	return ok(json_pack("{s:I}", "versions", (json_int_t)count));
+	return ok(json_pack("{s:I}", "versions", (json_int_t)sc.count));
 }
 
 static json_t *
 op_key_list(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *keys = json_object(), *out = json_array(), *v;
+	json_t *err = NULL, *out, *v;
 	const char *vault, *name;
+	struct scan sc = {0};
 	struct tok t;
-	char **labels;
-	size_t n;
 	int rc;
 
-	if ((err = vault_tok(a, req, &vault, &t))) {
-		json_decref(keys);
-		json_decref(out);
+	if ((err = vault_tok(a, req, &vault, &t)))
 		return err;
-	}
-	rc = vr_p11_labels(a->p11, t.s, CKO_SECRET_KEY, "vk/", &labels, &n);
+	sc.keys = json_object();
+	rc = vr_keystore_scan(a->ks, vault, NULL, scan_one, &sc);
 	if (rc) {
-		json_decref(keys);
-		json_decref(out);
-		return fail(-rc, "cannot list the keys of vault %s", vault);
+		json_decref(sc.keys);
+		return fail(-rc, "cannot read the keys of vault %s", vault);
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *slash = strrchr(labels[i], '/');
-
-		if (slash && slash > labels[i] + 3) {
-			*slash = 0;
-			if (!json_object_get(keys, labels[i] + 3))
-				json_object_set_new(keys, labels[i] + 3, json_array());
-			json_array_append_new(json_object_get(keys, labels[i] + 3),
-			                      json_integer(atoll(slash + 1)));
-		}
-		free(labels[i]);
-	}
-	free(labels);
-	json_object_foreach(keys, name, v)
+	out = json_array();
+	json_object_foreach(sc.keys, name, v)
 	    json_array_append_new(out, json_pack("{s:s, s:O}", "name", name, "versions", v));
-	json_decref(keys);
+	json_decref(sc.keys);
 	return ok(json_pack("{s:o}", "keys", out));
 }
 
-/* The object of key name/version (version 0: the latest) in a vault token. */
-static int
-key_find(struct agent *a, struct tok *t, const char *name, long *version, CK_OBJECT_HANDLE *k)
+/* The latest version of a key (0 if none). */
+static long
+latest(struct agent *a, const char *vault, const char *name)
 {
-	char prefix[64], label[128];
-	size_t count;
-	long max;
+	struct scan sc = {0};
+
+	return vr_keystore_scan(a->ks, vault, name, scan_one, &sc) ? 0 : sc.max;
+}
+
+/*
+ * key.export: the stored blob is the key wrapped under the masking key. One key (name,
+ * version) or many ("keys": [{name, version}]) -> blob or "blobs".
+ */
+static json_t *
+export_one(struct agent *a, const char *vault, json_t *item, json_t **blob_out)
+{
+	json_t *err = NULL;
+	const char *name = arg_name(item, "name", &err);
+	uint8_t blob[BLOB_MAX];
+	size_t n = sizeof(blob);
+	long version;
+	char *b64;
 	int rc;
 
-	snprintf(prefix, sizeof(prefix), "vk/%s/", name);
-	if (*version == 0) {
-		rc = versions(a, t, CKO_SECRET_KEY, prefix, &max, &count, NULL);
-		if (rc)
-			return rc;
-		if (!count)
-			return -ENOENT;
-		*version = max;
-	}
-	snprintf(label, sizeof(label), "%s%ld", prefix, *version);
-	return vr_p11_find(a->p11, t->s, CKO_SECRET_KEY, label, k);
+	if (!name || (version = arg_version(item, "version", &err)) < 0)
+		return err;
+	rc = vr_keystore_get(a->ks, vault, name, version, blob, &n);
+	if (rc)
+		return fail(-rc, "vault %s has no key %s version %ld", vault, name, version);
+	b64 = vr_hsm_b64(blob, n);
+	*blob_out = b64 ? json_string(b64) : NULL;
+	free(b64);
+	return *blob_out ? NULL : fail(ENOMEM, "out of memory");
 }
 
 static json_t *
 op_key_export(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *res;
-	const char *vault, *name;
+	json_t *err = NULL, *keys = json_object_get(req, "keys"), *item, *blob, *blobs;
+	const char *vault;
 	struct tok t;
-	long version;
-	uint8_t blob[BLOB_MAX];
-	size_t n = sizeof(blob);
-	CK_OBJECT_HANDLE k, mk;
-	int rc;
+	size_t i;
 
-	if ((err = vault_tok(a, req, &vault, &t)) || !(name = arg_name(req, "name", &err)))
+	if ((err = vault_tok(a, req, &vault, &t)))
 		return err;
-	if ((version = arg_version(req, "version", &err)) < 0)
-		return err;
-	rc = key_find(a, &t, name, &version, &k);
-	if (rc)
-		return fail(-rc, "vault %s has no key %s version %ld", vault, name, version);
-	rc = vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, "masking", &mk);
-	if (!rc)
-		rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_AES, mk, k, blob, &n);
-	if (rc)
-		return fail(-rc, "cannot wrap %s/%ld under the masking key: %s", name, version,
-		            strerror(-rc));
-	res = json_object();
-	set_b64(res, "blob", blob, n);
-	return ok(res);
+	if (!keys) {
+		if ((err = export_one(a, vault, req, &blob)))
+			return err;
+		return ok(json_pack("{s:o}", "blob", blob));
+	}
+	if (!json_is_array(keys) || json_array_size(keys) > 4096)
+		return fail(EINVAL, "\"keys\" must be an array of at most 4096 {name, version}");
+	blobs = json_array();
+	json_array_foreach(keys, i, item)
+	{
+		if ((err = export_one(a, vault, item, &blob))) {
+			json_decref(blobs);
+			return err;
+		}
+		json_array_append_new(blobs, blob);
+	}
+	return ok(json_pack("{s:o}", "blobs", blobs));
 }
 
+/*
+ * key.import: one key (name, version, blob) or many ("keys": [{name, version, blob}]). Every
+ * blob is unwrapped under the masking key first (which proves it is one of this vault's keys),
+ * then all are stored in one synced write: all or nothing.
+ */
 static json_t *
 op_key_import(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *res;
-	const char *vault, *name;
+	json_t *err = NULL, *keys = json_object_get(req, "keys"), *item, *one = NULL, *res;
+	const char *vault;
+	struct vr_keystore_batch *b;
+	CK_OBJECT_HANDLE *loaded;
 	struct tok t;
-	long version;
-	uint8_t *blob;
-	size_t n;
-	char label[128];
-	CK_OBJECT_HANDLE k, mk;
-	int rc;
+	size_t i, n_loaded = 0;
+	int rc = 0;
 
-	if ((err = vault_tok(a, req, &vault, &t)) || !(name = arg_name(req, "name", &err)))
+	if ((err = vault_tok(a, req, &vault, &t)))
 		return err;
-	if ((version = arg_version(req, "version", &err)) < 0)
-		return err;
-	snprintf(label, sizeof(label), "vk/%s/%ld", name, version);
-	if (vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, label, &k) == 0)
-		return fail(EEXIST, "vault %s already has %s version %ld", vault, name, version);
-	if (vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, "masking", &mk))
-		return fail(ENOKEY, "vault %s has no masking key yet", vault);
-	if (arg_bytes(req, "blob", BLOB_MAX, &blob, &n, &err))
-		return err;
-	rc = vr_p11_unwrap(a->p11, t.s, VR_P11_WRAP_AES, mk, blob, n, label,
-	                   VR_P11_EXTRACTABLE | VR_P11_CRYPT, &k);
-	free(blob);
-	if (rc)
-		return fail(-rc,
-		            rc == -EBADMSG ? "the blob does not unwrap under the masking key"
-		                           : "cannot import %s/%ld: %s",
-		            name, version, strerror(-rc));
-	res = json_object();
-	set_uri(res, "uri", t.label, t.serial, label, CKO_SECRET_KEY);
-	return ok(res);
+	if (!keys)
+		keys = one = json_pack("[O]", req);
+	if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > 4096) {
+		json_decref(one);
+		return fail(EINVAL, "\"keys\" must be an array of 1 to 4096 {name, version, blob}");
+	}
+	b = vr_keystore_batch();
+	loaded = calloc(json_array_size(keys), sizeof(*loaded));
+	if (!b || !loaded)
+		err = fail(ENOMEM, "out of memory");
+	json_array_foreach(keys, i, item)
+	{
+		const char *name;
+		long version;
+		uint8_t *blob, probe[BLOB_MAX];
+		size_t n, pn = sizeof(probe);
+
+		if (err)
+			break;
+		if (!(name = arg_name(item, "name", &err)) ||
+		    (version = arg_version(item, "version", &err)) < 0 ||
+		    arg_bytes(item, "blob", BLOB_MAX, &blob, &n, &err))
+			break;
+		if (vr_keystore_get(a->ks, vault, name, version, probe, &pn) != -ENOENT) {
+			free(blob);
+			err = fail(EEXIST, "vault %s already has %s version %ld", vault, name,
+			           version);
+			break;
+		}
+		rc = key_load(a, &t, vault, name, version, blob, n, &loaded[n_loaded]);
+		if (!rc) {
+			n_loaded++;
+			rc = vr_keystore_batch_put(b, vault, name, version, blob, n);
+		}
+		free(blob);
+		if (rc) {
+			err = fail(-rc,
+			           rc == -EBADMSG  ? "%s/%ld does not unwrap under the masking key"
+			           : rc == -ENOKEY ? "%s/%ld: vault has no masking key yet"
+			                           : "cannot import %s/%ld",
+			           name, version);
+			break;
+		}
+	}
+	if (!err) {
+		rc = vr_keystore_commit(a->ks, b);
+		b = NULL;
+		if (rc)
+			err = fail(-rc, "cannot store the imported keys: %s", strerror(-rc));
+	}
+	if (err) {
+		/* All or nothing: drop what was unwrapped. */
+		for (i = 0; i < n_loaded; i++)
+			vr_p11_destroy(a->p11, t.s, loaded[i]);
+		json_object_clear(a->cache);
+		res = err;
+	} else {
+		res = ok(json_pack("{s:I}", "imported", (json_int_t)n_loaded));
+	}
+	vr_keystore_batch_free(b);
+	free(loaded);
+	json_decref(one);
+	return res;
 }
 
 static json_t *
@@ -822,7 +985,7 @@ key_crypt(struct agent *a, json_t *req, bool encrypt)
 	struct tok t;
 	long version = 0;
 	uint8_t *in = NULL, *iv = NULL, *out = NULL, *aad = NULL, ivb[VR_P11_GCM_IV];
-	size_t n, iv_n = VR_P11_GCM_IV, aad_n = 0, out_n;
+	size_t n, iv_n = VR_P11_GCM_IV, aad_n = 0, out_n = 0;
 	CK_OBJECT_HANDLE k;
 	int rc;
 
@@ -844,10 +1007,12 @@ key_crypt(struct agent *a, json_t *req, bool encrypt)
 			err = fail(EINVAL, "\"iv\" must be 12 bytes and \"data\" at least 16");
 		goto out;
 	}
-	rc = key_find(a, &t, name, &version, &k);
+	if (encrypt)
+		version = latest(a, vault, name);
+	rc = version ? key_handle(a, &t, vault, name, version, &k) : -ENOENT;
 	if (rc) {
 		err = fail(-rc, "vault %s has no key %s%s", vault, name,
-		           version ? " in that version" : "");
+		           encrypt ? "" : " in that version");
 		goto out;
 	}
 	if (encrypt && (rc = vr_p11_random(a->p11, t.s, iv, VR_P11_GCM_IV))) {
@@ -1038,7 +1203,6 @@ op_site_retire(struct agent *a, json_t *req, uid_t uid)
 	json_t *err = NULL;
 	const char *shard = arg_name(req, "shard", &err);
 	char prefix[64], label[128];
-	CK_OBJECT_HANDLE k;
 	struct tok t;
 	size_t count;
 	long version, max;
@@ -1056,11 +1220,9 @@ op_site_retire(struct agent *a, json_t *req, uid_t uid)
 		return fail(EBUSY, "version %ld is shard %s's current key: rotate first", version,
 		            shard);
 	snprintf(label, sizeof(label), "%s%ld", prefix, version);
-	rc = vr_p11_find(a->p11, t.s, CKO_PRIVATE_KEY, label, &k);
-	if (!rc)
-		rc = vr_p11_destroy(a->p11, t.s, k);
-	if (!rc && vr_p11_find(a->p11, t.s, CKO_PUBLIC_KEY, label, &k) == 0)
-		rc = vr_p11_destroy(a->p11, t.s, k);
+	rc = destroy_cached(a, &t, CKO_PRIVATE_KEY, label);
+	if (!rc && destroy_cached(a, &t, CKO_PUBLIC_KEY, label) == -ENOENT)
+		rc = 0;
 	if (rc)
 		return fail(-rc, "shard %s has no site key version %ld", shard, version);
 	return ok(NULL);
@@ -1086,8 +1248,7 @@ op_peer_import(struct agent *a, json_t *req, uid_t uid)
 	}
 	snprintf(label, sizeof(label), "peer/%s", peer);
 	/* A peer's new key replaces its old one. */
-	if (vr_p11_find(a->p11, t.s, CKO_PUBLIC_KEY, label, &k) == 0)
-		vr_p11_destroy(a->p11, t.s, k);
+	destroy_cached(a, &t, CKO_PUBLIC_KEY, label);
 	rc = trusted_peer(a, &t, der, n, label, &k);
 	free(der);
 	if (rc)
@@ -1143,9 +1304,9 @@ op_payload_wrap(struct agent *a, json_t *req, uid_t uid)
 		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
 	snprintf(label, sizeof(label), "payload/%s", id);
 	snprintf(plabel, sizeof(plabel), "peer/%s", peer);
-	if (vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, label, &k))
+	if (find_cached(a, &t, CKO_SECRET_KEY, label, &k))
 		return fail(ENOENT, "no payload key %s", id);
-	if (vr_p11_find(a->p11, t.s, CKO_PUBLIC_KEY, plabel, &pk))
+	if (find_cached(a, &t, CKO_PUBLIC_KEY, plabel, &pk))
 		return fail(ENOENT, "no key of peer %s: import it first", peer);
 	rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_RSA, pk, k, blob, &n);
 	if (rc)
@@ -1179,7 +1340,7 @@ op_payload_unwrap(struct agent *a, json_t *req, uid_t uid)
 	if ((rc = site_tok(a, &t)))
 		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
 	snprintf(klabel, sizeof(klabel), "site/%s/%ld", shard, version);
-	if (vr_p11_find(a->p11, t.s, CKO_PRIVATE_KEY, klabel, &priv))
+	if (find_cached(a, &t, CKO_PRIVATE_KEY, klabel, &priv))
 		return fail(ENOENT, "no site key %s version %ld (retired?)", shard, version);
 	if (arg_bytes(req, "blob", BLOB_MAX, &blob, &n, &err))
 		return err;

@@ -197,6 +197,18 @@ main(int argc, char **argv)
 		        strerror(-rc));
 		return 1;
 	}
+	{
+		char keys[4096];
+
+		snprintf(keys, sizeof(keys), "%s/keys", a.state_dir);
+		a.ks = vr_keystore_open(keys);
+		if (!a.ks) {
+			fprintf(stderr, "vaultrep-hsm-agent: cannot open the key store %s: %s\n",
+			        keys, strerror(errno));
+			return 1;
+		}
+	}
+	a.cache = json_object();
 	a.p11 = vr_p11_open(module);
 	if (!a.p11) {
 		fprintf(stderr, "vaultrep-hsm-agent: cannot load PKCS#11 module %s: %s\n",
@@ -271,6 +283,8 @@ main(int argc, char **argv)
 	vr_agent_sessions_close(&a);
 	vr_p11_close(a.p11);
 	json_decref(a.sessions);
+	json_decref(a.cache);
 	json_decref(a.state);
+	vr_keystore_close(a.ks);
 	return 0;
 }

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * bench-hsm: operations per second of the HSM agent against direct PKCS#11 calls on the same
+ * kind of SoftHSMv2 token, measured in the same run, and the time to replicate a vault of N keys
+ * from one agent's token to another's (export under the masking key at A, import at B).
+ *
+ *   this process ──PKCS#11──► SoftHSMv2 (tmp/direct)          "direct"
+ *   this process ──unix socket──► agent A ──► SoftHSMv2 (tmp/a)  "agent"
+ *                ──unix socket──► agent B ──► SoftHSMv2 (tmp/b)  (replication target)
+ *
+ * Each figure is the median of --reps runs of --ops operations. The agent does per request what
+ * its API promises (for example, looking the key up by label); the direct side does the bare
+ * PKCS#11 call with handles at hand, so the ratio is the full cost of going through the agent.
+ * This is a benchmark, not a test: it prints figures and never fails on them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "p11.h"
+#include "vr_hsm.h"
+#include "vr_test.h"
+
+enum { MAX_REPS = 9, BATCH = 500 };
+
+static const char SO[] = "bench-so-pin-0000", USER[] = "bench-user-pin-0000";
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+die(const char *what, int rc)
+{
+	fprintf(stderr, "bench-hsm: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
+	exit(1);
+}
+
+/* --- the agent side --- */
+
+struct agent {
+	int pid;
+	char *dir;
+	char sock[300], state[300];
+	struct vr_hsm *h;
+};
+
+static void
+agent_start(struct agent *ag, const char *bin)
+{
+	char uid[16];
+	const char *argv[] = {bin,       "--socket",        ag->sock, "--state",
+	                      ag->state, "--dataplane-uid", uid,      NULL};
+
+	ag->dir = vr_test_softhsm();
+	snprintf(ag->sock, sizeof(ag->sock), "%s/agent.sock", ag->dir);
+	snprintf(ag->state, sizeof(ag->state), "%s/state", ag->dir);
+	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
+	ag->pid = vr_test_spawn(argv, ag->sock);
+	if (ag->pid < 0 || !(ag->h = vr_hsm_connect(ag->sock)))
+		die("starting the agent", EIO);
+}
+
+static void
+agent_stop(struct agent *ag)
+{
+	vr_hsm_close(ag->h);
+	vr_test_stop(ag->pid);
+	vr_test_rmdir(ag->dir);
+}
+
+/* A call that must succeed; returns the response (caller frees). */
+static json_t *
+call(struct agent *ag, json_t *req)
+{
+	char err[512];
+	json_t *res;
+	int rc = vr_hsm_call(ag->h, req, &res, err, sizeof(err));
+
+	if (rc) {
+		fprintf(stderr, "bench-hsm: %s: %s\n",
+		        json_string_value(json_object_get(req, "op")), err);
+		exit(1);
+	}
+	json_decref(req);
+	return res;
+}
+
+static char *
+take(json_t *res, const char *key)
+{
+	char *s = strdup(json_string_value(json_object_get(res, key)));
+
+	json_decref(res);
+	return s;
+}
+
+/* --- the operations, both ways --- */
+
+struct direct {
+	struct vr_p11 *p;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE peer, priv, payload, masking, vkey;
+	uint8_t rsa_blob[512], aes_blob[64];
+	size_t rsa_n, aes_n;
+};
+
+struct ctx {
+	struct direct d;
+	struct agent a;
+	char *rsa_blob, *aes_blob, *data_1k;
+	unsigned counter;
+};
+
+enum op { RSA_WRAP, RSA_UNWRAP, AES_WRAP, AES_UNWRAP, KEYGEN, GCM_1K, N_OPS };
+
+static const char *const op_names[N_OPS] = {
+    "RSA-OAEP wrap (3072)", "RSA-OAEP unwrap", "AES key wrap",
+    "AES key unwrap",       "AES-256 keygen",  "AES-GCM encrypt 1 KiB",
+};
+
+static void
+direct_op(struct ctx *c, enum op op)
+{
+	struct direct *d = &c->d;
+	uint8_t out[1200], key[64], iv[12], in[1024] = {0};
+	size_t n = sizeof(out), kn = sizeof(key);
+	char label[64];
+	CK_OBJECT_HANDLE k;
+	int rc = 0;
+
+	snprintf(label, sizeof(label), "d/%u", c->counter++);
+	switch (op) {
+	case RSA_WRAP:
+		rc = vr_p11_wrap(d->p, d->s, VR_P11_WRAP_RSA, d->peer, d->payload, out, &n);
+		break;
+	case RSA_UNWRAP: /* as payload.unwrap hands a key to the dataplane */
+		rc = vr_p11_unwrap(d->p, d->s, VR_P11_WRAP_RSA, d->priv, d->rsa_blob, d->rsa_n,
+		                   label, VR_P11_CRYPT | VR_P11_SESSION | VR_P11_READABLE, &k);
+		if (!rc)
+			rc = vr_p11_value(d->p, d->s, k, key, &kn);
+		if (!rc)
+			rc = vr_p11_destroy(d->p, d->s, k);
+		break;
+	case AES_WRAP:
+		rc = vr_p11_wrap(d->p, d->s, VR_P11_WRAP_AES, d->masking, d->vkey, out, &n);
+		break;
+	case AES_UNWRAP: /* as key.import: into a session object (the agent also stores the blob) */
+		rc = vr_p11_unwrap(d->p, d->s, VR_P11_WRAP_AES, d->masking, d->aes_blob, d->aes_n,
+		                   label, VR_P11_EXTRACTABLE | VR_P11_CRYPT | VR_P11_SESSION, &k);
+		break;
+	case KEYGEN: /* as key.create: a session object (the agent also wraps and stores it) */
+		rc = vr_p11_aes_generate(d->p, d->s, label,
+		                         VR_P11_EXTRACTABLE | VR_P11_CRYPT | VR_P11_SESSION, &k);
+		break;
+	case GCM_1K:
+		rc = vr_p11_random(d->p, d->s, iv, sizeof(iv));
+		if (!rc)
+			rc = vr_p11_gcm(d->p, d->s, d->vkey, true, iv, NULL, 0, in, sizeof(in), out,
+			                &n);
+		break;
+	default:
+		break;
+	}
+	if (rc)
+		die(op_names[op], rc);
+}
+
+static void
+agent_op(struct ctx *c, enum op op)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "a%u", c->counter++);
+	switch (op) {
+	case RSA_WRAP:
+		json_decref(call(&c->a, json_pack("{s:s, s:s, s:s}", "op", "payload.wrap", "id",
+		                                  "p", "peer", "self")));
+		break;
+	case RSA_UNWRAP:
+		json_decref(
+		    call(&c->a, json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id",
+		                          "p", "shard", "0", "version", 1, "blob", c->rsa_blob)));
+		break;
+	case AES_WRAP:
+		json_decref(call(&c->a, json_pack("{s:s, s:s, s:s, s:i}", "op", "key.export",
+		                                  "vault", "v", "name", "k", "version", 1)));
+		break;
+	case AES_UNWRAP:
+		json_decref(
+		    call(&c->a, json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "key.import", "vault",
+		                          "r", "name", name, "version", 1, "blob", c->aes_blob)));
+		break;
+	case KEYGEN:
+		json_decref(call(&c->a, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault",
+		                                  "v", "name", name)));
+		break;
+	case GCM_1K:
+		json_decref(call(&c->a, json_pack("{s:s, s:s, s:s, s:s}", "op", "key.encrypt",
+		                                  "vault", "v", "name", "k", "data", c->data_1k)));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+direct_setup(struct ctx *c)
+{
+	struct direct *d = &c->d;
+	char serial[17];
+	CK_OBJECT_HANDLE pub;
+	uint8_t *der;
+	size_t n;
+	int rc;
+
+	d->p = vr_p11_open(NULL);
+	if (!d->p)
+		die("vr_p11_open", errno);
+	rc = vr_p11_token_create(d->p, "direct", SO, USER, serial);
+	if (!rc)
+		rc = vr_p11_login(d->p, serial, CKU_USER, USER, &d->s);
+	if (!rc)
+		rc = vr_p11_rsa_generate(d->p, d->s, "kek", 3072, &pub, &d->priv);
+	if (!rc)
+		rc = vr_p11_rsa_public_der(d->p, d->s, pub, &der, &n);
+	if (!rc)
+		rc = vr_p11_relogin(d->p, d->s, CKU_SO, SO);
+	if (!rc)
+		rc = vr_p11_rsa_public_import(d->p, d->s, der, n, "peer", true, &d->peer);
+	if (!rc)
+		rc = vr_p11_aes_generate(d->p, d->s, "masking",
+		                         VR_P11_WRAPPING | VR_P11_EXTRACTABLE | VR_P11_TRUSTED |
+		                             VR_P11_PUBLIC,
+		                         &d->masking);
+	if (!rc)
+		rc = vr_p11_relogin(d->p, d->s, CKU_USER, USER);
+	/* A relogin invalidates the handles of private objects: look the key up again. */
+	if (!rc)
+		rc = vr_p11_find(d->p, d->s, CKO_PRIVATE_KEY, "kek", &d->priv);
+	if (!rc)
+		rc = vr_p11_aes_generate(d->p, d->s, "payload", VR_P11_EXTRACTABLE | VR_P11_CRYPT,
+		                         &d->payload);
+	if (!rc)
+		rc = vr_p11_aes_generate(d->p, d->s, "vk", VR_P11_EXTRACTABLE | VR_P11_CRYPT,
+		                         &d->vkey);
+	d->rsa_n = sizeof(d->rsa_blob);
+	d->aes_n = sizeof(d->aes_blob);
+	if (!rc)
+		rc = vr_p11_wrap(d->p, d->s, VR_P11_WRAP_RSA, d->peer, d->payload, d->rsa_blob,
+		                 &d->rsa_n);
+	if (!rc)
+		rc = vr_p11_wrap(d->p, d->s, VR_P11_WRAP_AES, d->masking, d->vkey, d->aes_blob,
+		                 &d->aes_n);
+	if (rc)
+		die("direct setup", rc);
+	free(der);
+}
+
+static void
+agent_setup(struct ctx *c)
+{
+	static uint8_t kb[1024];
+	char *kek, *rkek, *mk;
+
+	kek =
+	    take(call(&c->a, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0")), "kek");
+	json_decref(call(
+	    &c->a, json_pack("{s:s, s:s, s:s}", "op", "peer.import", "peer", "self", "kek", kek)));
+	json_decref(call(&c->a, json_pack("{s:s, s:s}", "op", "payload.generate", "id", "p")));
+	c->rsa_blob = take(call(&c->a, json_pack("{s:s, s:s, s:s}", "op", "payload.wrap", "id", "p",
+	                                         "peer", "self")),
+	                   "blob");
+	json_decref(call(&c->a, json_pack("{s:s, s:s}", "op", "vault.create", "vault", "v")));
+	json_decref(call(
+	    &c->a, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", "v", "name", "k")));
+	/* A replica partition "r" in the same agent receives imports (AES unwrap). */
+	rkek = take(call(&c->a, json_pack("{s:s, s:s, s:b}", "op", "vault.create", "vault", "r",
+	                                  "replica", 1)),
+	            "kek");
+	mk = take(call(&c->a, json_pack("{s:s, s:s, s:s}", "op", "masking.export", "vault", "v",
+	                                "peer", rkek)),
+	          "blob");
+	json_decref(call(
+	    &c->a, json_pack("{s:s, s:s, s:s}", "op", "masking.import", "vault", "r", "blob", mk)));
+	c->aes_blob = take(call(&c->a, json_pack("{s:s, s:s, s:s, s:i}", "op", "key.export",
+	                                         "vault", "v", "name", "k", "version", 1)),
+	                   "blob");
+	c->data_1k = vr_hsm_b64(kb, sizeof(kb));
+	free(kek);
+	free(rkek);
+	free(mk);
+}
+
+static double
+rate(struct ctx *c, enum op op, int agent, int n)
+{
+	double t0 = now_s();
+
+	for (int i = 0; i < n; i++)
+		(agent ? agent_op : direct_op)(c, op);
+	return n / (now_s() - t0);
+}
+
+/* Replicates a vault of n keys from agent a to agent b; returns seconds. */
+static double
+replicate(const char *bin, int n)
+{
+	struct agent a = {0}, b = {0};
+	char *kek, *mk;
+	double t0, t1;
+
+	agent_start(&a, bin);
+	agent_start(&b, bin);
+	json_decref(call(&a, json_pack("{s:s, s:s}", "op", "vault.create", "vault", "big")));
+	fprintf(stderr, "creating %d keys at A ...", n);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "key-%d", i);
+		json_decref(call(&a, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault",
+		                               "big", "name", name)));
+	}
+	fprintf(stderr, " done\n");
+	t0 = now_s();
+	kek = take(call(&b, json_pack("{s:s, s:s, s:b}", "op", "vault.create", "vault", "big",
+	                              "replica", 1)),
+	           "kek");
+	mk = take(call(&a, json_pack("{s:s, s:s, s:s}", "op", "masking.export", "vault", "big",
+	                             "peer", kek)),
+	          "blob");
+	json_decref(call(
+	    &b, json_pack("{s:s, s:s, s:s}", "op", "masking.import", "vault", "big", "blob", mk)));
+	for (int i = 0; i < n; i++) {
+		char name[32], *blob;
+
+		snprintf(name, sizeof(name), "key-%d", i);
+		blob = take(call(&a, json_pack("{s:s, s:s, s:s, s:i}", "op", "key.export", "vault",
+		                               "big", "name", name, "version", 1)),
+		            "blob");
+		json_decref(
+		    call(&b, json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "key.import", "vault",
+		                       "big", "name", name, "version", 1, "blob", blob)));
+		free(blob);
+	}
+	t1 = now_s();
+	free(kek);
+	free(mk);
+	agent_stop(&a);
+	agent_stop(&b);
+	return t1 - t0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"ops", required_argument, 0, 'n'},
+	    {"reps", required_argument, 0, 'r'},
+	    {"keys", required_argument, 0, 'k'},
+	    {"agent", required_argument, 0, 'a'},
+	    {"quick", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
+	};
+	const char *bin = VR_AGENT_BIN;
+	int ops = 200, reps = 3, keys = 10000, c;
+	struct ctx ctx = {0};
+	char conf[400];
+
+	while ((c = getopt_long(argc, argv, "n:r:k:a:qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			ops = atoi(optarg);
+			break;
+		case 'r':
+			reps = atoi(optarg);
+			break;
+		case 'k':
+			keys = atoi(optarg);
+			break;
+		case 'a':
+			bin = optarg;
+			break;
+		case 'q':
+			ops = 30;
+			reps = 1;
+			keys = 200;
+			break;
+		case 'h':
+			printf("usage: bench-hsm [--ops N] [--reps R] [--keys N] [--agent PATH] "
+			       "[--quick]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (ops < 1 || reps < 1 || reps > MAX_REPS || keys < 1) {
+		fprintf(stderr, "bench-hsm: --ops and --keys >= 1, --reps 1..%d\n", MAX_REPS);
+		return 2;
+	}
+
+	/* The agent gets its own SoftHSMv2; then this process loads one of its own. */
+	agent_start(&ctx.a, bin);
+	agent_setup(&ctx);
+	{
+		char *dir = vr_test_softhsm();
+
+		snprintf(conf, sizeof(conf), "%s", dir);
+		free(dir);
+	}
+	direct_setup(&ctx);
+
+	printf("bench-hsm: SoftHSMv2, %d ops per run, median of %d runs\n\n", ops, reps);
+	printf("%-24s %12s %12s %10s\n", "OPERATION", "DIRECT OP/S", "AGENT OP/S", "OVERHEAD");
+	for (int op = 0; op < N_OPS; op++) {
+		double d[MAX_REPS], g[MAX_REPS], md, mg;
+
+		for (int r = 0; r < reps; r++) {
+			d[r] = rate(&ctx, (enum op)op, 0, ops);
+			g[r] = rate(&ctx, (enum op)op, 1, ops);
+		}
+		md = median(d, reps);
+		mg = median(g, reps);
+		printf("%-24s %12.0f %12.0f %9.1f%%\n", op_names[op], md, mg, (md / mg - 1) * 100);
+		fflush(stdout);
+	}
+	agent_stop(&ctx.a);
+	vr_p11_session_close(ctx.d.p, ctx.d.s);
+	vr_p11_close(ctx.d.p);
+
+	{
+		double s = replicate(bin, keys);
+
+		printf(
+		    "\nreplicate a vault of %d keys A -> B: %.2f s (%.0f keys/s; target 10 000 in "
+		    "<= 10 s)\n",
+		    keys, s, keys / s);
+	}
+	free(ctx.rsa_blob);
+	free(ctx.aes_blob);
+	free(ctx.data_1k);
+	(void)conf;
+	return 0;
+}
