@@ -29,7 +29,10 @@
  *                                               applying its primary's deletion)
  *   key.list          vault                     -> keys: [{name, versions: [..]}]
  *   key.export        vault, name, version      -> blob: the key under the masking key (RFC 5649)
- *   key.import        vault, name, version, blob -> uri
+ *                     vault, keys: [{name, version}] (<= 4096)  -> blobs: [..] in that order
+ *   key.import        vault, name, version, blob -> imported (1)
+ *                     vault, keys: [{name, version, blob}] (<= 4096) -> imported: all of them
+ *                     in one synced write, or none (each blob must unwrap under the masking key)
  *   key.encrypt       vault, name, data, [aad]  -> version, iv, data (ciphertext || tag)
  *   key.decrypt       vault, name, version, iv, data, [aad] -> data
  *   site.generate     shard                     -> version, uri, kek (base64 DER public)

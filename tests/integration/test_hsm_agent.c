@@ -318,11 +318,32 @@ START_TEST(bad_requests_get_clear_errors)
 	json_decref(rq(&a, EBADMSG,
 	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "key.import", "vault", "v1",
 	                         "name", "k", "version", 9, "blob", junk)));
-	free(junk);
+	/* A batch with one bad blob imports nothing. */
+	{
+		json_t *good = rq(&a, 0,
+		                  json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", "v1",
+		                            "name", "k2")),
+		       *blob2;
+
+		json_decref(good);
+		blob2 = rq(&a, 0,
+		           json_pack("{s:s, s:s, s:s, s:i}", "op", "key.export", "vault", "v1",
+		                     "name", "k2", "version", 1));
+		json_decref(rq(&a, EBADMSG,
+		               json_pack("{s:s, s:s, s:[{s:s, s:i, s:s}, {s:s, s:i, s:s}]}", "op",
+		                         "key.import", "vault", "v1", "keys", "name", "copy",
+		                         "version", 1, "blob", str(blob2, "blob"), "name", "bad",
+		                         "version", 1, "blob", junk)));
+		json_decref(rq(&a, ENOENT,
+		               json_pack("{s:s, s:s, s:s, s:i}", "op", "key.export", "vault", "v1",
+		                         "name", "copy", "version", 1)));
+		json_decref(blob2);
+	}
 	/* A payload key in clear only for the dataplane's uid (4242 here; the test runs as 0). */
 	json_decref(rq(&a, EACCES,
 	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "x",
 	                         "shard", "0", "version", 1, "blob", "AAAA")));
+	free(junk);
 	json_decref(v);
 	json_decref(sealed);
 	json_decref(bad_blob);

@@ -11,6 +11,8 @@
  * Each figure is the median of --reps runs of --ops operations. The agent does per request what
  * its API promises (for example, looking the key up by label); the direct side does the bare
  * PKCS#11 call with handles at hand, so the ratio is the full cost of going through the agent.
+ * Note "AES key wrap": the agent keeps every vault key wrapped under the masking key already
+ * (keystore.c), so its export returns the stored blob without an HSM operation.
  * This is a benchmark, not a test: it prints figures and never fails on them.
  */
 #include <errno.h>
