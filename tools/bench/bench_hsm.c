@@ -236,7 +236,7 @@ direct_setup(struct ctx *c)
 	struct direct *d = &c->d;
 	char serial[17];
 	CK_OBJECT_HANDLE pub;
-	uint8_t *der;
+	uint8_t *der = NULL;
 	size_t n;
 	int rc;
 
