@@ -1286,34 +1286,85 @@ op_payload_generate(struct agent *a, json_t *req, uid_t uid)
 	return ok(res);
 }
 
+/*
+ * payload.wrap: the payload key under one peer's site KEK ("peer" -> blob), or under several
+ * at once ("peers": [..] -> "blobs": {peer: blob}), as a stream's key record goes to every
+ * member site.
+ */
 static json_t *
 op_payload_wrap(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *res;
-	const char *id = arg_name(req, "id", &err), *peer = id ? arg_name(req, "peer", &err) : NULL;
-	char label[128], plabel[128];
-	CK_OBJECT_HANDLE k, pk;
-	uint8_t blob[BLOB_MAX];
-	size_t n = sizeof(blob);
+	json_t *err = NULL, *peers = json_object_get(req, "peers"), *one = NULL, *p, *blobs;
+	const char *id = arg_name(req, "id", &err);
+	char label[128];
+	CK_OBJECT_HANDLE k;
 	struct tok t;
+	size_t i;
 	int rc;
 
-	if (!id || !peer)
+	if (!id)
 		return err;
-	if ((rc = site_tok(a, &t)))
+	if (!peers) {
+		const char *peer = arg_name(req, "peer", &err);
+
+		if (!peer)
+			return err;
+		peers = one = json_pack("[s]", peer);
+	}
+	if (!json_is_array(peers) || !json_array_size(peers) || json_array_size(peers) > 64) {
+		json_decref(one);
+		return fail(EINVAL, "\"peers\" must be an array of 1 to 64 peer names");
+	}
+	if ((rc = site_tok(a, &t))) {
+		json_decref(one);
 		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
+	}
 	snprintf(label, sizeof(label), "payload/%s", id);
-	snprintf(plabel, sizeof(plabel), "peer/%s", peer);
-	if (find_cached(a, &t, CKO_SECRET_KEY, label, &k))
+	if (find_cached(a, &t, CKO_SECRET_KEY, label, &k)) {
+		json_decref(one);
 		return fail(ENOENT, "no payload key %s", id);
-	if (find_cached(a, &t, CKO_PUBLIC_KEY, plabel, &pk))
-		return fail(ENOENT, "no key of peer %s: import it first", peer);
-	rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_RSA, pk, k, blob, &n);
-	if (rc)
-		return fail(-rc, "cannot wrap payload key %s for %s: %s", id, peer, strerror(-rc));
-	res = json_object();
-	set_b64(res, "blob", blob, n);
-	return ok(res);
+	}
+	blobs = json_object();
+	json_array_foreach(peers, i, p)
+	{
+		const char *peer = json_string_value(p);
+		char plabel[128];
+		uint8_t blob[BLOB_MAX];
+		size_t n = sizeof(blob);
+		CK_OBJECT_HANDLE pk;
+
+		if (!peer || !name_ok(peer)) {
+			err = fail(EINVAL, "peer names are 1-48 characters of [A-Za-z0-9._-]");
+			break;
+		}
+		snprintf(plabel, sizeof(plabel), "peer/%s", peer);
+		if (find_cached(a, &t, CKO_PUBLIC_KEY, plabel, &pk)) {
+			err = fail(ENOENT, "no key of peer %s: import it first", peer);
+			break;
+		}
+		rc = vr_p11_wrap(a->p11, t.s, VR_P11_WRAP_RSA, pk, k, blob, &n);
+		if (rc) {
+			err = fail(-rc, "cannot wrap payload key %s for %s: %s", id, peer,
+			           strerror(-rc));
+			break;
+		}
+		set_b64(blobs, peer, blob, n);
+	}
+	if (err) {
+		json_decref(blobs);
+		json_decref(one);
+		return err;
+	}
+	if (one) {
+		json_t *res =
+		    json_pack("{s:O}", "blob",
+		              json_object_get(blobs, json_string_value(json_array_get(one, 0))));
+
+		json_decref(blobs);
+		json_decref(one);
+		return ok(res);
+	}
+	return ok(json_pack("{s:o}", "blobs", blobs));
 }
 
 static json_t *

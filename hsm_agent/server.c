@@ -14,14 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <p11-kit/uri.h>
+
 #include "vr_hsm.h"
 #include "vr_msg.h"
 #include "agent.h"
+
+static void wipe_free(void *p);
 
 struct conn {
 	struct agent *a;
@@ -54,6 +62,7 @@ serve(void *arg)
 		if (rc)
 			break;
 		req = json_loadb(msg, n, JSON_REJECT_DUPLICATES, &je);
+		OPENSSL_cleanse(msg, n);
 		free(msg);
 		if (!req)
 			res = json_pack("{s:i, s:s}", "status", EINVAL, "error",
@@ -64,7 +73,7 @@ serve(void *arg)
 		out = res ? json_dumps(res, JSON_COMPACT) : NULL;
 		json_decref(res);
 		rc = out ? vr_hsm_send(c->fd, out, strlen(out)) : -ENOMEM;
-		free(out);
+		wipe_free(out);
 		if (rc)
 			break;
 	}
@@ -99,7 +108,8 @@ usage(FILE *f)
 	        "usage: vaultrep-hsm-agent --socket PATH --state DIR [options]\n"
 	        "  --socket PATH        unix socket to serve (created 0660)\n"
 	        "  --state DIR          state directory (0700): which token is which vault, PINs\n"
-	        "  --module PATH        PKCS#11 module (default %s)\n"
+	        "  --module PATH|URI    PKCS#11 module, or pkcs11:?module-path=PATH\n"
+	        "                       (default %s)\n"
 	        "  --allow-uid LIST     uids admitted, comma separated (default: the agent's own)\n"
 	        "  --dataplane-uid UID  the one uid that may receive payload keys in clear\n"
 	        "  --oaep-sha256        RSA-OAEP with SHA-256 (the default SHA-1 is what\n"
@@ -107,6 +117,48 @@ usage(FILE *f)
 	        "  --aes-wrap-mech HEX  AES key wrap with padding mechanism (default 0x210a)\n"
 	        "  -v                   more diagnostics (repeatable)\n",
 	        VR_P11_DEFAULT_MODULE);
+}
+
+/*
+ * Every buffer jansson frees is wiped first: requests and responses carry wrapped keys and, for
+ * the dataplane, payload keys in clear (base64).
+ */
+static void
+wipe_free(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+/* No core dumps of this process, and nobody may ptrace it. */
+static void
+no_dumps(void)
+{
+	struct rlimit zero = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &zero) || prctl(PR_SET_DUMPABLE, 0))
+		vr_warn("hsm", "cannot disable core dumps: %s", strerror(errno));
+}
+
+/* --module takes a path or an RFC 7512 URI with a module-path attribute. */
+static char *
+module_path(const char *arg)
+{
+	P11KitUri *u;
+	char *path = NULL;
+
+	if (!arg || strncmp(arg, "pkcs11:", 7))
+		return arg ? strdup(arg) : NULL;
+	u = p11_kit_uri_new();
+	if (u && p11_kit_uri_parse(arg, P11_KIT_URI_FOR_MODULE, u) == P11_KIT_URI_OK &&
+	    p11_kit_uri_get_module_path(u))
+		path = strdup(p11_kit_uri_get_module_path(u));
+	p11_kit_uri_free(u);
+	if (!path)
+		fprintf(stderr, "--module %s: a PKCS#11 URI needs a module-path attribute\n", arg);
+	return path;
 }
 
 static volatile sig_atomic_t stopping;
@@ -185,6 +237,15 @@ main(int argc, char **argv)
 		return 2;
 	}
 	vr_msg_set_level(verbose > VR_MSG_DEBUG ? VR_MSG_DEBUG : (enum vr_msg_level)verbose);
+	no_dumps();
+	json_set_alloc_funcs(malloc, wipe_free);
+	if (module) {
+		char *path = module_path(module);
+
+		if (!path)
+			return 2;
+		module = path; /* kept for the life of the process */
+	}
 	if (!a.n_allowed)
 		a.allowed[a.n_allowed++] = getuid();
 	umask(077);

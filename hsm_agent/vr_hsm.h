@@ -27,7 +27,8 @@
  *   key.rotate        vault, name               -> version (previous ones still decrypt)
  *   key.delete        vault, name, [replicated] -> versions destroyed (replicated: a replica
  *                                               applying its primary's deletion)
- *   key.list          vault                     -> keys: [{name, versions: [..]}]
+ *   key.list          vault                     -> keys: [{name, type, versions: [..]}]
+ *                                               (vault keys are AES-256; no other type yet)
  *   key.export        vault, name, version      -> blob: the key under the masking key (RFC 5649)
  *                     vault, keys: [{name, version}] (<= 4096)  -> blobs: [..] in that order
  *   key.import        vault, name, version, blob -> imported (1)
@@ -42,6 +43,7 @@
  *   peer.import       peer, kek                 -> uri (trusted wrapping key in the site token)
  *   payload.generate  id                        -> uri
  *   payload.wrap      id, peer                  -> blob (RSA-OAEP under the peer's site KEK)
+ *                     id, peers: [..] (<= 64)   -> blobs: {peer: blob}
  *   payload.unwrap    id, shard, version, blob, [keep] -> key (base64) unless keep, else uri
  */
 #ifndef VR_HSM_H

@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,20 @@ START_TEST(payload_key_from_a_opens_at_b)
 	               json_pack("{s:s, s:s, s:s}", "op", "peer.import", "peer", "self", "kek",
 	                         str(ka, "kek"))));
 	json_decref(rq(&a, 0, json_pack("{s:s, s:s}", "op", "payload.generate", "id", "s1-k1")));
+	/* One request wraps for every member site. */
+	{
+		json_t *both = rq(&a, 0,
+		                  json_pack("{s:s, s:s, s:[s, s]}", "op", "payload.wrap", "id",
+		                            "s1-k1", "peers", "site-b", "self"));
+		json_t *blobs = json_object_get(both, "blobs");
+
+		ck_assert_uint_eq(json_object_size(blobs), 2);
+		ck_assert_ptr_nonnull(json_string_value(json_object_get(blobs, "site-b")));
+		json_decref(both);
+		json_decref(rq(&a, ENOENT,
+		               json_pack("{s:s, s:s, s:[s]}", "op", "payload.wrap", "id", "s1-k1",
+		                         "peers", "site-z")));
+	}
 	wrapped =
 	    rq(&a, 0,
 	       json_pack("{s:s, s:s, s:s}", "op", "payload.wrap", "id", "s1-k1", "peer", "site-b"));
@@ -385,7 +400,30 @@ START_TEST(restart_keeps_partitions_and_keys)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_uint_eq(sb.st_mode & 0777, 0600);
 
-	start(&a, NULL);
+	/* Again, with the module named by an RFC 7512 URI. */
+	{
+		const char *by_uri[] = {
+		    "--module", "pkcs11:?module-path=/usr/lib/softhsm/libsofthsm2.so", NULL};
+		char limits[64], line[256];
+		bool no_core = false;
+		FILE *f;
+
+		start(&a, by_uri);
+		/* The agent holds keys: it must not leave core dumps. */
+		snprintf(limits, sizeof(limits), "/proc/%d/limits", a.pid);
+		f = fopen(limits, "r");
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "Max core file size", 18)) {
+				char soft[32], hard[32];
+
+				/* The hard limit too: a soft 0 may just be inherited. */
+				no_core = sscanf(line + 18, "%31s %31s", soft, hard) == 2 &&
+				          !strcmp(soft, "0") && !strcmp(hard, "0");
+			}
+		fclose(f);
+		ck_assert_msg(no_core, "agent allows core dumps");
+	}
 	list = rq(&a, 0, json_pack("{s:s}", "op", "vault.list"));
 	ck_assert_uint_eq(json_array_size(json_object_get(list, "vaults")), 2);
 	json_decref(list);
