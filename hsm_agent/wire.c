@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -36,13 +37,29 @@ int
 vr_hsm_send(int fd, const char *msg, size_t n)
 {
 	uint8_t hdr[4];
-	int rc;
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)(uintptr_t)msg, n}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	ssize_t k;
 
 	if (n == 0 || n > VR_HSM_MAX_MSG)
 		return -EMSGSIZE;
 	vr_put_be32(hdr, (uint32_t)n);
-	rc = io_all(fd, hdr, sizeof(hdr), 1);
-	return rc ? rc : io_all(fd, (void *)(uintptr_t)msg, n, 1);
+	/* Header and body in one call: the reader wakes once per message, not twice. */
+	do
+		k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	if ((size_t)k == sizeof(hdr) + n)
+		return 0;
+	/* A short write (a full socket buffer): finish byte by byte. */
+	if ((size_t)k < sizeof(hdr)) {
+		int rc = io_all(fd, hdr + k, sizeof(hdr) - (size_t)k, 1);
+
+		return rc ? rc : io_all(fd, (void *)(uintptr_t)msg, n, 1);
+	}
+	return io_all(fd, (void *)(uintptr_t)(msg + (size_t)k - sizeof(hdr)),
+	              n - ((size_t)k - sizeof(hdr)), 1);
 }
 
 int
