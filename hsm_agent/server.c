@@ -185,6 +185,7 @@ main(int argc, char **argv)
 	};
 	struct agent a = {0};
 	const char *sock_path = NULL, *module = NULL;
+	char *module_owned = NULL;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct sigaction sig = {.sa_handler = on_signal};
 	unsigned long wrap_mech = CKM_AES_KEY_WRAP_PAD;
@@ -240,11 +241,10 @@ main(int argc, char **argv)
 	no_dumps();
 	json_set_alloc_funcs(malloc, wipe_free);
 	if (module) {
-		char *path = module_path(module);
-
-		if (!path)
+		module_owned = module_path(module);
+		if (!module_owned)
 			return 2;
-		module = path; /* kept for the life of the process */
+		module = module_owned;
 	}
 	if (!a.n_allowed)
 		a.allowed[a.n_allowed++] = getuid();
@@ -347,5 +347,6 @@ main(int argc, char **argv)
 	json_decref(a.cache);
 	json_decref(a.state);
 	vr_keystore_close(a.ks);
+	free(module_owned);
 	return 0;
 }
