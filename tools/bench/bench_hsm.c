@@ -26,34 +26,11 @@
 #include "p11.h"
 #include "vr_hsm.h"
 #include "vr_test.h"
+#include "bench.h"
 
 enum { MAX_REPS = 9, BATCH = 500 };
 
 static const char SO[] = "bench-so-pin-0000", USER[] = "bench-user-pin-0000";
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void
 die(const char *what, int rc)
@@ -345,11 +322,11 @@ agent_setup(struct ctx *c)
 static double
 rate(struct ctx *c, enum op op, int agent, int n)
 {
-	double t0 = now_s();
+	double t0 = bench_now();
 
 	for (int i = 0; i < n; i++)
 		(agent ? agent_op : direct_op)(c, op);
-	return n * per_op(op) / (now_s() - t0);
+	return n * per_op(op) / (bench_now() - t0);
 }
 
 /*
@@ -376,17 +353,17 @@ replicate(const char *bin, int n)
 		                               "big", "name", name)));
 	}
 	fprintf(stderr, " done\n");
-	t0 = now_s();
+	t0 = bench_now();
 	kek = take(call(&b, json_pack("{s:s, s:s, s:b}", "op", "vault.create", "vault", "big",
 	                              "replica", 1)),
 	           "kek");
-	t_part = now_s();
+	t_part = bench_now();
 	mk = take(call(&a, json_pack("{s:s, s:s, s:s}", "op", "masking.export", "vault", "big",
 	                             "peer", kek)),
 	          "blob");
 	json_decref(call(
 	    &b, json_pack("{s:s, s:s, s:s}", "op", "masking.import", "vault", "big", "blob", mk)));
-	t_mask = now_s();
+	t_mask = bench_now();
 	/* Batches of BATCH keys: one export request at A, one import (one synced write) at B. */
 	for (int i = 0; i < n; i += BATCH) {
 		json_t *want = json_array(), *got, *keys = json_array(), *blobs;
@@ -411,7 +388,7 @@ replicate(const char *bin, int n)
 		json_decref(got);
 		json_decref(want);
 	}
-	t1 = now_s();
+	t1 = bench_now();
 	printf("  replica partition %.2f s, masking key %.3f s, %d keys in batches of %d %.2f s\n",
 	       t_part - t0, t_mask - t_part, n, BATCH, t1 - t_mask);
 	free(kek);
@@ -490,8 +467,8 @@ main(int argc, char **argv)
 			d[r] = rate(&ctx, (enum op)op, 0, ops);
 			g[r] = rate(&ctx, (enum op)op, 1, ops);
 		}
-		md = median(d, reps);
-		mg = median(g, reps);
+		md = bench_median(d, reps);
+		mg = bench_median(g, reps);
 		printf("%-24s %12.0f %12.0f %9.1f%%\n", op_names[op], md, mg, (md / mg - 1) * 100);
 		fflush(stdout);
 	}

@@ -29,6 +29,7 @@
 #include "vr_common.h"
 #include "vr_log.h"
 #include "vr_test.h"
+#include "bench.h"
 
 enum { MAX_REPS = 15, MAX_THREADS = 16 };
 
@@ -58,30 +59,6 @@ struct worker {
 	rocksdb_writeoptions_t *wo;
 	int err;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void
 rm_rf(const char *path)
@@ -225,13 +202,13 @@ timed(struct opts *o, struct recs *r, unsigned group, int use_rocksdb, double *c
 		pthread_create(&th[t], NULL, use_rocksdb ? run_rocksdb : run_logstore, &w[t]);
 	}
 	pthread_barrier_wait(&start);
-	t0 = now_s();
+	t0 = bench_now();
 	c0 = cpu_s();
 	for (int t = 0; t < o->threads; t++) {
 		pthread_join(th[t], NULL);
 		err |= w[t].err;
 	}
-	t1 = now_s();
+	t1 = bench_now();
 	*cores = (cpu_s() - c0) / (t1 - t0);
 	pthread_barrier_destroy(&start);
 	if (use_rocksdb) {
@@ -265,14 +242,14 @@ raw_disk_mbs(struct opts *o)
 		perror(path);
 		exit(1);
 	}
-	t0 = now_s();
+	t0 = bench_now();
 	for (size_t i = 0; i < o->raw_mib; i++) {
 		if (write(fd, buf, block) != (ssize_t)block || fdatasync(fd)) {
 			perror("bench: raw write");
 			exit(1);
 		}
 	}
-	t1 = now_s();
+	t1 = bench_now();
 	close(fd);
 	unlink(path);
 	free(buf);
@@ -409,14 +386,14 @@ main(int argc, char **argv)
 					return 1;
 			}
 			total = (double)n * o.threads;
-			ml = total / median(tl, o.reps);
+			ml = total / bench_median(tl, o.reps);
 			if (!o.no_baseline) {
-				ma = total / median(ta, o.reps);
-				mb = median(raw, o.reps);
+				ma = total / bench_median(ta, o.reps);
+				mb = bench_median(raw, o.reps);
 			}
 			printf("%6zu %6u %12.0f %9.1f %9.2f %12.0f %9.1f %9.0f %7.2fx %7.2fx\n",
-			       size, group, ml, ml * (double)size / 1e6, median(cl, o.reps), ma,
-			       ma * (double)size / 1e6, mb, ma > 0 ? ml / ma : 0,
+			       size, group, ml, ml * (double)size / 1e6, bench_median(cl, o.reps),
+			       ma, ma * (double)size / 1e6, mb, ma > 0 ? ml / ma : 0,
 			       mb > 0 ? ml * (double)size / 1e6 / mb : 0);
 			fflush(stdout);
 			if (size == 256 && group == 4096)
