@@ -384,10 +384,12 @@ op_vault_create(struct agent *a, json_t *req, uid_t uid)
 		         json_string_value(json_object_get(f, "serial")));
 		snprintf(so_pin, sizeof(so_pin), "%s",
 		         json_string_value(json_object_get(f, "so_pin")));
-		json_array_remove(free_list, 0);
 		rc = vr_p11_token_wipe(a->p11, serial, so_pin, label);
 		if (!rc)
 			rc = vr_p11_set_user_pin(a->p11, serial, so_pin, user_pin);
+		/* It leaves the pool only once it is ours: a failed reset keeps it there. */
+		if (!rc)
+			json_array_remove(free_list, 0);
 	} else {
 		if (vr_agent_pin(so_pin))
 			return fail(EIO, "no randomness for a PIN");
