@@ -49,10 +49,10 @@
 #include <pthread.h>
 #include <string.h>
 
-#include <isa-l/crc.h>
 #include <openssl/evp.h>
 
 #include "vr_common.h"
+#include "vr_crc.h"
 #include "vr_record.h"
 
 enum {
@@ -74,12 +74,6 @@ enum {
 };
 
 _Static_assert((int)OFF_MEMBERS == (int)VR_REC_HDR_SIZE, "header layout");
-
-static uint32_t
-crc32c(const uint8_t *p, size_t n)
-{
-	return crc32_iscsi((unsigned char *)(uintptr_t)p, (int)n, 0xffffffffu) ^ 0xffffffffu;
-}
 
 /*
  * One EVP context per thread, reused: a fresh context per record costs an allocation, which
@@ -245,7 +239,7 @@ vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE],
 
 	vr_rec_entropy(prev_entropy, buf, size, r->entropy);
 	memcpy(buf + OFF_ENTROPY, r->entropy, VR_REC_ENTROPY_SIZE);
-	r->crc = crc32c(buf + 4, size - 4);
+	r->crc = vr_crc32c(buf + 4, size - 4);
 	vr_put_be32(buf + OFF_CRC, r->crc);
 
 	r->payload = buf + OFF_MEMBERS + 2 * r->n_members;
@@ -276,7 +270,7 @@ vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r)
 
 	/* R2: the checksum, before trusting any field. */
 	r->crc = vr_get_be32(buf + OFF_CRC);
-	if (crc32c(buf + 4, total - 4) != r->crc)
+	if (vr_crc32c(buf + 4, total - 4) != r->crc)
 		return -VR_REC_ERR_CHECKSUM;
 
 	/* R3: fields. */

@@ -42,8 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <isa-l/crc.h>
-
+#include "vr_crc.h"
 #include "vr_msg.h"
 #include "log_impl.h"
 
@@ -53,12 +52,6 @@ enum {
 	CHUNK_HDR_SIZE = 8,
 	CHECKPOINT_SIZE = 24,
 };
-
-static uint32_t
-crc32c(const uint8_t *p, size_t n)
-{
-	return crc32_iscsi((unsigned char *)(uintptr_t)p, (int)n, 0xffffffffu) ^ 0xffffffffu;
-}
 
 static void
 seg_path(const struct vr_log *log, uint64_t id, char *out, size_t cap)
@@ -309,7 +302,7 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 	vr_put_be32(f + 16, (uint32_t)body);
 	vr_put_be32(f + 20, n_chunks);
 	vr_put_be64(f + 24, 0);
-	vr_put_be32(f + 4, crc32c(f + 8, pos - 8));
+	vr_put_be32(f + 4, vr_crc32c(f + 8, pos - 8));
 
 	rc = pwrite_all(w->fd, f, pos, w->off);
 	if (!rc && fdatasync(w->fd))
@@ -646,7 +639,8 @@ vr_seg_recover(struct vr_log *log)
 			rc = vr_seg_read(log, &whole, &w->stage, &w->stage_cap);
 			if (rc)
 				break;
-			if (crc32c(w->stage + 8, FRAME_HDR_SIZE - 8 + body) != vr_get_be32(hdr + 4))
+			if (vr_crc32c(w->stage + 8, FRAME_HDR_SIZE - 8 + body) !=
+			    vr_get_be32(hdr + 4))
 				break;
 			w->id = ids[i];
 			rc = replay_frame(log, w->stage, FRAME_HDR_SIZE + body, pos, &rec_bytes);

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The dataplane's wire formats, their only owner. All integers big-endian; every header has a
+ * fixed size (static_assert'd); parsers are pure functions over bytes, so that they can be
+ * fuzzed and run on mbuf data in place.
+ *
+ * Ingest frame: a producer's WAL frame, the payload of a UDP datagram to the LAN port.
+ *
+ *   0   2  magic          0x5649 "VI"
+ *   2   1  version        1
+ *   3   1  kind           1 (frame)
+ *   4   4  producer       producer id
+ *   8   8  producer_seq   per producer and stream, from 1: a retransmitted frame is recognised
+ *                         and answered with its original ack, never appended twice
+ *   16  8  account        \  the stream (its primary is this site)
+ *   24  4  vault          /
+ *   28  1  rec_type       vr_record.h type
+ *   29  1  op             vr_record.h op
+ *   30  2  payload_size   0..VR_WIRE_MAX_PAYLOAD
+ *   32  4  flags          0 (reserved)
+ *   36  4  crc32c         CRC32C of the frame with this field as zero (UDP's checksum is
+ *                         optional and weak)
+ *   40  ...payload
+ *
+ * Ingest ack: the appliance's answer to one frame, to the frame's source address.
+ *
+ *   0   2  magic          0x5641 "VA"
+ *   2   1  version        1
+ *   3   1  kind           2 ack (durable), 3 nack (refused: status says why)
+ *   4   4  producer
+ *   8   8  producer_seq
+ *   16  8  account
+ *   24  4  vault
+ *   28  2  status         0, or the errno of a refusal
+ *   30  1  sites          sites the record is durable at (1: this one; N for sync vaults)
+ *   31  1  reserved       0
+ *   32  8  lsn            the LSN the record got (X3); 0 in a nack
+ *
+ * WAN data batch: records of one stream, sealed under one payload key.
+ *
+ *   0   2  magic          0x5642 "VB"
+ *   2   1  version        1
+ *   3   1  kind           1 (data)
+ *   4   2  sender         sender site id
+ *   6   2  n_records
+ *   8   8  account        \
+ *   16  4  vault           | the stream
+ *   20  2  primary        /
+ *   22  2  reserved       0
+ *   24  4  key_id         the payload key the batch is sealed under
+ *   28  4  sealed_size    bytes of ciphertext (the records, vr_record.h); the tag follows
+ *   32  8  seq            batch sequence: the nonce is salt || seq (vr_nonce.h)
+ *   40  8  first_lsn      LSN of the first record
+ *   48  ...ciphertext, then a 16-byte GCM tag. The 48-byte header is the AAD.
+ *
+ * Validity: magic, version and kind known; sizes within bounds and exactly what the buffer
+ * holds (a datagram carries one message, nothing after it); reserved fields zero; the ingest
+ * frame's CRC matches; a batch has 1..VR_WIRE_MAX_RECORDS records and seq >= 1.
+ *
+ * Not here yet (they come with the peer protocol): WAN acknowledgements and gap reports, and
+ * payload key records (which need the sender's authentication designed with the peer link).
+ */
+#ifndef VR_WIRE_H
+#define VR_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	VR_WIRE_VERSION = 1,
+	VR_WIRE_MAGIC_INGEST = 0x5649,
+	VR_WIRE_MAGIC_ACK = 0x5641,
+	VR_WIRE_MAGIC_BATCH = 0x5642,
+	VR_WIRE_INGEST_HDR = 40,
+	VR_WIRE_ACK_SIZE = 40,
+	VR_WIRE_BATCH_HDR = 48,
+	VR_WIRE_TAG = 16,
+	/* A jumbo frame (9000) less IPv4, UDP and our header. */
+	VR_WIRE_MAX_PAYLOAD = 9000 - 20 - 8 - VR_WIRE_INGEST_HDR,
+	VR_WIRE_MAX_RECORDS = 4096,
+	VR_WIRE_MAX_SEALED = 9000 - 20 - 8 - VR_WIRE_BATCH_HDR - VR_WIRE_TAG,
+};
+
+enum vr_wire_kind {
+	VR_WIRE_FRAME = 1,
+	VR_WIRE_ACK = 2,
+	VR_WIRE_NACK = 3,
+	VR_WIRE_DATA = 1, /* batch kinds have their own space */
+};
+
+struct vr_ingest {
+	uint32_t producer;
+	uint64_t producer_seq;
+	uint64_t account;
+	uint32_t vault;
+	uint8_t rec_type, op;
+	uint16_t payload_size;
+	const uint8_t *payload; /* into the parsed buffer */
+};
+
+struct vr_ack {
+	uint8_t kind; /* VR_WIRE_ACK or VR_WIRE_NACK */
+	uint32_t producer;
+	uint64_t producer_seq;
+	uint64_t account;
+	uint32_t vault;
+	uint16_t status;
+	uint8_t sites;
+	uint64_t lsn;
+};
+
+struct vr_batch_hdr {
+	uint16_t sender;
+	uint16_t n_records;
+	uint64_t account;
+	uint32_t vault;
+	uint16_t primary;
+	uint32_t key_id;
+	uint32_t sealed_size;
+	uint64_t seq;
+	uint64_t first_lsn;
+};
+
+/* Parse errors: distinct negative errnos, each with a drop counter in the dataplane. */
+#define VR_WIRE_ERR_SIZE    EMSGSIZE /* shorter or longer than it says */
+#define VR_WIRE_ERR_MAGIC   EPROTONOSUPPORT /* not ours, or another version */
+#define VR_WIRE_ERR_FORMAT  EPROTO   /* unknown kind, reserved bits set, bad counts */
+#define VR_WIRE_ERR_CHECKSUM EBADMSG
+
+/* Encoders return the bytes written, or -EMSGSIZE if cap is too small or a field too large. */
+int vr_wire_ingest_encode(const struct vr_ingest *f, uint8_t *buf, size_t cap);
+int vr_wire_ack_encode(const struct vr_ack *a, uint8_t *buf, size_t cap);
+int vr_wire_batch_hdr_encode(const struct vr_batch_hdr *h, uint8_t out[VR_WIRE_BATCH_HDR]);
+
+/* Parsers: 0, or a negative VR_WIRE_ERR_*. buf holds exactly one message. */
+int vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f);
+int vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a);
+/* A whole batch: header, sealed_size bytes of ciphertext and the tag. */
+int vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h);
+
+#endif /* VR_WIRE_H */
