@@ -18,7 +18,7 @@
  *   29  1  op             vr_record.h op
  *   30  2  payload_size   0..VR_WIRE_MAX_PAYLOAD
  *   32  4  flags          0 (reserved)
- *   36  4  crc32c         CRC32C of the frame with this field as zero (UDP's checksum is
+ *   36  4  crc32c         CRC32C of bytes [0, 36) then the payload (UDP's checksum is
  *                         optional and weak)
  *   40  ...payload
  *
@@ -63,6 +63,7 @@
 #ifndef VR_WIRE_H
 #define VR_WIRE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,9 +123,9 @@ struct vr_batch_hdr {
 };
 
 /* Parse errors: distinct negative errnos, each with a drop counter in the dataplane. */
-#define VR_WIRE_ERR_SIZE    EMSGSIZE /* shorter or longer than it says */
-#define VR_WIRE_ERR_MAGIC   EPROTONOSUPPORT /* not ours, or another version */
-#define VR_WIRE_ERR_FORMAT  EPROTO   /* unknown kind, reserved bits set, bad counts */
+#define VR_WIRE_ERR_SIZE     EMSGSIZE        /* shorter or longer than it says */
+#define VR_WIRE_ERR_MAGIC    EPROTONOSUPPORT /* not ours, or another version */
+#define VR_WIRE_ERR_FORMAT   EPROTO          /* unknown kind, reserved bits set, bad counts */
 #define VR_WIRE_ERR_CHECKSUM EBADMSG
 
 /* Encoders return the bytes written, or -EMSGSIZE if cap is too small or a field too large. */

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* Encoders and parsers of the dataplane's wire formats; layouts and rules in vr_wire.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "vr_common.h"
+#include "vr_crc.h"
+#include "vr_wire.h"
+
+_Static_assert(VR_WIRE_MAX_PAYLOAD <= UINT16_MAX, "payload_size is 16 bits");
+
+static uint32_t
+ingest_crc(const uint8_t *hdr, const uint8_t *payload, size_t n)
+{
+	uint32_t c = vr_crc32c_update(vr_crc32c_begin(), hdr, 36);
+
+	return vr_crc32c_end(vr_crc32c_update(c, payload, n));
+}
+
+int
+vr_wire_ingest_encode(const struct vr_ingest *f, uint8_t *buf, size_t cap)
+{
+	size_t size = VR_WIRE_INGEST_HDR + (size_t)f->payload_size;
+
+	if (f->payload_size > VR_WIRE_MAX_PAYLOAD || size > cap)
+		return -VR_WIRE_ERR_SIZE;
+	vr_put_be16(buf, VR_WIRE_MAGIC_INGEST);
+	buf[2] = VR_WIRE_VERSION;
+	buf[3] = VR_WIRE_FRAME;
+	vr_put_be32(buf + 4, f->producer);
+	vr_put_be64(buf + 8, f->producer_seq);
+	vr_put_be64(buf + 16, f->account);
+	vr_put_be32(buf + 24, f->vault);
+	buf[28] = f->rec_type;
+	buf[29] = f->op;
+	vr_put_be16(buf + 30, f->payload_size);
+	vr_put_be32(buf + 32, 0);
+	if (f->payload_size && f->payload != buf + VR_WIRE_INGEST_HDR)
+		memmove(buf + VR_WIRE_INGEST_HDR, f->payload, f->payload_size);
+	vr_put_be32(buf + 36, ingest_crc(buf, buf + VR_WIRE_INGEST_HDR, f->payload_size));
+	return (int)size;
+}
+
+int
+vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f)
+{
+	if (size < VR_WIRE_INGEST_HDR)
+		return -VR_WIRE_ERR_SIZE;
+	if (vr_get_be16(buf) != VR_WIRE_MAGIC_INGEST || buf[2] != VR_WIRE_VERSION)
+		return -VR_WIRE_ERR_MAGIC;
+	f->payload_size = vr_get_be16(buf + 30);
+	if (f->payload_size > VR_WIRE_MAX_PAYLOAD ||
+	    size != VR_WIRE_INGEST_HDR + (size_t)f->payload_size)
+		return -VR_WIRE_ERR_SIZE;
+	if (vr_get_be32(buf + 36) != ingest_crc(buf, buf + VR_WIRE_INGEST_HDR, f->payload_size))
+		return -VR_WIRE_ERR_CHECKSUM;
+	if (buf[3] != VR_WIRE_FRAME || vr_get_be32(buf + 32) != 0)
+		return -VR_WIRE_ERR_FORMAT;
+	f->producer = vr_get_be32(buf + 4);
+	f->producer_seq = vr_get_be64(buf + 8);
+	f->account = vr_get_be64(buf + 16);
+	f->vault = vr_get_be32(buf + 24);
+	f->rec_type = buf[28];
+	f->op = buf[29];
+	f->payload = buf + VR_WIRE_INGEST_HDR;
+	if (f->producer_seq == 0)
+		return -VR_WIRE_ERR_FORMAT;
+	return 0;
+}
+
+int
+vr_wire_ack_encode(const struct vr_ack *a, uint8_t *buf, size_t cap)
+{
+	if (cap < VR_WIRE_ACK_SIZE)
+		return -VR_WIRE_ERR_SIZE;
+	vr_put_be16(buf, VR_WIRE_MAGIC_ACK);
+	buf[2] = VR_WIRE_VERSION;
+	buf[3] = a->kind;
+	vr_put_be32(buf + 4, a->producer);
+	vr_put_be64(buf + 8, a->producer_seq);
+	vr_put_be64(buf + 16, a->account);
+	vr_put_be32(buf + 24, a->vault);
+	vr_put_be16(buf + 28, a->status);
+	buf[30] = a->sites;
+	buf[31] = 0;
+	vr_put_be64(buf + 32, a->lsn);
+	return VR_WIRE_ACK_SIZE;
+}
+
+int
+vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a)
+{
+	if (size != VR_WIRE_ACK_SIZE)
+		return -VR_WIRE_ERR_SIZE;
+	if (vr_get_be16(buf) != VR_WIRE_MAGIC_ACK || buf[2] != VR_WIRE_VERSION)
+		return -VR_WIRE_ERR_MAGIC;
+	a->kind = buf[3];
+	a->producer = vr_get_be32(buf + 4);
+	a->producer_seq = vr_get_be64(buf + 8);
+	a->account = vr_get_be64(buf + 16);
+	a->vault = vr_get_be32(buf + 24);
+	a->status = vr_get_be16(buf + 28);
+	a->sites = buf[30];
+	a->lsn = vr_get_be64(buf + 32);
+	/* An ack is durable somewhere with an LSN; a nack says why and claims nothing. */
+	if (buf[31] != 0 || (a->kind == VR_WIRE_ACK && (a->status || !a->sites || !a->lsn)) ||
+	    (a->kind == VR_WIRE_NACK && (!a->status || a->sites || a->lsn)) ||
+	    (a->kind != VR_WIRE_ACK && a->kind != VR_WIRE_NACK))
+		return -VR_WIRE_ERR_FORMAT;
+	return 0;
+}
+
+int
+vr_wire_batch_hdr_encode(const struct vr_batch_hdr *h, uint8_t out[VR_WIRE_BATCH_HDR])
+{
+	if (h->sealed_size > VR_WIRE_MAX_SEALED)
+		return -VR_WIRE_ERR_SIZE;
+	if (!h->n_records || h->n_records > VR_WIRE_MAX_RECORDS || !h->seq || !h->first_lsn ||
+	    !h->sender || !h->primary)
+		return -VR_WIRE_ERR_FORMAT;
+	vr_put_be16(out, VR_WIRE_MAGIC_BATCH);
+	out[2] = VR_WIRE_VERSION;
+	out[3] = VR_WIRE_DATA;
+	vr_put_be16(out + 4, h->sender);
+	vr_put_be16(out + 6, h->n_records);
+	vr_put_be64(out + 8, h->account);
+	vr_put_be32(out + 16, h->vault);
+	vr_put_be16(out + 20, h->primary);
+	vr_put_be16(out + 22, 0);
+	vr_put_be32(out + 24, h->key_id);
+	vr_put_be32(out + 28, h->sealed_size);
+	vr_put_be64(out + 32, h->seq);
+	vr_put_be64(out + 40, h->first_lsn);
+	return VR_WIRE_BATCH_HDR;
+}
+
+int
+vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h)
+{
+	if (size < VR_WIRE_BATCH_HDR + VR_WIRE_TAG)
+		return -VR_WIRE_ERR_SIZE;
+	if (vr_get_be16(buf) != VR_WIRE_MAGIC_BATCH || buf[2] != VR_WIRE_VERSION)
+		return -VR_WIRE_ERR_MAGIC;
+	h->sealed_size = vr_get_be32(buf + 28);
+	if (h->sealed_size > VR_WIRE_MAX_SEALED ||
+	    size != VR_WIRE_BATCH_HDR + (size_t)h->sealed_size + VR_WIRE_TAG)
+		return -VR_WIRE_ERR_SIZE;
+	h->sender = vr_get_be16(buf + 4);
+	h->n_records = vr_get_be16(buf + 6);
+	h->account = vr_get_be64(buf + 8);
+	h->vault = vr_get_be32(buf + 16);
+	h->primary = vr_get_be16(buf + 20);
+	h->key_id = vr_get_be32(buf + 24);
+	h->seq = vr_get_be64(buf + 32);
+	h->first_lsn = vr_get_be64(buf + 40);
+	if (buf[3] != VR_WIRE_DATA || vr_get_be16(buf + 22) != 0 || !h->n_records ||
+	    h->n_records > VR_WIRE_MAX_RECORDS || !h->seq || !h->first_lsn || !h->sender ||
+	    !h->primary)
+		return -VR_WIRE_ERR_FORMAT;
+	return 0;
+}

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* dataplane:wire — the ingest frame, the ingest ack and the WAN batch header: round trips, the
+ * documented offsets, and every refusal. */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "vr_common.h"
+#include "vr_crc.h"
+#include "vr_wire.h"
+#include "vr_test.h"
+
+static struct vr_ingest
+frame(const uint8_t *payload, uint16_t n)
+{
+	return (struct vr_ingest){.producer = 7,
+	                          .producer_seq = 99,
+	                          .account = 0x1122334455667788ull,
+	                          .vault = 0xaabbccdd,
+	                          .rec_type = 1,
+	                          .op = 3,
+	                          .payload_size = n,
+	                          .payload = payload};
+}
+
+START_TEST(ingest_round_trip_and_offsets)
+{
+	uint8_t payload[300], buf[400];
+	struct vr_ingest f = frame(payload, sizeof(payload)), g;
+	int n;
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i * 13);
+	n = vr_wire_ingest_encode(&f, buf, sizeof(buf));
+	ck_assert_int_eq(n, 340);
+	ck_assert_uint_eq(vr_get_be16(buf), 0x5649);
+	ck_assert_uint_eq(vr_get_be64(buf + 8), 99);
+	ck_assert_uint_eq(vr_get_be32(buf + 24), 0xaabbccdd);
+	ck_assert_uint_eq(vr_get_be16(buf + 30), 300);
+	{
+		uint32_t c = vr_crc32c_update(vr_crc32c_begin(), buf, 36);
+
+		c = vr_crc32c_end(vr_crc32c_update(c, buf + 40, 300));
+		ck_assert_uint_eq(vr_get_be32(buf + 36), c);
+	}
+	ck_assert_int_eq(vr_wire_ingest_parse(buf, (size_t)n, &g), 0);
+	ck_assert_uint_eq(g.producer, 7);
+	ck_assert_uint_eq(g.account, f.account);
+	ck_assert_uint_eq(g.op, 3);
+	ck_assert_mem_eq(g.payload, payload, sizeof(payload));
+}
+END_TEST
+
+START_TEST(ingest_refusals)
+{
+	uint8_t payload[20] = {1, 2, 3}, buf[100];
+	struct vr_ingest f = frame(payload, sizeof(payload)), g;
+	int n = vr_wire_ingest_encode(&f, buf, sizeof(buf));
+
+	for (int len = 0; len < n; len++)
+		ck_assert_int_lt(vr_wire_ingest_parse(buf, (size_t)len, &g), 0);
+	ck_assert_int_eq(vr_wire_ingest_parse(buf, (size_t)n + 1, &g), -VR_WIRE_ERR_SIZE);
+	for (int byte = 0; byte < n; byte++)
+		for (int bit = 0; bit < 8; bit++) {
+			buf[byte] ^= (uint8_t)(1 << bit);
+			ck_assert_msg(vr_wire_ingest_parse(buf, (size_t)n, &g) < 0,
+			              "flip of byte %d bit %d accepted", byte, bit);
+			buf[byte] ^= (uint8_t)(1 << bit);
+		}
+	ck_assert_int_eq(vr_wire_ingest_parse(buf, (size_t)n, &g), 0);
+	f.payload_size = VR_WIRE_MAX_PAYLOAD + 1;
+	ck_assert_int_eq(vr_wire_ingest_encode(&f, buf, sizeof(buf)), -VR_WIRE_ERR_SIZE);
+	f = frame(payload, sizeof(payload));
+	f.producer_seq = 0;
+	n = vr_wire_ingest_encode(&f, buf, sizeof(buf));
+	ck_assert_int_eq(vr_wire_ingest_parse(buf, (size_t)n, &g), -VR_WIRE_ERR_FORMAT);
+	buf[0] = 'X';
+	ck_assert_int_eq(vr_wire_ingest_parse(buf, (size_t)n, &g), -VR_WIRE_ERR_MAGIC);
+}
+END_TEST
+
+START_TEST(ack_rules)
+{
+	struct vr_ack a = {.kind = VR_WIRE_ACK,
+	                   .producer = 1,
+	                   .producer_seq = 2,
+	                   .account = 3,
+	                   .vault = 4,
+	                   .sites = 2,
+	                   .lsn = 77},
+	              b;
+	uint8_t buf[40];
+
+	ck_assert_int_eq(vr_wire_ack_encode(&a, buf, sizeof(buf)), 40);
+	ck_assert_uint_eq(vr_get_be64(buf + 32), 77);
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 40, &b), 0);
+	ck_assert_uint_eq(b.lsn, 77);
+	ck_assert_uint_eq(b.sites, 2);
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 39, &b), -VR_WIRE_ERR_SIZE);
+	/* An ack without an LSN, a nack that claims durability: both malformed. */
+	a.lsn = 0;
+	vr_wire_ack_encode(&a, buf, sizeof(buf));
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 40, &b), -VR_WIRE_ERR_FORMAT);
+	a = (struct vr_ack){.kind = VR_WIRE_NACK, .status = EPERM, .sites = 1};
+	vr_wire_ack_encode(&a, buf, sizeof(buf));
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 40, &b), -VR_WIRE_ERR_FORMAT);
+	a.sites = 0;
+	vr_wire_ack_encode(&a, buf, sizeof(buf));
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 40, &b), 0);
+	ck_assert_uint_eq(b.status, EPERM);
+	buf[3] = 9;
+	ck_assert_int_eq(vr_wire_ack_parse(buf, 40, &b), -VR_WIRE_ERR_FORMAT);
+}
+END_TEST
+
+START_TEST(batch_header_round_trip_and_refusals)
+{
+	struct vr_batch_hdr h = {.sender = 2,
+	                         .n_records = 16,
+	                         .account = 5,
+	                         .vault = 6,
+	                         .primary = 2,
+	                         .key_id = 0x01020304,
+	                         .sealed_size = 1000,
+	                         .seq = 123456789,
+	                         .first_lsn = 42},
+	                    g;
+	uint8_t buf[48 + 1000 + 16] = {0};
+
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, buf), 48);
+	ck_assert_uint_eq(vr_get_be32(buf + 24), 0x01020304);
+	ck_assert_uint_eq(vr_get_be64(buf + 32), 123456789);
+	ck_assert_int_eq(vr_wire_batch_parse(buf, sizeof(buf), &g), 0);
+	ck_assert_uint_eq(g.seq, h.seq);
+	ck_assert_uint_eq(g.first_lsn, 42);
+	ck_assert_int_eq(vr_wire_batch_parse(buf, sizeof(buf) - 1, &g), -VR_WIRE_ERR_SIZE);
+	ck_assert_int_eq(vr_wire_batch_parse(buf, 48 + 15, &g), -VR_WIRE_ERR_SIZE);
+	buf[23] = 1; /* reserved */
+	ck_assert_int_eq(vr_wire_batch_parse(buf, sizeof(buf), &g), -VR_WIRE_ERR_FORMAT);
+	buf[23] = 0;
+	h.seq = 0;
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, buf), -VR_WIRE_ERR_FORMAT);
+	vr_put_be64(buf + 32, 0);
+	ck_assert_int_eq(vr_wire_batch_parse(buf, sizeof(buf), &g), -VR_WIRE_ERR_FORMAT);
+	h.seq = 1;
+	h.n_records = VR_WIRE_MAX_RECORDS + 1;
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, buf), -VR_WIRE_ERR_FORMAT);
+	h.n_records = 1;
+	h.sealed_size = VR_WIRE_MAX_SEALED + 1;
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, buf), -VR_WIRE_ERR_SIZE);
+}
+END_TEST
+
+int
+main(void)
+{
+	const TTest *tests[] = {
+	    ingest_round_trip_and_offsets,
+	    ingest_refusals,
+	    ack_rules,
+	    batch_header_round_trip_and_refusals,
+	};
+
+	return vr_test_run("dataplane:wire", 60, tests, sizeof(tests) / sizeof(tests[0]));
+}
