@@ -3,12 +3,24 @@
 # Benchmarks (not tests): builds if needed and runs each benchmark, printing its figures.
 #   tools/bench.sh            full runs (medians of 3; several minutes)
 #   tools/bench.sh --quick    one short rep of each, to see that they run
-# Extra arguments go to every benchmark (see bench-logstore --help). VR_BENCH_DIR picks the
-# disk to measure (default /var/tmp).
+# VR_BENCH_DIR picks the disk the logstore benchmark measures (default /var/tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
 [ -f build/build.ninja ] || meson setup build -Dtests=enabled >/dev/null
 ninja -C build >/dev/null
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
 echo "== logstore: durable append vs RocksDB one-key-per-record (a) and raw disk (b)"
-build/tools/bench-logstore --dir "${VR_BENCH_DIR:-/var/tmp}" "$@"
+if [ $quick = 1 ]; then
+	build/tools/bench-logstore --dir "${VR_BENCH_DIR:-/var/tmp}" --quick
+else
+	build/tools/bench-logstore --dir "${VR_BENCH_DIR:-/var/tmp}" --reps 3
+fi
+echo
+echo "== hsm_agent: operations through the agent vs direct PKCS#11; replicating a vault"
+if [ $quick = 1 ]; then
+	build/tools/bench-hsm --quick 2>/dev/null
+else
+	build/tools/bench-hsm --ops 300 --reps 5 --keys 10000 2>/dev/null
+fi
