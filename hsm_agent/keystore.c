@@ -22,7 +22,7 @@
 #include <rocksdb/c.h>
 
 #include "vr_common.h"
-#include "vr_msg.h"
+#include "vr_rdb.h"
 #include "keystore.h"
 
 struct vr_keystore {
@@ -35,19 +35,7 @@ struct vr_keystore {
 static int
 rdb_err(const char *callee, char *err)
 {
-	int rc = -EIO;
-
-	if (!err)
-		return 0;
-	if (strstr(err, "No space left"))
-		rc = -ENOSPC;
-	else if (strstr(err, "/LOCK:"))
-		rc = -EBUSY;
-	else if (!strncmp(err, "Corruption", 10))
-		rc = -EUCLEAN;
-	vr_err("hsm", "%s: %s", callee, err);
-	free(err);
-	return rc;
+	return vr_rdb_err("hsm", callee, err);
 }
 
 struct vr_keystore *

@@ -27,30 +27,6 @@ enum {
 /* Segments roll at this size: big enough to amortise, small enough to reclaim after trim. */
 #define SEG_MAX_SIZE (256ull << 20)
 
-int
-vr_log_rdb_err(const char *callee, char *err)
-{
-	int rc = -EIO;
-
-	if (!err)
-		return 0;
-	if (strstr(err, "No space left") || strstr(err, "ENOSPC"))
-		rc = -ENOSPC;
-	else if (strstr(err, "/LOCK:")) /* held by another process, or by this one */
-		rc = -EBUSY;
-	else if (!strncmp(err, "Corruption", 10))
-		rc = -EUCLEAN;
-	else if (!strncmp(err, "Invalid argument", 16))
-		rc = -EINVAL;
-	else if (!strncmp(err, "Not implemented", 15))
-		rc = -ENOTSUP;
-	else if (strstr(err, "Read-only") || strstr(err, "read only"))
-		rc = -EROFS;
-	vr_err("logstore", "%s: %s", callee, err);
-	free(err);
-	return rc;
-}
-
 void
 vr_log_row_encode(uint8_t *row, size_t *size, uint64_t lsn, const uint8_t *entropy,
                   uint8_t n_members, const uint16_t *members)

@@ -44,6 +44,7 @@
 
 #include "vr_common.h"
 #include "vr_log.h"
+#include "vr_rdb.h"
 
 enum {
 	CF_DEFAULT,
@@ -136,7 +137,11 @@ struct vr_log {
 };
 
 /* Translates a RocksDB error string into -errno, logs it naming the callee, frees it. */
-int vr_log_rdb_err(const char *callee, char *err);
+static inline int
+vr_log_rdb_err(const char *callee, char *err)
+{
+	return vr_rdb_err("logstore", callee, err);
+}
 
 void vr_log_row_encode(uint8_t *row, size_t *size, uint64_t lsn, const uint8_t *entropy,
                        uint8_t n_members, const uint16_t *members);
