@@ -402,20 +402,17 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"ops", required_argument, 0, 'n'},
-	    {"reps", required_argument, 0, 'r'},
-	    {"keys", required_argument, 0, 'k'},
-	    {"agent", required_argument, 0, 'a'},
-	    {"quick", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0},
+	    {"ops", required_argument, 0, 'n'},  {"reps", required_argument, 0, 'r'},
+	    {"keys", required_argument, 0, 'k'}, {"agent", required_argument, 0, 'a'},
+	    {"quick", no_argument, 0, 'q'},      {"only", required_argument, 0, 'o'},
+	    {"help", no_argument, 0, 'h'},       {0, 0, 0, 0},
 	};
 	const char *bin = VR_AGENT_BIN;
-	int ops = 200, reps = 3, keys = 10000, c;
+	int ops = 200, reps = 3, keys = 10000, only = -1, c;
 	struct ctx ctx = {0};
 	char conf[400];
 
-	while ((c = getopt_long(argc, argv, "n:r:k:a:qh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:r:k:a:qo:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			ops = atoi(optarg);
@@ -434,15 +431,20 @@ main(int argc, char **argv)
 			reps = 1;
 			keys = 200;
 			break;
+		case 'o':
+			only = atoi(optarg);
+			break;
 		case 'h':
 			printf("usage: bench-hsm [--ops N] [--reps R] [--keys N] [--agent PATH] "
-			       "[--quick]\n");
+			       "[--quick] [--only ROW]\n"
+			       "  --only ROW   run only that row of the table (0 = the first) and "
+			       "skip the replication\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (ops < 1 || reps < 1 || reps > MAX_REPS || keys < 1) {
+	if (ops < 1 || reps < 1 || reps > MAX_REPS || keys < 1 || only >= N_OPS) {
 		fprintf(stderr, "bench-hsm: --ops and --keys >= 1, --reps 1..%d\n", MAX_REPS);
 		return 2;
 	}
@@ -463,6 +465,8 @@ main(int argc, char **argv)
 	for (int op = 0; op < N_OPS; op++) {
 		double d[MAX_REPS], g[MAX_REPS], md, mg;
 
+		if (only >= 0 && op != only)
+			continue;
 		for (int r = 0; r < reps; r++) {
 			d[r] = rate(&ctx, (enum op)op, 0, ops);
 			g[r] = rate(&ctx, (enum op)op, 1, ops);
@@ -476,7 +480,7 @@ main(int argc, char **argv)
 	vr_p11_session_close(ctx.d.p, ctx.d.s);
 	vr_p11_close(ctx.d.p);
 
-	{
+	if (only < 0) {
 		double s;
 
 		printf("\nreplicate a vault of %d keys A -> B\n", keys);
