@@ -53,12 +53,31 @@
  *   40  8  first_lsn      LSN of the first record
  *   48  ...ciphertext, then a 16-byte GCM tag. The 48-byte header is the AAD.
  *
+ * WAN ack: a receiver's cumulative acknowledgement for one stream, or a gap report.
+ *
+ *   0   2  magic          0x564B "VK"
+ *   2   1  version        1
+ *   3   1  kind           1 ack: durable up to lsn; 2 gap: durable up to lsn, and a batch
+ *                         after a hole arrived, so resend from lsn + 1 now
+ *   4   2  sender         the acknowledging site
+ *   6   2  reserved       0
+ *   8   8  account        \
+ *   16  4  vault           | the stream
+ *   20  2  primary        /
+ *   22  2  reserved       0
+ *   24  4  key_id         the payload key whose ack key made the tag
+ *   28  4  reserved       0
+ *   32  8  lsn            highest LSN durable at the sender of the ack
+ *   40  16 tag            first 16 bytes of HMAC-SHA256(ack key, bytes [0, 40)); the ack key
+ *                         is HMAC-SHA256(payload key, "vaultrep wan ack v1"). A MAC without a
+ *                         nonce: acks are cumulative, so a replayed ack says nothing new.
+ *
  * Validity: magic, version and kind known; sizes within bounds and exactly what the buffer
  * holds (a datagram carries one message, nothing after it); reserved fields zero; the ingest
  * frame's CRC matches; a batch has 1..VR_WIRE_MAX_RECORDS records and seq >= 1.
  *
- * Not here yet (they come with the peer protocol): WAN acknowledgements and gap reports, and
- * payload key records (which need the sender's authentication designed with the peer link).
+ * Not here yet: payload key records in the stream (D4); keys reach the dataplane through its
+ * control socket.
  */
 #ifndef VR_WIRE_H
 #define VR_WIRE_H
@@ -72,6 +91,9 @@ enum {
 	VR_WIRE_MAGIC_INGEST = 0x5649,
 	VR_WIRE_MAGIC_ACK = 0x5641,
 	VR_WIRE_MAGIC_BATCH = 0x5642,
+	VR_WIRE_MAGIC_WACK = 0x564B,
+	VR_WIRE_WACK_SIZE = 56,
+	VR_WIRE_WACK_MAC = 40, /* bytes the tag covers */
 	VR_WIRE_INGEST_HDR = 40,
 	VR_WIRE_ACK_SIZE = 40,
 	VR_WIRE_BATCH_HDR = 48,
@@ -87,6 +109,8 @@ enum vr_wire_kind {
 	VR_WIRE_ACK = 2,
 	VR_WIRE_NACK = 3,
 	VR_WIRE_DATA = 1, /* batch kinds have their own space */
+	VR_WIRE_WACK_ACK = 1,
+	VR_WIRE_WACK_GAP = 2,
 };
 
 struct vr_ingest {
@@ -122,6 +146,17 @@ struct vr_batch_hdr {
 	uint64_t first_lsn;
 };
 
+struct vr_wack {
+	uint8_t kind; /* VR_WIRE_WACK_ACK or VR_WIRE_WACK_GAP */
+	uint16_t sender;
+	uint64_t account;
+	uint32_t vault;
+	uint16_t primary;
+	uint32_t key_id;
+	uint64_t lsn;
+	uint8_t tag[16];
+};
+
 /* Parse errors: distinct negative errnos, each with a drop counter in the dataplane. */
 #define VR_WIRE_ERR_SIZE     EMSGSIZE        /* shorter or longer than it says */
 #define VR_WIRE_ERR_MAGIC    EPROTONOSUPPORT /* not ours, or another version */
@@ -132,11 +167,15 @@ struct vr_batch_hdr {
 int vr_wire_ingest_encode(const struct vr_ingest *f, uint8_t *buf, size_t cap);
 int vr_wire_ack_encode(const struct vr_ack *a, uint8_t *buf, size_t cap);
 int vr_wire_batch_hdr_encode(const struct vr_batch_hdr *h, uint8_t out[VR_WIRE_BATCH_HDR]);
+/* Writes all VR_WIRE_WACK_SIZE bytes, the tag from a->tag (compute it over the first 40). */
+void vr_wire_wack_encode(const struct vr_wack *a, uint8_t out[VR_WIRE_WACK_SIZE]);
 
 /* Parsers: 0, or a negative VR_WIRE_ERR_*. buf holds exactly one message. */
 int vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f);
 int vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a);
 /* A whole batch: header, sealed_size bytes of ciphertext and the tag. */
 int vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h);
+/* The shape of a WAN ack; the caller verifies its tag. */
+int vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a);
 
 #endif /* VR_WIRE_H */

@@ -159,3 +159,41 @@ vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h)
 		return -VR_WIRE_ERR_FORMAT;
 	return 0;
 }
+
+void
+vr_wire_wack_encode(const struct vr_wack *a, uint8_t out[VR_WIRE_WACK_SIZE])
+{
+	memset(out, 0, VR_WIRE_WACK_SIZE);
+	vr_put_be16(out, VR_WIRE_MAGIC_WACK);
+	out[2] = VR_WIRE_VERSION;
+	out[3] = a->kind;
+	vr_put_be16(out + 4, a->sender);
+	vr_put_be64(out + 8, a->account);
+	vr_put_be32(out + 16, a->vault);
+	vr_put_be16(out + 20, a->primary);
+	vr_put_be32(out + 24, a->key_id);
+	vr_put_be64(out + 32, a->lsn);
+	memcpy(out + VR_WIRE_WACK_MAC, a->tag, sizeof(a->tag));
+}
+
+int
+vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a)
+{
+	if (size != VR_WIRE_WACK_SIZE)
+		return -VR_WIRE_ERR_SIZE;
+	if (vr_get_be16(buf) != VR_WIRE_MAGIC_WACK || buf[2] != VR_WIRE_VERSION)
+		return -VR_WIRE_ERR_MAGIC;
+	a->kind = buf[3];
+	a->sender = vr_get_be16(buf + 4);
+	a->account = vr_get_be64(buf + 8);
+	a->vault = vr_get_be32(buf + 16);
+	a->primary = vr_get_be16(buf + 20);
+	a->key_id = vr_get_be32(buf + 24);
+	a->lsn = vr_get_be64(buf + 32);
+	memcpy(a->tag, buf + VR_WIRE_WACK_MAC, sizeof(a->tag));
+	if ((a->kind != VR_WIRE_WACK_ACK && a->kind != VR_WIRE_WACK_GAP) ||
+	    vr_get_be16(buf + 6) || vr_get_be16(buf + 22) || vr_get_be32(buf + 28) || !a->sender ||
+	    !a->primary)
+		return -VR_WIRE_ERR_FORMAT;
+	return 0;
+}

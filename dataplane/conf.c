@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "dp_conf.h"
+#include "vr_wire.h"
+
+struct parse {
+	struct dp_conf *c;
+	char *err;
+	size_t err_n;
+	int failed;
+};
+
+static int
+num(const char *v, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long x;
+
+	if (!*v || *v == '-')
+		return -1;
+	errno = 0;
+	x = strtoul(v, &end, 0);
+	if (errno || *end || x < lo || x > hi)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int
+ipv4(const char *v, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, v, &a) != 1)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+static int
+path(const char *v, char *out)
+{
+	if (!*v || strlen(v) >= DP_PATH)
+		return -1;
+	strcpy(out, v);
+	return 0;
+}
+
+static int
+port_key(struct dp_conf_port *p, const char *name, const char *v)
+{
+	unsigned long x;
+
+	if (!strcmp(name, "port") && !num(v, 0, 1023, &x))
+		p->port = (uint16_t)x;
+	else if (!strcmp(name, "ip"))
+		return ipv4(v, &p->ip);
+	else if (!strcmp(name, "udp") && !num(v, 1, 65535, &x))
+		p->udp = (uint16_t)x;
+	else if (!strcmp(name, "mtu") && !num(v, 576, 9000, &x) && (x == 1500 || x == 9000))
+		p->mtu = (uint16_t)x;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+uids(struct dp_conf *c, const char *v)
+{
+	char buf[256], *save = NULL;
+	unsigned long x;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	strcpy(buf, v);
+	c->n_uids = 0;
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (c->n_uids == DP_MAX_UIDS || num(t, 0, UINT_MAX - 1, &x))
+			return -1;
+		c->uids[c->n_uids++] = (uid_t)x;
+	}
+	return c->n_uids ? 0 : -1;
+}
+
+static struct dp_conf_peer *
+peer(struct dp_conf *c, const char *section)
+{
+	unsigned long id;
+
+	if (strncmp(section, "peer ", 5) || num(section + 5, 1, 65535, &id))
+		return NULL;
+	for (unsigned i = 0; i < c->n_peers; i++)
+		if (c->peers[i].site == id)
+			return &c->peers[i];
+	if (c->n_peers == DP_MAX_PEERS)
+		return NULL;
+	c->peers[c->n_peers] = (struct dp_conf_peer){.site = (uint16_t)id};
+	return &c->peers[c->n_peers++];
+}
+
+static int
+key(struct dp_conf *c, const char *s, const char *n, const char *v)
+{
+	unsigned long x;
+
+	if (!strcmp(s, "site")) {
+		if (!strcmp(n, "id") && !num(v, 1, 65535, &x))
+			c->site = (uint16_t)x;
+		else if (!strcmp(n, "log_dir"))
+			return path(v, c->log_dir);
+		else if (!strcmp(n, "control"))
+			return path(v, c->control);
+		else if (!strcmp(n, "hsm"))
+			return path(v, c->hsm);
+		else if (!strcmp(n, "control_uid"))
+			return uids(c, v);
+		else
+			return -1;
+		return 0;
+	}
+	if (!strcmp(s, "lan"))
+		return port_key(&c->lan, n, v);
+	if (!strcmp(s, "wan"))
+		return port_key(&c->wan, n, v);
+	if (!strcmp(s, "batch")) {
+		if (!strcmp(n, "max_records") && !num(v, 1, VR_WIRE_MAX_RECORDS, &x))
+			c->max_records = (uint16_t)x;
+		else if (!strcmp(n, "max_delay_us") && !num(v, 0, 1000000, &x))
+			c->max_delay_us = (uint32_t)x;
+		else if (!strcmp(n, "window") && !num(v, 4, 1 << 16, &x))
+			c->window = (uint32_t)x;
+		else if (!strcmp(n, "rto_us") && !num(v, 100, 10000000, &x))
+			c->rto_us = (uint32_t)x;
+		else
+			return -1;
+		return 0;
+	}
+	if (!strcmp(s, "crypto")) {
+		if (strcmp(n, "pmd") || (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
+			return -1;
+		strcpy(c->pmd, v);
+		return 0;
+	}
+	if (!strcmp(s, "idle")) {
+		if (strcmp(n, "max_sleep_us") || num(v, 0, 100000, &x))
+			return -1;
+		c->max_sleep_us = (uint32_t)x;
+		return 0;
+	}
+	if (!strcmp(s, "consumer")) {
+		if (!strcmp(n, "ip"))
+			return ipv4(v, &c->consumer_ip);
+		if (!strcmp(n, "udp") && !num(v, 1, 65535, &x)) {
+			c->consumer_udp = (uint16_t)x;
+			return 0;
+		}
+		return -1;
+	}
+	{
+		struct dp_conf_peer *p = peer(c, s);
+
+		if (!p)
+			return -1;
+		if (!strcmp(n, "ip"))
+			return ipv4(v, &p->ip);
+		if (!strcmp(n, "udp") && !num(v, 1, 65535, &x)) {
+			p->udp = (uint16_t)x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+
+	if (p->failed)
+		return 0;
+	if (key(p->c, section, name, value)) {
+		snprintf(p->err, p->err_n, "[%s] %s = %s: unknown key or bad value", section, name,
+		         value);
+		p->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int
+dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, size_t err_n)
+{
+	struct parse p = {.c = c, .err = err, .err_n = err_n};
+	int line;
+
+	*c = (struct dp_conf){
+	    .lan = {.port = 0, .udp = 4790, .mtu = 1500},
+	    .wan = {.port = 1, .udp = 4791, .mtu = 1500},
+	    .max_records = 64,
+	    .max_delay_us = 50,
+	    .window = 1024,
+	    .rto_us = 20000,
+	    .pmd = "crypto_aesni_gcm",
+	    .max_sleep_us = 200,
+	    .uids = {0},
+	    .n_uids = 1,
+	};
+	snprintf(c->log_dir, sizeof(c->log_dir), "/var/lib/vaultrep/wal");
+	snprintf(c->control, sizeof(c->control), "/run/vaultrep/dataplane.sock");
+	err[0] = 0;
+	line = text ? ini_parse_string(text, handler, &p) : ini_parse(file, handler, &p);
+	if (line == -1) {
+		snprintf(err, err_n, "%s: %s", file, strerror(errno));
+		return -1;
+	}
+	if (line) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", err[0] ? err : "syntax error");
+		snprintf(err, err_n, "%s:%d: %s", text ? "config" : file, line, msg);
+		return -1;
+	}
+	if (!c->site || !c->lan.ip || !c->wan.ip) {
+		snprintf(err, err_n, "%s: [site] id, [lan] ip and [wan] ip are required",
+		         text ? "config" : file);
+		return -1;
+	}
+	if (c->lan.port == c->wan.port) {
+		snprintf(err, err_n, "%s: the LAN and the WAN port must differ", text ? "config" : file);
+		return -1;
+	}
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		if (!c->peers[i].ip || c->peers[i].site == c->site) {
+			snprintf(err, err_n, "%s: [peer %u] needs an ip, and is not this site",
+			         text ? "config" : file, c->peers[i].site);
+			return -1;
+		}
+		if (!c->peers[i].udp)
+			c->peers[i].udp = c->wan.udp;
+	}
+	return 0;
+}

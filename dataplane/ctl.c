@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The dataplane's control socket: length-prefixed JSON (the hsm_agent's framing, vr_hsm.h) on
+ * a unix socket, peers admitted by uid (SO_PEERCRED against [site] control_uid). Runs on the
+ * main lcore; it may block (it opens streams in the log and persists nonce reservations), the
+ * worker never waits for it.
+ *
+ *   ping                                              -> site
+ *   stream.add   account, vault, [primary], [members] -> durable_lsn
+ *                primary defaults to this site (an origin stream, whose seed record names the
+ *                members); a stream of another primary is one this site receives.
+ *   key.set      account, vault, [primary], key_id, key (base64, 32 bytes)
+ *                installs a payload key; the previous one stays valid for batches in flight
+ *   stream.show  account, vault, [primary]            -> figures of one stream
+ *   stream.list                                       -> every stream
+ *   stats                                             -> every counter, ack latency histogram
+ *
+ * Errors: {"ok": false, "errno": N, "error": "what was wrong"}.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <rte_cycles.h>
+#include <rte_malloc.h>
+
+#include "dp.h"
+#include "vr_hsm.h"
+#include "vr_msg.h"
+
+enum { MAX_CLIENTS = 16 };
+
+/* Keys replaced twice are kept until exit: a reservation job may still name one. */
+static struct dp_key **retired;
+static unsigned n_retired, cap_retired;
+
+static const char *const counter_names[] = {
+#define X(n, d) #n,
+    DP_COUNTERS(X)
+#undef X
+};
+
+static json_t *
+fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static json_t *
+fail(int err, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:i, s:s}", "ok", 0, "errno", err, "error", msg);
+}
+
+static json_t *
+ok(json_t *res)
+{
+	if (!res)
+		res = json_object();
+	json_object_set_new(res, "ok", json_true());
+	return res;
+}
+
+void
+dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32])
+{
+	static const char label[] = "vaultrep wan ack v1";
+	unsigned n = 32;
+
+	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)label, sizeof(label) - 1, out, &n);
+}
+
+void
+dp_ack_tag(const uint8_t ack_key[32], const uint8_t *msg, uint8_t tag[16])
+{
+	uint8_t full[32];
+	unsigned n = sizeof(full);
+
+	HMAC(EVP_sha256(), ack_key, 32, msg, VR_WIRE_WACK_MAC, full, &n);
+	memcpy(tag, full, 16);
+}
+
+struct dp_stream *
+dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault, uint16_t primary)
+{
+	struct dp_skey k = dp_skey(account, vault, primary);
+	void *v;
+
+	return rte_hash_lookup_data(dp->streams, &k, &v) >= 0 ? v : NULL;
+}
+
+/* Reads the stream id of a request: account, vault, primary (default: this site). */
+static json_t *
+stream_arg(struct dp *dp, json_t *req, struct vr_stream_id *id)
+{
+	json_t *a = json_object_get(req, "account"), *v = json_object_get(req, "vault"),
+	       *p = json_object_get(req, "primary");
+
+	if (!json_is_integer(a) || json_integer_value(a) < 0 || !json_is_integer(v) ||
+	    json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+		return fail(EINVAL, "\"account\" and \"vault\" must be non-negative integers");
+	if (p && (!json_is_integer(p) || json_integer_value(p) < 1 ||
+	          json_integer_value(p) > UINT16_MAX))
+		return fail(EINVAL, "\"primary\" must be a site id (1..65535)");
+	id->account = (uint64_t)json_integer_value(a);
+	id->vault = (uint32_t)json_integer_value(v);
+	id->primary = p ? (uint16_t)json_integer_value(p) : dp->conf.site;
+	return NULL;
+}
+
+static bool
+is_peer(struct dp *dp, uint16_t site)
+{
+	for (unsigned i = 0; i < dp->n_peers; i++)
+		if (dp->peers[i].site == site)
+			return true;
+	return false;
+}
+
+/* The seed record (LSN 1) of an origin stream: names the primary and the members. */
+static int
+write_seed(struct dp *dp, struct dp_stream *st)
+{
+	uint8_t buf[VR_REC_HDR_SIZE + 2 * VR_REC_MAX_MEMBERS], genesis[VR_REC_ENTROPY_SIZE];
+	struct vr_rec r = {
+	    .stream = st->id,
+	    .lsn = 1,
+	    .origin = dp->conf.site,
+	    .version = VR_REC_VERSION,
+	    .type = VR_REC_INFRA,
+	    .op = VR_REC_OP_SEED,
+	    .n_members = st->n_members,
+	};
+	struct vr_log_durable d;
+	struct iovec iov;
+	unsigned nd;
+	int n;
+
+	for (unsigned i = 0; i < st->n_members; i++)
+		r.members[i] = st->members[i].site;
+	vr_rec_genesis(&st->id, genesis);
+	n = vr_rec_encode(&r, genesis, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	iov = (struct iovec){.iov_base = buf, .iov_len = (size_t)n};
+	n = vr_log_append(dp->log, &iov, 1, &d, &nd, NULL);
+	if (n)
+		return n;
+	memcpy(st->entropy, r.entropy, sizeof(st->entropy));
+	st->durable_lsn = 1;
+	return 0;
+}
+
+static json_t *
+op_stream_add(struct dp *dp, json_t *req)
+{
+	json_t *err, *members = json_object_get(req, "members"), *m;
+	struct vr_stream_id id;
+	struct vr_log_stream ls;
+	struct dp_stream *st;
+	struct dp_skey k;
+	size_t i;
+	int rc;
+
+	if ((err = stream_arg(dp, req, &id)))
+		return err;
+	if (dp_stream_find(dp, id.account, id.vault, id.primary))
+		return fail(EEXIST, "stream %lu/%u/%u exists", (unsigned long)id.account, id.vault,
+		            id.primary);
+	if (id.primary != dp->conf.site && !is_peer(dp, id.primary))
+		return fail(ENOENT, "primary %u is neither this site nor a configured peer",
+		            id.primary);
+	if (members && (!json_is_array(members) || json_array_size(members) > VR_REC_MAX_MEMBERS))
+		return fail(EINVAL, "\"members\" must be an array of at most %d site ids",
+		            VR_REC_MAX_MEMBERS);
+	if (members && json_array_size(members) && id.primary != dp->conf.site)
+		return fail(EINVAL, "only the primary names the members of a stream");
+	st = rte_zmalloc("vr_stream", sizeof(*st), RTE_CACHE_LINE_SIZE);
+	if (!st)
+		return fail(ENOMEM, "out of memory for a stream");
+	st->id = id;
+	st->origin = id.primary == dp->conf.site;
+	json_array_foreach(members, i, m)
+	{
+		json_int_t s = json_integer_value(m);
+
+		if (!json_is_integer(m) || s < 1 || s > UINT16_MAX || !is_peer(dp, (uint16_t)s)) {
+			rte_free(st);
+			return fail(ENOENT, "member %lld is not a configured peer", (long long)s);
+		}
+		st->members[st->n_members++].site = (uint16_t)s;
+	}
+	vr_batch_init(&st->b, dp->wan.mtu, dp->conf.max_records,
+	              dp->hz * dp->conf.max_delay_us / 1000000);
+	rc = vr_log_stream_get(dp->log, &id, &ls);
+	if (rc == 0) {
+		st->durable_lsn = ls.last_lsn;
+		memcpy(st->entropy, ls.last_entropy, sizeof(st->entropy));
+		if (st->origin && ls.n_members != st->n_members) {
+			rte_free(st);
+			return fail(EINVAL, "the stream's WAL names %u members, the request %u",
+			            ls.n_members, st->n_members);
+		}
+		for (unsigned j = 0; st->origin && j < ls.n_members; j++)
+			if (ls.members[j] != st->members[j].site) {
+				rte_free(st);
+				return fail(EINVAL, "the stream's WAL names other members");
+			}
+	} else if (rc == -ENOENT && st->origin) {
+		rc = write_seed(dp, st);
+		if (rc) {
+			rte_free(st);
+			return fail(-rc, "cannot write the seed record: %s", vr_rec_strerror(rc));
+		}
+	} else if (rc != -ENOENT) {
+		rte_free(st);
+		return fail(-rc, "cannot read the stream from the log: %s", vr_rec_strerror(rc));
+	}
+	memcpy(st->durable_entropy, st->entropy, sizeof(st->entropy));
+	st->next_lsn = st->durable_lsn + 1;
+	st->queued_lsn = st->durable_lsn;
+	k = dp_skey(id.account, id.vault, id.primary);
+	rc = rte_hash_add_key_data(dp->streams, &k, st);
+	if (rc) {
+		rte_free(st);
+		return fail(-rc, "cannot add the stream: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:I}", "durable_lsn", (json_int_t)st->durable_lsn));
+}
+
+static void
+key_free(struct dp *dp, struct dp_key *k)
+{
+	if (!k)
+		return;
+	dp_crypto_session_free(&dp->crypto, k->seal);
+	dp_crypto_session_free(&dp->crypto, k->open);
+	explicit_bzero(k, sizeof(*k));
+	rte_free(k);
+}
+
+static json_t *
+op_key_set(struct dp *dp, json_t *req)
+{
+	json_t *err, *kid = json_object_get(req, "key_id");
+	const char *b64 = json_string_value(json_object_get(req, "key"));
+	struct vr_stream_id id;
+	struct dp_stream *st;
+	struct dp_key *k, *old;
+	uint8_t *key = NULL, salt[32];
+	size_t n = 0;
+	unsigned sn = sizeof(salt);
+	uint64_t limit;
+	int rc;
+
+	if ((err = stream_arg(dp, req, &id)))
+		return err;
+	st = dp_stream_find(dp, id.account, id.vault, id.primary);
+	if (!st)
+		return fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
+		            id.primary);
+	if (!json_is_integer(kid) || json_integer_value(kid) < 1 ||
+	    json_integer_value(kid) > UINT32_MAX)
+		return fail(EINVAL, "\"key_id\" must be 1..4294967295");
+	old = atomic_load(&st->key);
+	if (old && old->id == json_integer_value(kid))
+		return fail(EEXIST, "key %lld is already the stream's key",
+		            (long long)json_integer_value(kid));
+	if (!b64 || vr_hsm_unb64(b64, &key, &n) || n != DP_KEY_SIZE) {
+		if (key)
+			explicit_bzero(key, n);
+		free(key);
+		return fail(EINVAL, "\"key\" must be 32 bytes in base64");
+	}
+	k = rte_zmalloc("vr_key", sizeof(*k), RTE_CACHE_LINE_SIZE);
+	if (!k) {
+		explicit_bzero(key, n);
+		free(key);
+		return fail(ENOMEM, "out of memory for a key");
+	}
+	k->id = (uint32_t)json_integer_value(kid);
+	dp_ack_key(key, k->ack_key);
+	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)"vaultrep salt v1", 16, salt, &sn);
+	memcpy(k->salt, salt, sizeof(k->salt));
+	if (st->origin)
+		k->seal = dp_crypto_session(&dp->crypto, key, true);
+	else
+		k->open = dp_crypto_session(&dp->crypto, key, false);
+	explicit_bzero(key, n);
+	free(key);
+	if (!k->seal && !k->open) {
+		key_free(dp, k);
+		return fail(EIO, "the crypto device refused the session");
+	}
+	if (st->origin) {
+		/* Resume above every sequence ever reserved under this key, then reserve ahead. */
+		rc = dp_nonce_persisted(dp, st, k->id, &limit);
+		if (!rc) {
+			vr_nonce_start(&k->nonce, k->salt, limit, (uint64_t)time(NULL));
+			limit = vr_nonce_next_limit(&k->nonce);
+			rc = dp_nonce_persist(dp, st, k->id, limit);
+		}
+		if (rc) {
+			key_free(dp, k);
+			return fail(-rc, "cannot reserve nonces: %s", vr_rec_strerror(rc));
+		}
+		vr_nonce_reserved(&k->nonce, limit);
+	}
+	old = atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key), memory_order_acq_rel);
+	atomic_store_explicit(&st->key, k, memory_order_release);
+	if (old) {
+		if (n_retired == cap_retired) {
+			unsigned cap = cap_retired ? cap_retired * 2 : 16;
+			struct dp_key **r = realloc(retired, cap * sizeof(*r));
+
+			if (r) {
+				retired = r;
+				cap_retired = cap;
+			}
+		}
+		if (n_retired < cap_retired)
+			retired[n_retired++] = old;
+	}
+	return ok(json_pack("{s:i}", "key_id", (int)k->id));
+}
+
+static json_t *
+stream_json(struct dp_stream *st)
+{
+	struct dp_key *k = atomic_load(&st->key);
+	json_t *o = json_pack("{s:I, s:i, s:i, s:b, s:I, s:I, s:I, s:I}", "account",
+	                      (json_int_t)st->id.account, "vault", (int)st->id.vault, "primary",
+	                      (int)st->id.primary, "origin", st->origin, "durable_lsn",
+	                      (json_int_t)st->durable_lsn, "records", (json_int_t)st->records,
+	                      "bytes", (json_int_t)st->bytes, "batches", (json_int_t)st->batches);
+	json_t *ms = json_array();
+
+	json_object_set_new(o, "key_id", json_integer(k ? k->id : 0));
+	if (st->origin && k)
+		json_object_set_new(o, "next_seq", json_integer((json_int_t)k->nonce.next));
+	for (unsigned i = 0; i < st->n_members; i++) {
+		uint64_t acked = st->members[i].acked;
+
+		json_array_append_new(
+		    ms, json_pack("{s:i, s:I, s:I}", "site", st->members[i].site, "acked",
+		                  (json_int_t)acked, "lag_records",
+		                  (json_int_t)(st->durable_lsn > acked ? st->durable_lsn - acked : 0)));
+	}
+	json_object_set_new(o, "members", ms);
+	json_object_set_new(o, "window", json_integer(st->win_n));
+	return o;
+}
+
+static json_t *
+op_stream_show(struct dp *dp, json_t *req)
+{
+	struct vr_stream_id id;
+	struct dp_stream *st;
+	json_t *err;
+
+	if ((err = stream_arg(dp, req, &id)))
+		return err;
+	st = dp_stream_find(dp, id.account, id.vault, id.primary);
+	if (!st)
+		return fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
+		            id.primary);
+	return ok(stream_json(st));
+}
+
+static json_t *
+op_stream_list(struct dp *dp, json_t *req)
+{
+	json_t *arr = json_array();
+	const void *key;
+	void *data;
+	uint32_t it = 0;
+
+	(void)req;
+	while (rte_hash_iterate(dp->streams, &key, &data, &it) >= 0)
+		json_array_append_new(arr, stream_json(data));
+	return ok(json_pack("{s:o}", "streams", arr));
+}
+
+json_t *dp_stats_json(struct dp *dp);
+
+json_t *
+dp_stats_json(struct dp *dp)
+{
+	json_t *c = json_object(), *h = json_array();
+
+	for (unsigned i = 0; i < DP_N_COUNTERS; i++)
+		json_object_set_new(c, counter_names[i],
+		                    json_integer((json_int_t)atomic_load(&dp->stats.c[i])));
+	for (unsigned i = 0; i < 32; i++)
+		json_array_append_new(h, json_integer((json_int_t)atomic_load(&dp->lat_hist[i])));
+	return json_pack("{s:o, s:o, s:I}", "counters", c, "ack_latency_log2_us", h, "loops",
+	                 (json_int_t)atomic_load(&dp->worker_loops));
+}
+
+static json_t *
+op_stats(struct dp *dp, json_t *req)
+{
+	(void)req;
+	return ok(dp_stats_json(dp));
+}
+
+static json_t *
+op_ping(struct dp *dp, json_t *req)
+{
+	(void)req;
+	return ok(json_pack("{s:i}", "site", dp->conf.site));
+}
+
+static const struct {
+	const char *name;
+	json_t *(*fn)(struct dp *, json_t *);
+} ops[] = {
+    {"ping", op_ping},
+    {"stream.add", op_stream_add},
+    {"key.set", op_key_set},
+    {"stream.show", op_stream_show},
+    {"stream.list", op_stream_list},
+    {"stats", op_stats},
+};
+
+static json_t *
+handle(struct dp *dp, const char *msg, size_t n)
+{
+	json_error_t je;
+	json_t *req = json_loadb(msg, n, 0, &je), *res = NULL;
+	const char *op;
+
+	if (!json_is_object(req)) {
+		json_decref(req);
+		return fail(EINVAL, "a request is a JSON object: %s", je.text);
+	}
+	op = json_string_value(json_object_get(req, "op"));
+	for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!strcmp(op, ops[i].name))
+			res = ops[i].fn(dp, req);
+	if (!res)
+		res = fail(ENOSYS, "unknown op \"%s\"", op ? op : "(none)");
+	json_decref(req);
+	return res;
+}
+
+static bool
+admitted(struct dp *dp, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	for (unsigned i = 0; i < dp->conf.n_uids; i++)
+		if (dp->conf.uids[i] == cr.uid)
+			return true;
+	vr_warn("control", "refused a control connection from uid %ld", (long)cr.uid);
+	return false;
+}
+
+int
+dp_ctl_serve(struct dp *dp)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct pollfd fds[1 + MAX_CLIENTS];
+	unsigned n = 1;
+	int lfd;
+
+	if (strlen(dp->conf.control) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, dp->conf.control);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	unlink(sa.sun_path);
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(sa.sun_path, 0660) ||
+	    listen(lfd, 16)) {
+		int e = errno;
+
+		close(lfd);
+		return -e;
+	}
+	fds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+	while (!atomic_load(&dp->quit)) {
+		int r = poll(fds, n, 200);
+
+		if (r <= 0)
+			continue;
+		if ((fds[0].revents & POLLIN)) {
+			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (c >= 0 && (n == 1 + MAX_CLIENTS || !admitted(dp, c)))
+				close(c);
+			else if (c >= 0)
+				fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+		}
+		for (unsigned i = 1; i < n; i++) {
+			char *msg = NULL, *out;
+			size_t len;
+			json_t *res;
+
+			if (!fds[i].revents)
+				continue;
+			if (!(fds[i].revents & POLLIN) || vr_hsm_recv(fds[i].fd, &msg, &len)) {
+				close(fds[i].fd);
+				fds[i--] = fds[--n];
+				continue;
+			}
+			res = handle(dp, msg, len);
+			free(msg);
+			out = json_dumps(res, JSON_COMPACT);
+			json_decref(res);
+			if (!out || vr_hsm_send(fds[i].fd, out, strlen(out))) {
+				close(fds[i].fd);
+				fds[i--] = fds[--n];
+			}
+			free(out);
+		}
+	}
+	for (unsigned i = 1; i < n; i++)
+		close(fds[i].fd);
+	close(lfd);
+	unlink(sa.sun_path);
+	for (unsigned i = 0; i < n_retired; i++)
+		key_free(dp, retired[i]);
+	free(retired);
+	return 0;
+}

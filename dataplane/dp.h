@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vaultrep-dataplane: the process's shared state.
+ *
+ * Threads:
+ *   - the main lcore serves the control socket (ctl.c): streams, keys, stats;
+ *   - one worker lcore polls both ports (worker.c): ARP, ingest, batching, sealing, WAN send
+ *     and receive, acks, retransmission;
+ *   - the log writer (logw.c, an ordinary thread) takes jobs from an rte_ring, appends them to
+ *     logstore with group commit and hands them back on the worker's completion ring, so that
+ *     no lcore ever waits on a disk.
+ *
+ * Publication without locks: streams live in a lock-free rte_hash (RW_CONCURRENCY_LF) that the
+ * control thread writes and the worker reads; a stream's keys are pointers the control thread
+ * swaps with release stores; a replaced key is freed after an RCU (QSBR) grace period in which
+ * the worker reported a quiescent state. Everything else in a stream belongs to the worker.
+ */
+#ifndef DP_H
+#define DP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "dp_conf.h"
+#include "dp_crypto.h"
+#include "vr_batch.h"
+#include "vr_log.h"
+#include "vr_nonce.h"
+#include "vr_record.h"
+#include "vr_replay.h"
+#include "vr_wire.h"
+
+/* Every counter, one table: drop reasons each have their own. */
+#define DP_COUNTERS(X)                                                                            \
+	X(rx_packets, "frames received on both ports")                                            \
+	X(tx_packets, "frames sent")                                                              \
+	X(tx_dropped, "frames the port would not take")                                          \
+	X(drop_not_ip, "neither ARP nor IPv4")                                                    \
+	X(drop_ip_bad, "bad IPv4 header or length")                                               \
+	X(drop_ip_frag, "IPv4 fragments")                                                         \
+	X(drop_not_udp, "IPv4 but not UDP")                                                       \
+	X(drop_not_ours, "not addressed to this port's IPv4 address or UDP port")                 \
+	X(drop_arp, "ARP neither for us nor from a peer")                                         \
+	X(arp_replies, "ARP replies sent")                                                        \
+	X(arp_requests, "ARP requests sent")                                                      \
+	X(arp_learned, "peer addresses resolved")                                                 \
+	X(ingest_frames, "ingest frames accepted")                                                \
+	X(ingest_bad, "ingest frames that do not parse (size, magic, format)")                    \
+	X(ingest_bad_crc, "ingest frames with a bad CRC32C")                                      \
+	X(ingest_unknown_stream, "ingest frames for a stream not configured here")                \
+	X(ingest_not_primary, "ingest frames for a stream whose primary is another site")         \
+	X(ingest_too_big, "ingest frames whose record cannot fit a batch")                        \
+	X(ingest_busy, "ingest frames refused for back-pressure (window or memory full)")         \
+	X(ingest_repeat, "retransmitted ingest frames answered again, not appended")              \
+	X(ingest_out_of_order, "ingest frames after a hole in their producer's sequence")         \
+	X(acks_sent, "ingest acks sent")                                                          \
+	X(nacks_sent, "ingest negative acks sent")                                                \
+	X(records_logged, "records made durable in the local log")                                \
+	X(log_failed, "jobs the log writer failed (their frames nacked)")                         \
+	X(batches_sealed, "batches sealed")                                                       \
+	X(seal_failed, "seal operations that failed")                                             \
+	X(batches_sent, "batch datagrams sent to members")                                        \
+	X(retransmits, "batches sent again (timer or gap report)")                                \
+	X(nonce_waits, "batches that waited for a nonce reservation")                            \
+	X(no_peer_mac, "batches or acks held back: peer address not resolved")                   \
+	X(wan_rx, "WAN batches received")                                                         \
+	X(wan_bad, "WAN batches that do not parse")                                               \
+	X(wan_foreign, "WAN datagrams from an address that is not the named peer")               \
+	X(wan_unknown_stream, "WAN batches for a stream not configured here")                     \
+	X(wan_unknown_key, "WAN batches under a key id not installed")                            \
+	X(replay_dup, "WAN batches repeated inside the replay window")                            \
+	X(replay_old, "WAN batches older than the replay window")                                 \
+	X(open_failed, "WAN batches whose tag does not verify")                                   \
+	X(wan_gap, "WAN batches after a hole (gap reported)")                                     \
+	X(wan_stale, "WAN batches wholly applied before")                                         \
+	X(wan_bad_records, "WAN batches whose records do not decode or chain")                    \
+	X(wan_applied, "records applied from the WAN (durable here)")                             \
+	X(wan_acks_rx, "WAN acks accepted")                                                       \
+	X(wan_ack_bad, "WAN acks that do not parse or name no stream")                            \
+	X(wan_ack_forged, "WAN acks whose tag does not verify")                                   \
+	X(wan_acks_sent, "WAN acks and gap reports sent")                                         \
+	X(delivered, "records delivered to the local consumer")                                   \
+	X(no_mbuf, "mbuf or job allocations that failed")
+
+enum dp_counter {
+#define X(n, d) DP_C_##n,
+	DP_COUNTERS(X)
+#undef X
+	    DP_N_COUNTERS
+};
+
+struct dp_stats {
+	_Atomic uint64_t c[DP_N_COUNTERS]; /* written by one thread each, read by any */
+};
+
+#define DP_INC(st, name) atomic_fetch_add_explicit(&(st)->c[DP_C_##name], 1, memory_order_relaxed)
+#define DP_ADD(st, name, v)                                                                      \
+	atomic_fetch_add_explicit(&(st)->c[DP_C_##name], (v), memory_order_relaxed)
+
+/* A payload key as the worker uses it (immutable once published). */
+struct dp_key {
+	uint32_t id;
+	uint8_t salt[VR_NONCE_SALT];
+	void *seal; /* cryptodev session, encrypt (origin) */
+	void *open; /* cryptodev session, decrypt (receiver) */
+	uint8_t ack_key[32];
+	struct vr_nonce nonce; /* origin: written by the worker only */
+	bool reserving;        /* origin: a reservation job is in flight */
+	struct vr_replay replay; /* receiver: written by the worker only */
+};
+
+struct dp_ackto {
+	uint32_t producer;
+	uint64_t producer_seq;
+	struct rte_ether_addr mac;
+	uint32_t ip;
+	uint16_t port;
+};
+
+enum dp_job_kind { DP_JOB_RECORDS, DP_JOB_RESERVE };
+
+/* One unit of work for the log writer, and, at the origin, one batch kept until acked. */
+struct dp_job {
+	struct dp_job *next;
+	struct dp_stream *st;
+	uint8_t kind;
+	bool origin;
+	uint16_t n;
+	uint32_t bytes;
+	uint32_t epoch;
+	uint64_t first_lsn, last_lsn;
+	int status;
+	uint64_t reserve_limit; /* DP_JOB_RESERVE */
+	struct dp_key *key;     /* DP_JOB_RESERVE */
+	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
+	struct dp_ackto *acks;  /* origin: who to ack, one per record */
+	uint8_t *data;          /* records, contiguous */
+};
+
+struct dp_member {
+	uint16_t site;
+	uint64_t acked;    /* highest LSN the member acknowledged */
+	uint64_t sent;     /* highest LSN sent to it */
+	uint64_t deadline; /* TSC: retransmit if still unacked */
+	uint64_t last_gap; /* TSC of the last gap-triggered resend */
+};
+
+struct dp_producer {
+	uint32_t id;
+	uint64_t seq; /* highest frame seq appended */
+	uint64_t lsn; /* its LSN (valid once durable) */
+};
+
+enum { DP_PRODUCERS = 4 };
+
+struct dp_stream {
+	struct vr_stream_id id;
+	bool origin;
+	_Atomic(struct dp_key *) key;      /* current */
+	_Atomic(struct dp_key *) prev_key; /* receiver: batches in flight under the last key */
+	/* worker-owned from here */
+	uint8_t n_members;
+	struct dp_member members[VR_REC_MAX_MEMBERS];
+	uint64_t next_lsn;              /* origin: next LSN to assign */
+	uint8_t entropy[VR_REC_ENTROPY_SIZE];       /* origin: of the last assigned record */
+	uint8_t durable_entropy[VR_REC_ENTROPY_SIZE]; /* of the last durable record */
+	uint64_t durable_lsn;
+	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
+	uint32_t epoch;      /* bumped when a log failure resets the stream */
+	struct vr_batcher b;
+	struct dp_job *open; /* origin: the batch being filled */
+	struct dp_stream *next_open;
+	bool on_open_list;
+	struct dp_job *win_head, *win_tail; /* origin: durable batches not yet acked by all */
+	uint32_t win_n;
+	struct dp_producer prod[DP_PRODUCERS];
+	uint64_t last_ack_tsc; /* receiver: rate limit of gap reports */
+	/* figures for stream.show and telemetry */
+	uint64_t records, bytes, batches;
+};
+
+struct dp_peer {
+	uint16_t site;
+	uint32_t ip;
+	uint16_t udp;
+	bool resolved;
+	struct rte_ether_addr mac;
+};
+
+struct dp_port {
+	uint16_t id;
+	uint32_t ip;
+	uint16_t udp;
+	uint16_t mtu;
+	struct rte_ether_addr mac;
+};
+
+struct dp {
+	struct dp_conf conf;
+	struct dp_port lan, wan;
+	struct dp_peer peers[DP_MAX_PEERS];
+	unsigned n_peers;
+	struct dp_peer consumer;
+	struct rte_mempool *pkt_mp;
+	struct rte_mempool *job_mp;
+	uint32_t job_bytes, job_acks;
+	struct dp_crypto crypto;
+	struct rte_hash *streams;
+	struct rte_rcu_qsbr *qsbr;
+	struct rte_ring *log_ring;  /* worker, control -> log writer */
+	struct rte_ring *done_ring; /* log writer -> worker */
+	struct vr_log *log;
+	struct dp_stats stats;
+	uint64_t hz;
+	unsigned worker_lcore;
+	_Atomic bool quit;
+	_Atomic uint64_t worker_loops;
+	/* ack latency (ingest to durable ack), log2 buckets of microseconds */
+	_Atomic uint64_t lat_hist[32];
+};
+
+/* The key of a stream in the hash. */
+struct dp_skey {
+	uint64_t account;
+	uint32_t vault;
+	uint16_t primary;
+	uint16_t pad;
+};
+
+static inline struct dp_skey
+dp_skey(uint64_t account, uint32_t vault, uint16_t primary)
+{
+	return (struct dp_skey){.account = account, .vault = vault, .primary = primary};
+}
+
+struct dp_stream *dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault,
+                                 uint16_t primary);
+
+/* Nonce reservations in the log's meta rows: read (0 if none) and write (synced). */
+int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id,
+                       uint64_t *limit);
+int dp_nonce_persist(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t limit);
+
+/* worker.c */
+int dp_worker_main(void *arg);
+
+/* logw.c */
+int dp_logw_start(struct dp *dp);
+void dp_logw_stop(struct dp *dp);
+
+/* ctl.c: serves the control socket until dp->quit. */
+int dp_ctl_serve(struct dp *dp);
+
+/* telemetry.c */
+void dp_telemetry_register(struct dp *dp);
+
+/* Job buffers from dp->job_mp, laid out for dp's batch limits. */
+struct dp_job *dp_job_get(struct dp *dp);
+void dp_job_put(struct dp *dp, struct dp_job *j);
+
+/* The ack key of a payload key: HMAC-SHA256(key, "vaultrep wan ack v1"). */
+void dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32]);
+/* The 16-byte tag of a WAN ack's first VR_WIRE_WACK_MAC bytes. */
+void dp_ack_tag(const uint8_t ack_key[32], const uint8_t *msg, uint8_t tag[16]);
+
+#endif /* DP_H */

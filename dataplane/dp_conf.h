@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The dataplane's configuration file (INI, parsed with libinih). Every value is checked; an
+ * error names the file, the line and what was wrong. Example (all keys, defaults shown):
+ *
+ *   [site]
+ *   id = 1                       ; this site (1..65535)
+ *   log_dir = /var/lib/vaultrep/wal
+ *   control = /run/vaultrep/dataplane.sock
+ *   control_uid = 0              ; uids allowed on the control socket (comma list)
+ *   hsm = /run/vaultrep/hsm.sock ; the hsm_agent (payload keys); optional
+ *
+ *   [lan]                        ; producers' side: ingest frames in, acks out
+ *   port = 0                     ; DPDK port id
+ *   ip = 198.18.0.1
+ *   udp = 4790
+ *   mtu = 1500                   ; 1500 or 9000
+ *
+ *   [wan]                        ; other sites: batches and acks
+ *   port = 1
+ *   ip = 198.19.0.1
+ *   udp = 4791
+ *   mtu = 1500
+ *
+ *   [batch]
+ *   max_records = 64             ; 1..VR_WIRE_MAX_RECORDS
+ *   max_delay_us = 50            ; time bound of a partial batch
+ *   window = 1024                ; sealed batches kept per stream until every member acks
+ *   rto_us = 20000               ; retransmission timeout
+ *
+ *   [crypto]
+ *   pmd = crypto_aesni_gcm       ; or crypto_openssl
+ *
+ *   [idle]
+ *   max_sleep_us = 200           ; adaptive back-off ceiling when idle; 0 = busy poll
+ *
+ *   [peer 2]                     ; one section per peer site: its id in the section name
+ *   ip = 198.19.0.2
+ *   udp = 4791                   ; default: this site's WAN udp
+ *
+ *   [consumer]                   ; optional: records applied here are delivered over UDP
+ *   ip = 198.18.0.9
+ *   udp = 4792
+ */
+#ifndef DP_CONF_H
+#define DP_CONF_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum {
+	DP_MAX_PEERS = 16,
+	DP_MAX_UIDS = 8,
+	DP_PATH = 256,
+};
+
+struct dp_conf_port {
+	uint16_t port;
+	uint32_t ip; /* host order */
+	uint16_t udp;
+	uint16_t mtu;
+};
+
+struct dp_conf_peer {
+	uint16_t site;
+	uint32_t ip;
+	uint16_t udp;
+};
+
+struct dp_conf {
+	uint16_t site;
+	char log_dir[DP_PATH];
+	char control[DP_PATH];
+	char hsm[DP_PATH];
+	uid_t uids[DP_MAX_UIDS];
+	unsigned n_uids;
+	struct dp_conf_port lan, wan;
+	uint16_t max_records;
+	uint32_t max_delay_us;
+	uint32_t window;
+	uint32_t rto_us;
+	char pmd[32];
+	uint32_t max_sleep_us;
+	struct dp_conf_peer peers[DP_MAX_PEERS];
+	unsigned n_peers;
+	uint32_t consumer_ip;
+	uint16_t consumer_udp;
+};
+
+/* Parses path (or, when text is not NULL, the text) into c; 0, or -1 with err filled. */
+int dp_conf_load(struct dp_conf *c, const char *path, const char *text, char *err,
+                 size_t err_n);
+
+#endif /* DP_CONF_H */

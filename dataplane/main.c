@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vaultrep-dataplane [EAL options] -- --config FILE
+ *
+ * Needs two DPDK ports (the [lan] and [wan] port ids), at least two lcores (the main lcore
+ * serves the control socket, the next one is the worker). On this machine for example:
+ *
+ *   vaultrep-dataplane -l 0,1 --no-huge -m 512 --no-pci --file-prefix a \
+ *       --vdev net_memif0,role=server,socket=/tmp/a-lan.sock \
+ *       --vdev net_memif1,role=server,socket=/tmp/ab.sock -- --config a.ini
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <jansson.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_telemetry.h>
+
+#include "dp.h"
+#include "vr_msg.h"
+
+static struct dp the_dp;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&the_dp.quit, true);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: vaultrep-dataplane [EAL options] -- --config FILE\n"
+	           "  --config FILE   the dataplane's INI configuration (see dataplane/dp_conf.h)\n"
+	           "  --help          this text\n"
+	           "EAL options: see dpdk's documentation; for example -l 0,1 --no-huge -m 512 "
+	           "--no-pci --vdev ...\n");
+}
+
+struct dp_job *
+dp_job_get(struct dp *dp)
+{
+	struct dp_job *j;
+
+	if (rte_mempool_get(dp->job_mp, (void **)&j))
+		return NULL;
+	j->next = NULL;
+	j->n = 0;
+	j->bytes = 0;
+	j->status = 0;
+	j->acks = (struct dp_ackto *)(j + 1);
+	j->data = (uint8_t *)(j->acks + dp->job_acks);
+	return j;
+}
+
+void
+dp_job_put(struct dp *dp, struct dp_job *j)
+{
+	rte_mempool_put(dp->job_mp, j);
+}
+
+static int
+port_init(struct dp *dp, struct dp_port *p, const struct dp_conf_port *c)
+{
+	struct rte_eth_conf conf = {.rxmode = {.mtu = c->mtu}};
+	struct rte_eth_dev_info info;
+	int rc;
+
+	if (!rte_eth_dev_is_valid_port(c->port)) {
+		fprintf(stderr, "vaultrep-dataplane: no DPDK port %u (give it with --vdev or a PCI "
+		                "address)\n",
+		        c->port);
+		return -ENODEV;
+	}
+	p->id = c->port;
+	p->ip = c->ip;
+	p->udp = c->udp;
+	p->mtu = c->mtu;
+	rc = rte_eth_dev_info_get(p->id, &info);
+	if (rc)
+		return rc;
+	if (c->mtu > info.max_mtu)
+		conf.rxmode.mtu = info.max_mtu;
+	rc = rte_eth_dev_configure(p->id, 1, 1, &conf);
+	if (!rc)
+		rc = rte_eth_rx_queue_setup(p->id, 0, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
+		                            NULL, dp->pkt_mp);
+	if (!rc)
+		rc = rte_eth_tx_queue_setup(p->id, 0, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
+		                            NULL);
+	if (!rc)
+		rc = rte_eth_dev_start(p->id);
+	if (!rc)
+		rc = rte_eth_macaddr_get(p->id, &p->mac);
+	if (rc)
+		fprintf(stderr, "vaultrep-dataplane: port %u: %s\n", c->port, rte_strerror(-rc));
+	rte_eth_promiscuous_enable(p->id);
+	return rc;
+}
+
+static int
+tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (unsigned i = 0; i < DP_N_COUNTERS; i++) {
+		static const char *const names[] = {
+#define X(n, desc) #n,
+		    DP_COUNTERS(X)
+#undef X
+		};
+		rte_tel_data_add_dict_u64(d, names[i], atomic_load(&the_dp.stats.c[i]));
+	}
+	return 0;
+}
+
+static int
+tel_streams(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const void *key;
+	void *data;
+	uint32_t it = 0;
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	while (rte_hash_iterate(the_dp.streams, &key, &data, &it) >= 0) {
+		const struct dp_stream *st = data;
+		struct rte_tel_data *s = rte_tel_data_alloc();
+		char name[64];
+		uint64_t lag = 0;
+
+		if (!s)
+			break;
+		for (unsigned i = 0; i < st->n_members; i++)
+			if (st->durable_lsn - st->members[i].acked > lag)
+				lag = st->durable_lsn - st->members[i].acked;
+		rte_tel_data_start_dict(s);
+		rte_tel_data_add_dict_u64(s, "durable_lsn", st->durable_lsn);
+		rte_tel_data_add_dict_u64(s, "records", st->records);
+		rte_tel_data_add_dict_u64(s, "bytes", st->bytes);
+		rte_tel_data_add_dict_u64(s, "batches", st->batches);
+		rte_tel_data_add_dict_u64(s, "lag_records", lag);
+		snprintf(name, sizeof(name), "%lu/%u/%u", (unsigned long)st->id.account,
+		         st->id.vault, st->id.primary);
+		rte_tel_data_add_dict_container(d, name, s, 0);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"config", required_argument, 0, 'c'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
+	};
+	struct dp *dp = &the_dp;
+	const char *config = NULL;
+	char err[512], name[64];
+	struct rte_hash_parameters hp = {
+	    .name = "vr_streams",
+	    .entries = 1 << 18,
+	    .key_len = sizeof(struct dp_skey),
+	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
+	};
+	unsigned n_jobs = 16384;
+	size_t qsz;
+	int c, n, rc;
+
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+	/* Key material must never reach a core dump. */
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "vaultrep-dataplane: EAL: %s\n", rte_strerror(rte_errno));
+		return 2;
+	}
+	argc -= n;
+	argv += n;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
+		if (c == 'c') {
+			config = optarg;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config) {
+		usage(stderr);
+		return 2;
+	}
+	if (dp_conf_load(&dp->conf, config, NULL, err, sizeof(err))) {
+		fprintf(stderr, "vaultrep-dataplane: %s\n", err);
+		return 2;
+	}
+	dp->hz = rte_get_tsc_hz();
+	dp->worker_lcore = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+	if (dp->worker_lcore >= RTE_MAX_LCORE) {
+		fprintf(stderr, "vaultrep-dataplane: needs two lcores (for example -l 0,1)\n");
+		return 2;
+	}
+	dp->n_peers = dp->conf.n_peers;
+	for (unsigned i = 0; i < dp->n_peers; i++)
+		dp->peers[i] = (struct dp_peer){.site = dp->conf.peers[i].site,
+		                                .ip = dp->conf.peers[i].ip,
+		                                .udp = dp->conf.peers[i].udp};
+	dp->consumer = (struct dp_peer){.ip = dp->conf.consumer_ip, .udp = dp->conf.consumer_udp};
+
+	/* Packet and job pools: the job pool bounds everything in flight (window, log ring). */
+	snprintf(name, sizeof(name), "vr_pkt");
+	dp->pkt_mp = rte_pktmbuf_pool_create(
+	    name, 16383, 256, 0,
+	    dp->conf.wan.mtu > 1500 || dp->conf.lan.mtu > 1500 ? 9216 + RTE_PKTMBUF_HEADROOM
+	                                                       : RTE_MBUF_DEFAULT_BUF_SIZE,
+	    (int)rte_socket_id());
+	{
+		struct vr_batcher b;
+
+		vr_batch_init(&b, dp->conf.wan.mtu, dp->conf.max_records, 0);
+		dp->job_bytes = b.max_bytes;
+		dp->job_acks = b.max_records < b.max_bytes / VR_REC_HDR_SIZE + 1
+		                   ? b.max_records
+		                   : b.max_bytes / VR_REC_HDR_SIZE + 1;
+	}
+	dp->job_mp = rte_mempool_create("vr_jobs", n_jobs - 1,
+	                                sizeof(struct dp_job) +
+	                                    dp->job_acks * sizeof(struct dp_ackto) + dp->job_bytes,
+	                                256, 0, NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
+	dp->log_ring = rte_ring_create("vr_log", n_jobs, (int)rte_socket_id(), RING_F_SC_DEQ);
+	dp->done_ring = rte_ring_create("vr_done", n_jobs, (int)rte_socket_id(),
+	                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+	hp.socket_id = (int)rte_socket_id();
+	dp->streams = rte_hash_create(&hp);
+	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
+	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
+	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->done_ring || !dp->streams ||
+	    !dp->qsbr || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
+		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
+		return 1;
+	}
+	if (port_init(dp, &dp->lan, &dp->conf.lan) || port_init(dp, &dp->wan, &dp->conf.wan))
+		return 1;
+	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, 1, (int)rte_socket_id());
+	if (rc) {
+		fprintf(stderr, "vaultrep-dataplane: crypto device %s: %s\n", dp->conf.pmd,
+		        strerror(-rc));
+		return 1;
+	}
+	dp->log = vr_log_open(dp->conf.log_dir, NULL);
+	if (!dp->log) {
+		fprintf(stderr, "vaultrep-dataplane: log %s: %s\n", dp->conf.log_dir,
+		        strerror(errno));
+		return 1;
+	}
+	rte_telemetry_register_cmd("/vaultrep/stats", tel_stats,
+	                           "Every vaultrep dataplane counter. No parameters.");
+	rte_telemetry_register_cmd("/vaultrep/streams", tel_streams,
+	                           "Per-stream figures (durable LSN, records, bytes, batches, lag). "
+	                           "No parameters.");
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = dp_logw_start(dp))) {
+		fprintf(stderr, "vaultrep-dataplane: log writer: %s\n", strerror(-rc));
+		return 1;
+	}
+	rte_eal_remote_launch(dp_worker_main, dp, dp->worker_lcore);
+	printf("vaultrep-dataplane: site %u, lan port %u, wan port %u, crypto %s (%s), control %s\n",
+	       dp->conf.site, dp->lan.id, dp->wan.id, dp->crypto.pmd,
+	       dp->crypto.cpu ? "cpu crypto" : "queue pair", dp->conf.control);
+	fflush(stdout);
+	rc = dp_ctl_serve(dp);
+	if (rc) {
+		fprintf(stderr, "vaultrep-dataplane: control socket %s: %s\n", dp->conf.control,
+		        strerror(-rc));
+		atomic_store(&dp->quit, true);
+	}
+	rte_eal_mp_wait_lcore();
+	dp_logw_stop(dp);
+	vr_log_close(dp->log);
+	rte_eth_dev_stop(dp->lan.id);
+	rte_eth_dev_stop(dp->wan.id);
+	dp_crypto_fini(&dp->crypto);
+	rte_eal_cleanup();
+	printf("vaultrep-dataplane: stopped\n");
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,1133 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The worker lcore: polls the LAN and WAN ports and the log writer's completion ring.
+ *
+ * Origin (this site is the stream's primary):
+ *   ingest frame -> record (LSN, entropy chain) appended to the stream's open batch
+ *   -> batch closes (size, count or time) -> log writer -> durable
+ *   -> each producer acked with its LSN; the batch sealed (fresh nonce) and sent to every member;
+ *      kept in the stream's window until every member acknowledged it, resent (sealed again
+ *      under a fresh nonce) on timeout or gap report.
+ * Receiver (another site is the primary):
+ *   WAN batch -> peer address, stream, key, replay check -> open (tag) -> replay accept
+ *   -> LSN order (a hole: gap report; wholly old: ack again) -> log writer -> durable
+ *   -> cumulative WAN ack to the primary; records delivered to the local consumer.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_udp.h>
+
+#include "dp.h"
+#include "vr_msg.h"
+
+enum { BURST = 32, TXQ = 256 };
+
+struct txq {
+	uint16_t port;
+	uint16_t n;
+	struct rte_mbuf *m[TXQ];
+};
+
+struct worker {
+	struct dp *dp;
+	struct dp_stats *s;
+	struct txq lan_tx, wan_tx;
+	struct dp_stream *open_list; /* streams with a batch being filled */
+	struct dp_stream **win;      /* origin streams with batches in their window */
+	unsigned n_win, cap_win;
+	uint64_t next_scan, scan_every, rto, max_wait;
+	uint64_t next_arp, next_win;
+	uint64_t now;
+};
+
+/* --- transmit --- */
+
+static void
+tx_flush(struct worker *w, struct txq *q)
+{
+	unsigned sent = 0, tries = 0;
+
+	while (sent < q->n && tries++ < 8)
+		sent += rte_eth_tx_burst(q->port, 0, q->m + sent, (uint16_t)(q->n - sent));
+	DP_ADD(w->s, tx_packets, sent);
+	if (sent < q->n) {
+		DP_ADD(w->s, tx_dropped, q->n - sent);
+		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
+	}
+	q->n = 0;
+}
+
+static void
+tx(struct worker *w, struct txq *q, struct rte_mbuf *m)
+{
+	if (q->n == TXQ)
+		tx_flush(w, q);
+	q->m[q->n++] = m;
+}
+
+/* An Ethernet + IPv4 + UDP datagram of len payload bytes; *pl points at the payload. */
+static struct rte_mbuf *
+udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *dmac,
+        uint32_t dip, uint16_t dport, uint16_t len, uint8_t **pl)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->dp->pkt_mp);
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_udp_hdr *udp;
+	uint16_t total = (uint16_t)(sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + len);
+
+	if (!m) {
+		DP_INC(w->s, no_mbuf);
+		return NULL;
+	}
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, total);
+	if (!eth) {
+		rte_pktmbuf_free(m);
+		DP_INC(w->s, no_mbuf);
+		return NULL;
+	}
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	udp = (struct rte_udp_hdr *)(ip + 1);
+	rte_ether_addr_copy(dmac, &eth->dst_addr);
+	rte_ether_addr_copy(&p->mac, &eth->src_addr);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	*ip = (struct rte_ipv4_hdr){
+	    .version_ihl = RTE_IPV4_VHL_DEF,
+	    .total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + len)),
+	    .fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
+	    .time_to_live = 64,
+	    .next_proto_id = IPPROTO_UDP,
+	    .src_addr = rte_cpu_to_be_32(p->ip),
+	    .dst_addr = rte_cpu_to_be_32(dip),
+	};
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	*udp = (struct rte_udp_hdr){
+	    .src_port = rte_cpu_to_be_16(p->udp),
+	    .dst_port = rte_cpu_to_be_16(dport),
+	    .dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + len)),
+	};
+	*pl = (uint8_t *)(udp + 1);
+	return m;
+}
+
+static void
+send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to,
+                int status, uint64_t lsn)
+{
+	struct vr_ack a = {
+	    .kind = status ? VR_WIRE_NACK : VR_WIRE_ACK,
+	    .producer = to->producer,
+	    .producer_seq = to->producer_seq,
+	    .account = st ? st->id.account : 0,
+	    .vault = st ? st->id.vault : 0,
+	    .status = (uint16_t)(status < 0 ? -status : status),
+	    .sites = status ? 0 : 1,
+	    .lsn = status ? 0 : lsn,
+	};
+	uint8_t *pl;
+	struct rte_mbuf *m = udp_new(w, &w->dp->lan, &to->mac, to->ip, to->port, VR_WIRE_ACK_SIZE, &pl);
+
+	if (!m)
+		return;
+	vr_wire_ack_encode(&a, pl, VR_WIRE_ACK_SIZE);
+	tx(w, &w->lan_tx, m);
+	if (status)
+		DP_INC(w->s, nacks_sent);
+	else
+		DP_INC(w->s, acks_sent);
+}
+
+/* --- peers and ARP --- */
+
+static struct dp_peer *
+peer_by_site(struct dp *dp, uint16_t site)
+{
+	for (unsigned i = 0; i < dp->n_peers; i++)
+		if (dp->peers[i].site == site)
+			return &dp->peers[i];
+	return NULL;
+}
+
+static void
+arp_send(struct worker *w, const struct dp_port *p, struct txq *q, uint16_t op,
+         const struct rte_ether_addr *tha, uint32_t tip)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->dp->pkt_mp);
+	struct rte_ether_hdr *eth;
+	struct rte_arp_hdr *arp;
+
+	if (!m) {
+		DP_INC(w->s, no_mbuf);
+		return;
+	}
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, sizeof(*eth) + sizeof(*arp));
+	arp = (struct rte_arp_hdr *)(eth + 1);
+	if (op == RTE_ARP_OP_REQUEST)
+		memset(&eth->dst_addr, 0xff, sizeof(eth->dst_addr));
+	else
+		rte_ether_addr_copy(tha, &eth->dst_addr);
+	rte_ether_addr_copy(&p->mac, &eth->src_addr);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+	arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+	arp->arp_plen = 4;
+	arp->arp_opcode = rte_cpu_to_be_16(op);
+	rte_ether_addr_copy(&p->mac, &arp->arp_data.arp_sha);
+	arp->arp_data.arp_sip = rte_cpu_to_be_32(p->ip);
+	if (op == RTE_ARP_OP_REQUEST)
+		memset(&arp->arp_data.arp_tha, 0, sizeof(arp->arp_data.arp_tha));
+	else
+		rte_ether_addr_copy(tha, &arp->arp_data.arp_tha);
+	arp->arp_data.arp_tip = rte_cpu_to_be_32(tip);
+	tx(w, q, m);
+	if (op == RTE_ARP_OP_REQUEST)
+		DP_INC(w->s, arp_requests);
+	else
+		DP_INC(w->s, arp_replies);
+}
+
+static void
+learn(struct worker *w, struct dp_peer *pe, const struct rte_ether_addr *mac)
+{
+	if (!pe->resolved || !rte_is_same_ether_addr(&pe->mac, mac)) {
+		rte_ether_addr_copy(mac, &pe->mac);
+		pe->resolved = true;
+		DP_INC(w->s, arp_learned);
+	}
+}
+
+static void
+arp_in(struct worker *w, const struct dp_port *p, struct txq *q, struct rte_mbuf *m)
+{
+	struct dp *dp = w->dp;
+	const struct rte_arp_hdr *arp;
+	uint32_t sip, tip;
+	bool mine = false;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr) + sizeof(*arp)) {
+		DP_INC(w->s, drop_arp);
+		return;
+	}
+	arp = rte_pktmbuf_mtod_offset(m, const struct rte_arp_hdr *, sizeof(struct rte_ether_hdr));
+	if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+	    arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4) {
+		DP_INC(w->s, drop_arp);
+		return;
+	}
+	sip = rte_be_to_cpu_32(arp->arp_data.arp_sip);
+	tip = rte_be_to_cpu_32(arp->arp_data.arp_tip);
+	for (unsigned i = 0; i < dp->n_peers; i++)
+		if (p == &dp->wan && dp->peers[i].ip == sip) {
+			learn(w, &dp->peers[i], &arp->arp_data.arp_sha);
+			mine = true;
+		}
+	if (p == &dp->lan && dp->consumer.ip && dp->consumer.ip == sip) {
+		learn(w, &dp->consumer, &arp->arp_data.arp_sha);
+		mine = true;
+	}
+	if (tip == p->ip && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
+		arp_send(w, p, q, RTE_ARP_OP_REPLY, &arp->arp_data.arp_sha, sip);
+		mine = true;
+	}
+	if (!mine)
+		DP_INC(w->s, drop_arp);
+}
+
+static void
+arp_resolve(struct worker *w)
+{
+	struct dp *dp = w->dp;
+
+	if (w->now < w->next_arp)
+		return;
+	w->next_arp = w->now + dp->hz / 10;
+	for (unsigned i = 0; i < dp->n_peers; i++)
+		if (!dp->peers[i].resolved)
+			arp_send(w, &dp->wan, &w->wan_tx, RTE_ARP_OP_REQUEST, NULL, dp->peers[i].ip);
+	if (dp->consumer.ip && !dp->consumer.resolved)
+		arp_send(w, &dp->lan, &w->lan_tx, RTE_ARP_OP_REQUEST, NULL, dp->consumer.ip);
+}
+
+/* --- origin: batches --- */
+
+static int
+log_push(struct worker *w, struct dp_job *j)
+{
+	/* The log ring holds every job of the pool: it cannot be full. */
+	if (rte_ring_enqueue(w->dp->log_ring, j)) {
+		vr_err("dataplane", "log ring full: job pool and ring sizes disagree");
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static void
+close_batch(struct worker *w, struct dp_stream *st)
+{
+	struct dp_job *j = st->open;
+
+	if (!j)
+		return;
+	st->open = NULL;
+	vr_batch_reset(&st->b);
+	if (log_push(w, j)) {
+		for (unsigned i = 0; i < j->n; i++)
+			send_ingest_ack(w, st, &j->acks[i], -EIO, 0);
+		dp_job_put(w->dp, j);
+	}
+}
+
+static void
+reserve_nonces(struct worker *w, struct dp_stream *st, struct dp_key *k)
+{
+	struct dp_job *j;
+
+	if (k->reserving)
+		return;
+	j = dp_job_get(w->dp);
+	if (!j) {
+		DP_INC(w->s, no_mbuf);
+		return;
+	}
+	j->kind = DP_JOB_RESERVE;
+	j->st = st;
+	j->key = k;
+	j->reserve_limit = vr_nonce_next_limit(&k->nonce);
+	k->reserving = true;
+	if (log_push(w, j)) {
+		k->reserving = false;
+		dp_job_put(w->dp, j);
+	}
+}
+
+/*
+ * Seals the records of j into a new datagram and sends it to the members in mask (bit i:
+ * st->members[i]). 0, or -EAGAIN when it could not be sent now (the timer tries again).
+ */
+static int
+send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t mask)
+{
+	struct dp *dp = w->dp;
+	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
+	struct vr_batch_hdr h;
+	struct dp_aead op;
+	struct rte_mbuf *m = NULL;
+	uint8_t nonce[VR_NONCE_SIZE], *pl;
+	uint64_t seq = 0;
+	uint16_t len = (uint16_t)(VR_WIRE_BATCH_HDR + j->bytes + VR_WIRE_TAG);
+	int rc;
+
+	if (!k)
+		return -EAGAIN;
+	rc = vr_nonce_take(&k->nonce, &seq, nonce);
+	if (vr_nonce_low(&k->nonce))
+		reserve_nonces(w, st, k);
+	if (rc) {
+		DP_INC(w->s, nonce_waits);
+		return -EAGAIN;
+	}
+	h = (struct vr_batch_hdr){
+	    .sender = dp->conf.site,
+	    .n_records = j->n,
+	    .account = st->id.account,
+	    .vault = st->id.vault,
+	    .primary = st->id.primary,
+	    .key_id = k->id,
+	    .sealed_size = j->bytes,
+	    .seq = seq,
+	    .first_lsn = j->first_lsn,
+	};
+	for (unsigned i = 0; i < st->n_members; i++) {
+		struct dp_member *mb = &st->members[i];
+		struct dp_peer *pe;
+		struct rte_mbuf *c;
+
+		if (!(mask & (1u << i)))
+			continue;
+		pe = peer_by_site(dp, mb->site);
+		if (!pe || !pe->resolved) {
+			DP_INC(w->s, no_peer_mac);
+			continue;
+		}
+		if (!m) {
+			m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, len, &pl);
+			if (!m)
+				return -EAGAIN;
+			vr_wire_batch_hdr_encode(&h, pl);
+			memcpy(pl + VR_WIRE_BATCH_HDR, j->data, j->bytes);
+			op = (struct dp_aead){
+			    .m = m,
+			    .data_off = (uint32_t)(pl + VR_WIRE_BATCH_HDR - rte_pktmbuf_mtod(m, uint8_t *)),
+			    .len = j->bytes,
+			    .aad = pl,
+			    .tag = pl + VR_WIRE_BATCH_HDR + j->bytes,
+			};
+			memcpy(op.iv, nonce, sizeof(op.iv));
+			if (dp_crypto_run(&dp->crypto, 0, k->seal, &op, 1) != 1) {
+				DP_INC(w->s, seal_failed);
+				rte_pktmbuf_free(m);
+				return -EAGAIN;
+			}
+			DP_INC(w->s, batches_sealed);
+			c = m;
+		} else {
+			struct rte_ether_hdr *eth;
+			struct rte_ipv4_hdr *ip;
+			struct rte_udp_hdr *udp;
+
+			c = rte_pktmbuf_copy(m, dp->pkt_mp, 0, UINT32_MAX);
+			if (!c) {
+				DP_INC(w->s, no_mbuf);
+				continue;
+			}
+			eth = rte_pktmbuf_mtod(c, struct rte_ether_hdr *);
+			ip = (struct rte_ipv4_hdr *)(eth + 1);
+			udp = (struct rte_udp_hdr *)(ip + 1);
+			rte_ether_addr_copy(&pe->mac, &eth->dst_addr);
+			ip->dst_addr = rte_cpu_to_be_32(pe->ip);
+			ip->hdr_checksum = 0;
+			ip->hdr_checksum = rte_ipv4_cksum(ip);
+			udp->dst_port = rte_cpu_to_be_16(pe->udp);
+		}
+		/* The first copy goes out last: the others are copied from it. */
+		if (c != m)
+			tx(w, &w->wan_tx, c);
+		if (j->last_lsn > mb->sent)
+			mb->sent = j->last_lsn;
+		mb->deadline = w->now + w->rto;
+		DP_INC(w->s, batches_sent);
+	}
+	if (!m)
+		return -EAGAIN;
+	tx(w, &w->wan_tx, m);
+	st->batches++;
+	return 0;
+}
+
+static void
+win_track(struct worker *w, struct dp_stream *st)
+{
+	if (st->win_n != 1)
+		return;
+	if (w->n_win == w->cap_win) {
+		unsigned cap = w->cap_win ? w->cap_win * 2 : 64;
+		struct dp_stream **n = realloc(w->win, cap * sizeof(*n));
+
+		if (!n)
+			return; /* the stream still retransmits on gap reports */
+		w->win = n;
+		w->cap_win = cap;
+	}
+	w->win[w->n_win++] = st;
+}
+
+/* Resends every windowed batch with records above from_lsn to member i. */
+static void
+resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn)
+{
+	unsigned n = 0;
+
+	for (struct dp_job *j = st->win_head; j && n < 64; j = j->next) {
+		if (j->last_lsn < from_lsn)
+			continue;
+		if (send_batch(w, st, j, 1u << i))
+			break;
+		DP_INC(w->s, retransmits);
+		n++;
+	}
+	st->members[i].deadline = w->now + w->rto;
+}
+
+static void
+win_release(struct worker *w, struct dp_stream *st)
+{
+	uint64_t low = UINT64_MAX;
+
+	for (unsigned i = 0; i < st->n_members; i++)
+		if (st->members[i].acked < low)
+			low = st->members[i].acked;
+	while (st->win_head && st->win_head->last_lsn <= low) {
+		struct dp_job *j = st->win_head;
+
+		st->win_head = j->next;
+		if (!st->win_head)
+			st->win_tail = NULL;
+		st->win_n--;
+		dp_job_put(w->dp, j);
+	}
+}
+
+static void
+origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
+{
+	struct dp *dp = w->dp;
+	uint64_t us;
+
+	if (j->status || j->epoch != st->epoch) {
+		int why = j->status ? j->status : -EIO;
+
+		if (j->status && j->epoch == st->epoch) {
+			/* Nothing after the failure is durable: start again from the log's state. */
+			DP_INC(w->s, log_failed);
+			st->epoch++;
+			if (st->open) {
+				for (unsigned i = 0; i < st->open->n; i++)
+					send_ingest_ack(w, st, &st->open->acks[i], why, 0);
+				dp_job_put(dp, st->open);
+				st->open = NULL;
+				vr_batch_reset(&st->b);
+			}
+			st->next_lsn = st->durable_lsn + 1;
+			memcpy(st->entropy, st->durable_entropy, sizeof(st->entropy));
+		}
+		for (unsigned i = 0; i < j->n; i++)
+			send_ingest_ack(w, st, &j->acks[i], why, 0);
+		dp_job_put(dp, j);
+		return;
+	}
+	{
+		struct vr_rec last;
+		uint8_t *p = j->data;
+
+		/* The entropy of the job's last record: walk to it. */
+		for (unsigned i = 0; i < j->n; i++) {
+			int sz = vr_rec_decode(p, (size_t)(j->data + j->bytes - p), &last);
+
+			if (sz <= 0)
+				break;
+			if (i + 1 < j->n)
+				p += sz;
+		}
+		memcpy(st->durable_entropy, last.entropy, sizeof(st->durable_entropy));
+	}
+	st->durable_lsn = j->last_lsn;
+	DP_ADD(w->s, records_logged, j->n);
+	for (unsigned i = 0; i < j->n; i++) {
+		for (unsigned k = 0; k < DP_PRODUCERS; k++)
+			if (st->prod[k].id == j->acks[i].producer &&
+			    st->prod[k].seq == j->acks[i].producer_seq)
+				st->prod[k].lsn = j->first_lsn + i;
+		send_ingest_ack(w, st, &j->acks[i], 0, j->first_lsn + i);
+	}
+	us = (w->now - j->t_open) * 1000000 / dp->hz;
+	atomic_fetch_add_explicit(&dp->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n,
+	                          memory_order_relaxed);
+	if (!st->n_members) {
+		dp_job_put(dp, j);
+		return;
+	}
+	j->next = NULL;
+	if (st->win_tail)
+		st->win_tail->next = j;
+	else
+		st->win_head = j;
+	st->win_tail = j;
+	st->win_n++;
+	win_track(w, st);
+	send_batch(w, st, j, (1u << st->n_members) - 1);
+}
+
+static void
+ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip,
+       const struct rte_udp_hdr *udp, const uint8_t *pl, size_t n)
+{
+	struct dp *dp = w->dp;
+	struct dp_ackto to;
+	struct vr_ingest f;
+	struct dp_stream *st;
+	struct dp_producer *pr = NULL;
+	struct vr_rec r;
+	enum vr_batch_verdict v;
+	int rc = vr_wire_ingest_parse(pl, n, &f);
+
+	if (rc) {
+		if (rc == -VR_WIRE_ERR_CHECKSUM)
+			DP_INC(w->s, ingest_bad_crc);
+		else
+			DP_INC(w->s, ingest_bad);
+		return; /* nothing in it can be trusted enough to answer */
+	}
+	to = (struct dp_ackto){
+	    .producer = f.producer,
+	    .producer_seq = f.producer_seq,
+	    .ip = rte_be_to_cpu_32(ip->src_addr),
+	    .port = rte_be_to_cpu_16(udp->src_port),
+	};
+	rte_ether_addr_copy(&eth->src_addr, &to.mac);
+	st = dp_stream_find(dp, f.account, f.vault, dp->conf.site);
+	if (!st) {
+		DP_INC(w->s, ingest_unknown_stream);
+		send_ingest_ack(w, NULL, &to, -ENOENT, 0);
+		return;
+	}
+	/* A retransmitted frame: answered again (with its LSN once durable), never appended. */
+	for (unsigned k = 0; k < DP_PRODUCERS; k++)
+		if (st->prod[k].id == f.producer && st->prod[k].seq) {
+			pr = &st->prod[k];
+			break;
+		}
+	if (pr && f.producer_seq <= pr->seq) {
+		DP_INC(w->s, ingest_repeat);
+		if (f.producer_seq == pr->seq && pr->lsn)
+			send_ingest_ack(w, st, &to, 0, pr->lsn);
+		else
+			send_ingest_ack(w, st, &to, -EALREADY, 0);
+		return;
+	}
+	/* A producer's frames are appended in its order: after a lost frame, it goes back. */
+	if (pr && f.producer_seq != pr->seq + 1) {
+		DP_INC(w->s, ingest_out_of_order);
+		send_ingest_ack(w, st, &to, -ERANGE, 0);
+		return;
+	}
+	if (st->win_n >= dp->conf.window) {
+		DP_INC(w->s, ingest_busy);
+		send_ingest_ack(w, st, &to, -EBUSY, 0);
+		return;
+	}
+	r = (struct vr_rec){
+	    .stream = st->id,
+	    .lsn = st->next_lsn,
+	    .origin = dp->conf.site,
+	    .version = VR_REC_VERSION,
+	    .type = f.rec_type,
+	    .op = f.op,
+	    .payload_size = f.payload_size,
+	    .payload = f.payload,
+	};
+	if (f.rec_type != VR_REC_DATA || f.op != VR_REC_OP_PUT) {
+		DP_INC(w->s, ingest_bad);
+		send_ingest_ack(w, st, &to, -EPROTO, 0);
+		return;
+	}
+	v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(&r), w->now);
+	if (v == VR_BATCH_TOO_BIG) {
+		DP_INC(w->s, ingest_too_big);
+		send_ingest_ack(w, st, &to, -EMSGSIZE, 0);
+		return;
+	}
+	if (v == VR_BATCH_FLUSH) {
+		close_batch(w, st);
+		v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(&r), w->now);
+	}
+	if (!st->open) {
+		st->open = dp_job_get(dp);
+		if (!st->open) {
+			vr_batch_reset(&st->b);
+			DP_INC(w->s, ingest_busy);
+			send_ingest_ack(w, st, &to, -EBUSY, 0);
+			return;
+		}
+		st->open->kind = DP_JOB_RECORDS;
+		st->open->origin = true;
+		st->open->st = st;
+		st->open->epoch = st->epoch;
+		st->open->first_lsn = st->next_lsn;
+		st->open->t_open = w->now;
+		if (!st->on_open_list) {
+			st->on_open_list = true;
+			st->next_open = w->open_list;
+			w->open_list = st;
+		}
+	}
+	rc = vr_rec_encode(&r, st->entropy, st->open->data + st->open->bytes,
+	                   dp->job_bytes - st->open->bytes);
+	if (rc < 0) {
+		/* The batcher's bound and the job's room agree, so only a bad field gets here. */
+		st->b.n--;
+		st->b.bytes -= (uint32_t)vr_rec_size(&r);
+		DP_INC(w->s, ingest_bad);
+		send_ingest_ack(w, st, &to, rc, 0);
+		return;
+	}
+	memcpy(st->entropy, r.entropy, sizeof(st->entropy));
+	st->open->acks[st->open->n++] = to;
+	st->open->bytes += (uint32_t)rc;
+	st->open->last_lsn = st->next_lsn++;
+	st->records++;
+	st->bytes += f.payload_size;
+	if (!pr) {
+		/* A new producer takes the slot of the least recent one. */
+		pr = &st->prod[0];
+		for (unsigned k = 1; k < DP_PRODUCERS; k++)
+			if (st->prod[k].seq < pr->seq)
+				pr = &st->prod[k];
+		pr->id = f.producer;
+	}
+	pr->seq = f.producer_seq;
+	pr->lsn = 0;
+	DP_INC(w->s, ingest_frames);
+	if (v == VR_BATCH_ADDED_FULL)
+		close_batch(w, st);
+}
+
+static void
+scan_open(struct worker *w)
+{
+	struct dp_stream **pp = &w->open_list;
+
+	if (w->now < w->next_scan)
+		return;
+	w->next_scan = w->now + w->scan_every;
+	while (*pp) {
+		struct dp_stream *st = *pp;
+
+		if (st->open && vr_batch_due(&st->b, w->now))
+			close_batch(w, st);
+		if (!st->open) {
+			*pp = st->next_open;
+			st->on_open_list = false;
+			continue;
+		}
+		pp = &st->next_open;
+	}
+}
+
+static void
+scan_windows(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_win;) {
+		struct dp_stream *st = w->win[i];
+
+		if (!st->win_n) {
+			w->win[i] = w->win[--w->n_win];
+			continue;
+		}
+		for (unsigned m = 0; m < st->n_members; m++)
+			if (st->members[m].acked < st->durable_lsn &&
+			    w->now >= st->members[m].deadline)
+				resend(w, st, m, st->members[m].acked + 1);
+		i++;
+	}
+}
+
+/* --- WAN: acks at the origin --- */
+
+static struct dp_key *
+key_by_id(struct dp_stream *st, uint32_t id)
+{
+	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
+
+	if (k && k->id == id)
+		return k;
+	k = atomic_load_explicit(&st->prev_key, memory_order_acquire);
+	return k && k->id == id ? k : NULL;
+}
+
+static void
+wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
+{
+	struct vr_wack a;
+	struct dp_stream *st;
+	struct dp_key *k;
+	uint8_t tag[16];
+	unsigned i;
+
+	if (vr_wire_wack_parse(pl, n, &a) ||
+	    !(st = dp_stream_find(w->dp, a.account, a.vault, a.primary)) || !st->origin ||
+	    !(k = key_by_id(st, a.key_id))) {
+		DP_INC(w->s, wan_ack_bad);
+		return;
+	}
+	dp_ack_tag(k->ack_key, pl, tag);
+	if (CRYPTO_memcmp(tag, a.tag, sizeof(tag))) {
+		DP_INC(w->s, wan_ack_forged);
+		return;
+	}
+	for (i = 0; i < st->n_members && st->members[i].site != a.sender; i++)
+		;
+	if (i == st->n_members || a.lsn > st->durable_lsn) {
+		DP_INC(w->s, wan_ack_bad);
+		return;
+	}
+	DP_INC(w->s, wan_acks_rx);
+	if (a.lsn > st->members[i].acked) {
+		st->members[i].acked = a.lsn;
+		st->members[i].deadline = w->now + w->rto;
+		win_release(w, st);
+	}
+	if (a.kind == VR_WIRE_WACK_GAP && w->now - st->members[i].last_gap > w->rto / 4) {
+		st->members[i].last_gap = w->now;
+		resend(w, st, i, a.lsn + 1);
+	}
+}
+
+/* --- WAN: batches at the receiver --- */
+
+static void
+send_wack(struct worker *w, struct dp_stream *st, uint8_t kind)
+{
+	struct dp *dp = w->dp;
+	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
+	struct dp_peer *pe = peer_by_site(dp, st->id.primary);
+	struct vr_wack a = {
+	    .kind = kind,
+	    .sender = dp->conf.site,
+	    .account = st->id.account,
+	    .vault = st->id.vault,
+	    .primary = st->id.primary,
+	    .lsn = st->durable_lsn,
+	};
+	struct rte_mbuf *m;
+	uint8_t *pl;
+
+	if (!k)
+		return;
+	if (!pe || !pe->resolved) {
+		DP_INC(w->s, no_peer_mac);
+		return;
+	}
+	a.key_id = k->id;
+	m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, VR_WIRE_WACK_SIZE, &pl);
+	if (!m)
+		return;
+	vr_wire_wack_encode(&a, pl);
+	dp_ack_tag(k->ack_key, pl, pl + VR_WIRE_WACK_MAC);
+	tx(w, &w->wan_tx, m);
+	st->last_ack_tsc = w->now;
+	DP_INC(w->s, wan_acks_sent);
+}
+
+static void
+wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl, size_t n)
+{
+	struct dp *dp = w->dp;
+	struct vr_batch_hdr h;
+	struct dp_peer *pe;
+	struct dp_stream *st;
+	struct dp_key *k;
+	struct dp_aead op;
+	struct dp_job *j;
+	uint8_t *p, *end, *keep = NULL;
+	uint64_t expect, lsn;
+	unsigned nrec = 0, nkeep = 0;
+
+	DP_INC(w->s, wan_rx);
+	if (vr_wire_batch_parse(pl, n, &h)) {
+		DP_INC(w->s, wan_bad);
+		return;
+	}
+	pe = peer_by_site(dp, h.sender);
+	if (!pe || pe->ip != src_ip || h.sender != h.primary) {
+		DP_INC(w->s, wan_foreign);
+		return;
+	}
+	st = dp_stream_find(dp, h.account, h.vault, h.primary);
+	if (!st || st->origin) {
+		DP_INC(w->s, wan_unknown_stream);
+		return;
+	}
+	k = key_by_id(st, h.key_id);
+	if (!k) {
+		DP_INC(w->s, wan_unknown_key);
+		return;
+	}
+	switch (vr_replay_check(&k->replay, h.seq)) {
+	case VR_REPLAY_DUP:
+		DP_INC(w->s, replay_dup);
+		return;
+	case VR_REPLAY_OLD:
+		DP_INC(w->s, replay_old);
+		return;
+	case VR_REPLAY_OK:
+		break;
+	}
+	op = (struct dp_aead){
+	    .m = m,
+	    .data_off = (uint32_t)(pl + VR_WIRE_BATCH_HDR - rte_pktmbuf_mtod(m, uint8_t *)),
+	    .len = h.sealed_size,
+	    .aad = pl,
+	    .tag = pl + VR_WIRE_BATCH_HDR + h.sealed_size,
+	};
+	memcpy(op.iv, k->salt, VR_NONCE_SALT);
+	vr_put_be64(op.iv + VR_NONCE_SALT, h.seq);
+	if (dp_crypto_run(&dp->crypto, 0, k->open, &op, 1) != 1) {
+		DP_INC(w->s, open_failed);
+		return;
+	}
+	vr_replay_accept(&k->replay, h.seq);
+	expect = st->queued_lsn + 1;
+	if (h.first_lsn > expect) {
+		DP_INC(w->s, wan_gap);
+		if (w->now - st->last_ack_tsc > w->rto / 4)
+			send_wack(w, st, VR_WIRE_WACK_GAP);
+		return;
+	}
+	/* Authentic, but its records must still decode, run in LSN order and fill it exactly. */
+	p = pl + VR_WIRE_BATCH_HDR;
+	end = p + h.sealed_size;
+	lsn = h.first_lsn;
+	while (p < end) {
+		struct vr_rec r;
+		int sz = vr_rec_decode(p, (size_t)(end - p), &r);
+
+		if (sz <= 0 || r.lsn != lsn || r.stream.account != st->id.account ||
+		    r.stream.vault != st->id.vault || r.stream.primary != st->id.primary) {
+			DP_INC(w->s, wan_bad_records);
+			return;
+		}
+		if (lsn == expect && !keep)
+			keep = p;
+		if (lsn >= expect)
+			nkeep++;
+		p += sz;
+		lsn++;
+		nrec++;
+	}
+	if (nrec != h.n_records) {
+		DP_INC(w->s, wan_bad_records);
+		return;
+	}
+	if (!keep) {
+		DP_INC(w->s, wan_stale);
+		if (w->now - st->last_ack_tsc > w->rto / 4)
+			send_wack(w, st, VR_WIRE_WACK_ACK);
+		return;
+	}
+	j = dp_job_get(dp);
+	if (!j) {
+		DP_INC(w->s, no_mbuf); /* the sender retransmits */
+		return;
+	}
+	j->kind = DP_JOB_RECORDS;
+	j->origin = false;
+	j->st = st;
+	j->epoch = st->epoch;
+	j->n = (uint16_t)nkeep;
+	j->bytes = (uint32_t)(end - keep);
+	j->first_lsn = expect;
+	j->last_lsn = lsn - 1;
+	j->t_open = w->now;
+	memcpy(j->data, keep, j->bytes);
+	if (log_push(w, j)) {
+		dp_job_put(dp, j);
+		return;
+	}
+	st->queued_lsn = j->last_lsn;
+	st->batches++;
+}
+
+static void
+deliver(struct worker *w, struct dp_job *j)
+{
+	struct dp *dp = w->dp;
+
+	if (!dp->consumer.ip || !dp->consumer.resolved)
+		return;
+	for (uint8_t *p = j->data; p < j->data + j->bytes;) {
+		struct vr_rec r;
+		int sz = vr_rec_decode(p, (size_t)(j->data + j->bytes - p), &r);
+		struct rte_mbuf *m;
+		uint8_t *pl;
+
+		if (sz <= 0)
+			break;
+		m = udp_new(w, &dp->lan, &dp->consumer.mac, dp->consumer.ip, dp->consumer.udp,
+		            (uint16_t)sz, &pl);
+		if (!m)
+			break;
+		memcpy(pl, p, (size_t)sz);
+		tx(w, &w->lan_tx, m);
+		DP_INC(w->s, delivered);
+		p += sz;
+	}
+}
+
+static void
+receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
+{
+	if (j->status || j->epoch != st->epoch) {
+		if (j->epoch == st->epoch) {
+			DP_INC(w->s, log_failed);
+			st->epoch++;
+			st->queued_lsn = st->durable_lsn;
+		}
+		dp_job_put(w->dp, j);
+		return;
+	}
+	st->durable_lsn = j->last_lsn;
+	st->records += j->n;
+	st->bytes += j->bytes;
+	DP_ADD(w->s, wan_applied, j->n);
+	DP_ADD(w->s, records_logged, j->n);
+	deliver(w, j);
+	dp_job_put(w->dp, j);
+	send_wack(w, st, VR_WIRE_WACK_ACK);
+}
+
+static void
+completions(struct worker *w)
+{
+	struct dp_job *jobs[BURST];
+	unsigned n = rte_ring_dequeue_burst(w->dp->done_ring, (void **)jobs, BURST, NULL);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct dp_job *j = jobs[i];
+
+		if (j->kind == DP_JOB_RESERVE) {
+			j->key->reserving = false;
+			if (!j->status)
+				vr_nonce_reserved(&j->key->nonce, j->reserve_limit);
+			else
+				DP_INC(w->s, log_failed);
+			dp_job_put(w->dp, j);
+		} else if (j->origin) {
+			origin_done(w, j->st, j);
+		} else {
+			receiver_done(w, j->st, j);
+		}
+	}
+}
+
+/* --- receive --- */
+
+static void
+rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	struct rte_ipv4_hdr *ip;
+	struct rte_udp_hdr *udp;
+	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot, ulen;
+	uint8_t *pl;
+
+	if (len < sizeof(*eth)) {
+		DP_INC(w->s, drop_not_ip);
+		return;
+	}
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+		arp_in(w, p, q, m);
+		return;
+	}
+	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+		DP_INC(w->s, drop_not_ip);
+		return;
+	}
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	if (len < sizeof(*eth) + sizeof(*ip) || (ip->version_ihl >> 4) != 4) {
+		DP_INC(w->s, drop_ip_bad);
+		return;
+	}
+	ihl = (ip->version_ihl & 0xf) * 4u;
+	tot = rte_be_to_cpu_16(ip->total_length);
+	if (ihl < sizeof(*ip) || tot < ihl || sizeof(*eth) + tot > len) {
+		DP_INC(w->s, drop_ip_bad);
+		return;
+	}
+	if (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+		DP_INC(w->s, drop_ip_frag);
+		return;
+	}
+	if (ip->next_proto_id != IPPROTO_UDP) {
+		DP_INC(w->s, drop_not_udp);
+		return;
+	}
+	if (tot < ihl + sizeof(*udp)) {
+		DP_INC(w->s, drop_ip_bad);
+		return;
+	}
+	udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
+	ulen = rte_be_to_cpu_16(udp->dgram_len);
+	if (ulen < sizeof(*udp) || ulen > tot - ihl) {
+		DP_INC(w->s, drop_ip_bad);
+		return;
+	}
+	if (rte_be_to_cpu_32(ip->dst_addr) != p->ip || rte_be_to_cpu_16(udp->dst_port) != p->udp) {
+		DP_INC(w->s, drop_not_ours);
+		return;
+	}
+	pl = (uint8_t *)(udp + 1);
+	ulen -= (uint32_t)sizeof(*udp);
+	if (p == &w->dp->lan) {
+		ingest(w, eth, ip, udp, pl, ulen);
+	} else if (ulen >= 2 && vr_get_be16(pl) == VR_WIRE_MAGIC_BATCH) {
+		wan_batch_in(w, m, rte_be_to_cpu_32(ip->src_addr), pl, ulen);
+	} else if (ulen >= 2 && vr_get_be16(pl) == VR_WIRE_MAGIC_WACK) {
+		wan_ack_in(w, pl, ulen);
+	} else {
+		DP_INC(w->s, wan_bad);
+	}
+}
+
+static unsigned
+rx_port(struct worker *w, struct dp_port *p, struct txq *q)
+{
+	struct rte_mbuf *pkts[BURST];
+	uint16_t n = rte_eth_rx_burst(p->id, 0, pkts, BURST);
+
+	DP_ADD(w->s, rx_packets, n);
+	for (uint16_t i = 0; i < n; i++) {
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		rx_one(w, p, q, pkts[i]);
+	}
+	rte_pktmbuf_free_bulk(pkts, n);
+	return n;
+}
+
+int
+dp_worker_main(void *arg)
+{
+	struct dp *dp = arg;
+	struct worker w = {
+	    .dp = dp,
+	    .s = &dp->stats,
+	    .lan_tx = {.port = dp->lan.id},
+	    .wan_tx = {.port = dp->wan.id},
+	};
+	unsigned lcore = rte_lcore_id(), idle = 0;
+	uint64_t sleep_us = 0;
+
+	w.rto = dp->hz * dp->conf.rto_us / 1000000;
+	w.max_wait = dp->hz * dp->conf.max_delay_us / 1000000;
+	w.scan_every = w.max_wait / 4 ? w.max_wait / 4 : 1;
+	rte_rcu_qsbr_thread_register(dp->qsbr, lcore);
+	rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
+	while (!atomic_load_explicit(&dp->quit, memory_order_relaxed)) {
+		unsigned work = 0;
+
+		w.now = rte_rdtsc();
+		work += rx_port(&w, &dp->lan, &w.lan_tx);
+		work += rx_port(&w, &dp->wan, &w.wan_tx);
+		completions(&w);
+		scan_open(&w);
+		if (w.now >= w.next_win) {
+			w.next_win = w.now + w.rto / 8;
+			scan_windows(&w);
+			arp_resolve(&w);
+		}
+		work += w.lan_tx.n + w.wan_tx.n;
+		tx_flush(&w, &w.lan_tx);
+		tx_flush(&w, &w.wan_tx);
+		rte_rcu_qsbr_quiescent(dp->qsbr, lcore);
+		atomic_fetch_add_explicit(&dp->worker_loops, 1, memory_order_relaxed);
+		/* Adaptive back-off: spin while busy, then sleep longer and longer when idle. */
+		if (work || w.open_list) {
+			idle = 0;
+			sleep_us = 0;
+		} else if (dp->conf.max_sleep_us && ++idle > 64) {
+			struct timespec ts;
+
+			sleep_us = sleep_us ? sleep_us * 2 : 1;
+			if (sleep_us > dp->conf.max_sleep_us)
+				sleep_us = dp->conf.max_sleep_us;
+			ts = (struct timespec){.tv_nsec = (long)sleep_us * 1000};
+			rte_rcu_qsbr_thread_offline(dp->qsbr, lcore);
+			nanosleep(&ts, NULL);
+			rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
+		}
+	}
+	rte_rcu_qsbr_thread_offline(dp->qsbr, lcore);
+	rte_rcu_qsbr_thread_unregister(dp->qsbr, lcore);
+	free(w.win);
+	return 0;
+}
