@@ -144,7 +144,8 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 		return 0;
 	}
 	if (!strcmp(s, "crypto")) {
-		if (strcmp(n, "pmd") || (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
+		if (strcmp(n, "pmd") ||
+		    (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
 			return -1;
 		strcpy(c->pmd, v);
 		return 0;
@@ -234,7 +235,8 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 		return -1;
 	}
 	if (c->lan.port == c->wan.port) {
-		snprintf(err, err_n, "%s: the LAN and the WAN port must differ", text ? "config" : file);
+		snprintf(err, err_n, "%s: the LAN and the WAN port must differ",
+		         text ? "config" : file);
 		return -1;
 	}
 	for (unsigned i = 0; i < c->n_peers; i++) {

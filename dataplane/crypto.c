@@ -125,7 +125,8 @@ run_cpu(struct dp_crypto *c, void *sess, struct dp_aead *ops, unsigned n)
 {
 	struct rte_crypto_vec vec[DP_CRYPTO_BURST];
 	struct rte_crypto_sgl sgl[DP_CRYPTO_BURST];
-	struct rte_crypto_va_iova_ptr iv[DP_CRYPTO_BURST], dg[DP_CRYPTO_BURST], aad[DP_CRYPTO_BURST];
+	struct rte_crypto_va_iova_ptr iv[DP_CRYPTO_BURST], dg[DP_CRYPTO_BURST],
+	    aad[DP_CRYPTO_BURST];
 	int32_t st[DP_CRYPTO_BURST];
 	struct rte_crypto_sym_vec sv = {
 	    .src_sgl = sgl, .iv = iv, .digest = dg, .aad = aad, .status = st};
@@ -198,8 +199,8 @@ run_ops(struct dp_crypto *c, uint16_t qp, void *sess, struct dp_aead *ops, unsig
 			if (sent < k)
 				sent += rte_cryptodev_enqueue_burst(c->dev, qp, cop + sent,
 				                                    (uint16_t)(k - sent));
-			uint16_t d = rte_cryptodev_dequeue_burst(c->dev, qp, done,
-			                                         (uint16_t)(sent - got));
+			uint16_t d =
+			    rte_cryptodev_dequeue_burst(c->dev, qp, done, (uint16_t)(sent - got));
 			for (uint16_t i = 0; i < d; i++) {
 				struct dp_aead *o = &ops[base];
 

@@ -51,8 +51,7 @@ static const char *const counter_names[] = {
 #undef X
 };
 
-static json_t *
-fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static json_t *
 fail(int err, const char *fmt, ...)
@@ -356,9 +355,10 @@ stream_json(struct dp_stream *st)
 		uint64_t acked = st->members[i].acked;
 
 		json_array_append_new(
-		    ms, json_pack("{s:i, s:I, s:I}", "site", st->members[i].site, "acked",
-		                  (json_int_t)acked, "lag_records",
-		                  (json_int_t)(st->durable_lsn > acked ? st->durable_lsn - acked : 0)));
+		    ms,
+		    json_pack("{s:i, s:I, s:I}", "site", st->members[i].site, "acked",
+		              (json_int_t)acked, "lag_records",
+		              (json_int_t)(st->durable_lsn > acked ? st->durable_lsn - acked : 0)));
 	}
 	json_object_set_new(o, "members", ms);
 	json_object_set_new(o, "window", json_integer(st->win_n));

@@ -38,55 +38,56 @@
 #include "vr_wire.h"
 
 /* Every counter, one table: drop reasons each have their own. */
-#define DP_COUNTERS(X)                                                                            \
-	X(rx_packets, "frames received on both ports")                                            \
-	X(tx_packets, "frames sent")                                                              \
-	X(tx_dropped, "frames the port would not take")                                          \
-	X(drop_not_ip, "neither ARP nor IPv4")                                                    \
-	X(drop_ip_bad, "bad IPv4 header or length")                                               \
-	X(drop_ip_frag, "IPv4 fragments")                                                         \
-	X(drop_not_udp, "IPv4 but not UDP")                                                       \
-	X(drop_not_ours, "not addressed to this port's IPv4 address or UDP port")                 \
-	X(drop_arp, "ARP neither for us nor from a peer")                                         \
-	X(arp_replies, "ARP replies sent")                                                        \
-	X(arp_requests, "ARP requests sent")                                                      \
-	X(arp_learned, "peer addresses resolved")                                                 \
-	X(ingest_frames, "ingest frames accepted")                                                \
-	X(ingest_bad, "ingest frames that do not parse (size, magic, format)")                    \
-	X(ingest_bad_crc, "ingest frames with a bad CRC32C")                                      \
-	X(ingest_unknown_stream, "ingest frames for a stream not configured here")                \
-	X(ingest_not_primary, "ingest frames for a stream whose primary is another site")         \
-	X(ingest_too_big, "ingest frames whose record cannot fit a batch")                        \
-	X(ingest_busy, "ingest frames refused for back-pressure (window or memory full)")         \
-	X(ingest_repeat, "retransmitted ingest frames answered again, not appended")              \
-	X(ingest_out_of_order, "ingest frames after a hole in their producer's sequence")         \
-	X(acks_sent, "ingest acks sent")                                                          \
-	X(nacks_sent, "ingest negative acks sent")                                                \
-	X(records_logged, "records made durable in the local log")                                \
-	X(log_failed, "jobs the log writer failed (their frames nacked)")                         \
-	X(batches_sealed, "batches sealed")                                                       \
-	X(seal_failed, "seal operations that failed")                                             \
-	X(batches_sent, "batch datagrams sent to members")                                        \
-	X(retransmits, "batches sent again (timer or gap report)")                                \
-	X(nonce_waits, "batches that waited for a nonce reservation")                            \
-	X(no_peer_mac, "batches or acks held back: peer address not resolved")                   \
-	X(wan_rx, "WAN batches received")                                                         \
-	X(wan_bad, "WAN batches that do not parse")                                               \
-	X(wan_foreign, "WAN datagrams from an address that is not the named peer")               \
-	X(wan_unknown_stream, "WAN batches for a stream not configured here")                     \
-	X(wan_unknown_key, "WAN batches under a key id not installed")                            \
-	X(replay_dup, "WAN batches repeated inside the replay window")                            \
-	X(replay_old, "WAN batches older than the replay window")                                 \
-	X(open_failed, "WAN batches whose tag does not verify")                                   \
-	X(wan_gap, "WAN batches after a hole (gap reported)")                                     \
-	X(wan_stale, "WAN batches wholly applied before")                                         \
-	X(wan_bad_records, "WAN batches whose records do not decode or chain")                    \
-	X(wan_applied, "records applied from the WAN (durable here)")                             \
-	X(wan_acks_rx, "WAN acks accepted")                                                       \
-	X(wan_ack_bad, "WAN acks that do not parse or name no stream")                            \
-	X(wan_ack_forged, "WAN acks whose tag does not verify")                                   \
-	X(wan_acks_sent, "WAN acks and gap reports sent")                                         \
-	X(delivered, "records delivered to the local consumer")                                   \
+#define DP_COUNTERS(X)                                                                             \
+	X(rx_packets, "frames received on both ports")                                             \
+	X(tx_packets, "frames sent")                                                               \
+	X(tx_dropped, "frames the port would not take")                                            \
+	X(drop_not_ip, "neither ARP nor IPv4")                                                     \
+	X(drop_ip_bad, "bad IPv4 header or length")                                                \
+	X(drop_ip_frag, "IPv4 fragments")                                                          \
+	X(drop_not_udp, "IPv4 but not UDP")                                                        \
+	X(drop_not_ours, "not addressed to this port's IPv4 address or UDP port")                  \
+	X(drop_arp, "ARP neither for us nor from a peer")                                          \
+	X(arp_replies, "ARP replies sent")                                                         \
+	X(arp_requests, "ARP requests sent")                                                       \
+	X(arp_learned, "peer addresses resolved")                                                  \
+	X(ingest_frames, "ingest frames accepted")                                                 \
+	X(ingest_bad, "ingest frames that do not parse (size, magic, format)")                     \
+	X(ingest_bad_crc, "ingest frames with a bad CRC32C")                                       \
+	X(ingest_unknown_stream, "ingest frames for a stream not configured here")                 \
+	X(ingest_not_primary, "ingest frames for a stream whose primary is another site")          \
+	X(ingest_too_big, "ingest frames whose record cannot fit a batch")                         \
+	X(ingest_busy, "ingest frames refused for back-pressure (window or memory full)")          \
+	X(ingest_repeat, "retransmitted ingest frames answered again, not appended")               \
+	X(ingest_out_of_order, "ingest frames after a hole in their producer's sequence")          \
+	X(acks_sent, "ingest acks sent")                                                           \
+	X(nacks_sent, "ingest negative acks sent")                                                 \
+	X(records_logged, "records made durable in the local log")                                 \
+	X(log_failed, "jobs the log writer failed (their frames nacked)")                          \
+	X(batches_sealed, "batches sealed")                                                        \
+	X(seal_failed, "seal operations that failed")                                              \
+	X(batches_sent, "batch datagrams sent to members")                                         \
+	X(retransmits, "batches sent again (timer or gap report)")                                 \
+	X(catchup_batches, "batches read back from the log for a member behind the window")        \
+	X(nonce_waits, "batches that waited for a nonce reservation")                              \
+	X(no_peer_mac, "batches or acks held back: peer address not resolved")                     \
+	X(wan_rx, "WAN batches received")                                                          \
+	X(wan_bad, "WAN batches that do not parse")                                                \
+	X(wan_foreign, "WAN datagrams from an address that is not the named peer")                 \
+	X(wan_unknown_stream, "WAN batches for a stream not configured here")                      \
+	X(wan_unknown_key, "WAN batches under a key id not installed")                             \
+	X(replay_dup, "WAN batches repeated inside the replay window")                             \
+	X(replay_old, "WAN batches older than the replay window")                                  \
+	X(open_failed, "WAN batches whose tag does not verify")                                    \
+	X(wan_gap, "WAN batches after a hole (gap reported)")                                      \
+	X(wan_stale, "WAN batches wholly applied before")                                          \
+	X(wan_bad_records, "WAN batches whose records do not decode or chain")                     \
+	X(wan_applied, "records applied from the WAN (durable here)")                              \
+	X(wan_acks_rx, "WAN acks accepted")                                                        \
+	X(wan_ack_bad, "WAN acks that do not parse or name no stream")                             \
+	X(wan_ack_forged, "WAN acks whose tag does not verify")                                    \
+	X(wan_acks_sent, "WAN acks and gap reports sent")                                          \
+	X(delivered, "records delivered to the local consumer")                                    \
 	X(no_mbuf, "mbuf or job allocations that failed")
 
 enum dp_counter {
@@ -101,7 +102,7 @@ struct dp_stats {
 };
 
 #define DP_INC(st, name) atomic_fetch_add_explicit(&(st)->c[DP_C_##name], 1, memory_order_relaxed)
-#define DP_ADD(st, name, v)                                                                      \
+#define DP_ADD(st, name, v)                                                                        \
 	atomic_fetch_add_explicit(&(st)->c[DP_C_##name], (v), memory_order_relaxed)
 
 /* A payload key as the worker uses it (immutable once published). */
@@ -111,8 +112,8 @@ struct dp_key {
 	void *seal; /* cryptodev session, encrypt (origin) */
 	void *open; /* cryptodev session, decrypt (receiver) */
 	uint8_t ack_key[32];
-	struct vr_nonce nonce; /* origin: written by the worker only */
-	bool reserving;        /* origin: a reservation job is in flight */
+	struct vr_nonce nonce;   /* origin: written by the worker only */
+	bool reserving;          /* origin: a reservation job is in flight */
 	struct vr_replay replay; /* receiver: written by the worker only */
 };
 
@@ -124,7 +125,11 @@ struct dp_ackto {
 	uint16_t port;
 };
 
-enum dp_job_kind { DP_JOB_RECORDS, DP_JOB_RESERVE };
+enum dp_job_kind {
+	DP_JOB_RECORDS, /* append these records */
+	DP_JOB_RESERVE, /* persist a nonce reservation */
+	DP_JOB_READ,    /* read records from read_from (catch-up of a member from the log) */
+};
 
 /* One unit of work for the log writer, and, at the origin, one batch kept until acked. */
 struct dp_job {
@@ -139,6 +144,8 @@ struct dp_job {
 	int status;
 	uint64_t reserve_limit; /* DP_JOB_RESERVE */
 	struct dp_key *key;     /* DP_JOB_RESERVE */
+	uint64_t read_from;     /* DP_JOB_READ */
+	uint8_t member;         /* DP_JOB_READ: index in st->members */
 	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
 	struct dp_ackto *acks;  /* origin: who to ack, one per record */
 	uint8_t *data;          /* records, contiguous */
@@ -150,6 +157,7 @@ struct dp_member {
 	uint64_t sent;     /* highest LSN sent to it */
 	uint64_t deadline; /* TSC: retransmit if still unacked */
 	uint64_t last_gap; /* TSC of the last gap-triggered resend */
+	bool reading;      /* a catch-up read from the log is in flight */
 };
 
 struct dp_producer {
@@ -168,8 +176,8 @@ struct dp_stream {
 	/* worker-owned from here */
 	uint8_t n_members;
 	struct dp_member members[VR_REC_MAX_MEMBERS];
-	uint64_t next_lsn;              /* origin: next LSN to assign */
-	uint8_t entropy[VR_REC_ENTROPY_SIZE];       /* origin: of the last assigned record */
+	uint64_t next_lsn;                            /* origin: next LSN to assign */
+	uint8_t entropy[VR_REC_ENTROPY_SIZE];         /* origin: of the last assigned record */
 	uint8_t durable_entropy[VR_REC_ENTROPY_SIZE]; /* of the last durable record */
 	uint64_t durable_lsn;
 	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
@@ -240,12 +248,10 @@ dp_skey(uint64_t account, uint32_t vault, uint16_t primary)
 	return (struct dp_skey){.account = account, .vault = vault, .primary = primary};
 }
 
-struct dp_stream *dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault,
-                                 uint16_t primary);
+struct dp_stream *dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault, uint16_t primary);
 
 /* Nonce reservations in the log's meta rows: read (0 if none) and write (synced). */
-int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id,
-                       uint64_t *limit);
+int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t *limit);
 int dp_nonce_persist(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t limit);
 
 /* worker.c */

@@ -88,7 +88,6 @@ struct dp_conf {
 };
 
 /* Parses path (or, when text is not NULL, the text) into c; 0, or -1 with err filled. */
-int dp_conf_load(struct dp_conf *c, const char *path, const char *text, char *err,
-                 size_t err_n);
+int dp_conf_load(struct dp_conf *c, const char *path, const char *text, char *err, size_t err_n);
 
 #endif /* DP_CONF_H */

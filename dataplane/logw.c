@@ -46,6 +46,36 @@ hand_back(struct dp *dp, struct dp_job **jobs, unsigned n)
 		done += rte_ring_enqueue_burst(dp->done_ring, (void **)jobs + done, n - done, NULL);
 }
 
+/* Fills a catch-up job with the stored records from j->read_from, as many as a batch holds. */
+static void
+read_job(struct dp *dp, struct dp_job *j)
+{
+	struct vr_log_iter *it = vr_log_iter_open(dp->log, &j->st->id, j->read_from);
+	struct vr_rec r;
+	int rc = 0;
+
+	j->n = 0;
+	j->bytes = 0;
+	if (!it) {
+		j->status = -errno;
+		return;
+	}
+	while (j->n < dp->job_acks && (rc = vr_log_iter_next(it, &r)) == 1) {
+		if (r.lsn < j->read_from)
+			continue;
+		if (j->bytes + r.raw_size > dp->job_bytes)
+			break;
+		if (!j->n)
+			j->first_lsn = r.lsn;
+		memcpy(j->data + j->bytes, r.raw, r.raw_size);
+		j->bytes += r.raw_size;
+		j->last_lsn = r.lsn;
+		j->n++;
+	}
+	vr_log_iter_close(it);
+	j->status = rc < 0 ? rc : 0;
+}
+
 static void
 write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
            struct vr_log_durable *dur)
@@ -56,6 +86,10 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
 	for (unsigned i = 0; i < n; i++) {
 		struct dp_job *j = jobs[i];
 
+		if (j->kind == DP_JOB_READ) {
+			read_job(dp, j);
+			continue;
+		}
 		if (j->kind == DP_JOB_RESERVE) {
 			struct dp_nonce_key k = nonce_key(j->st, j->key->id);
 			uint8_t v[8];

@@ -78,8 +78,9 @@ port_init(struct dp *dp, struct dp_port *p, const struct dp_conf_port *c)
 	int rc;
 
 	if (!rte_eth_dev_is_valid_port(c->port)) {
-		fprintf(stderr, "vaultrep-dataplane: no DPDK port %u (give it with --vdev or a PCI "
-		                "address)\n",
+		fprintf(stderr,
+		        "vaultrep-dataplane: no DPDK port %u (give it with --vdev or a PCI "
+		        "address)\n",
 		        c->port);
 		return -ENODEV;
 	}
@@ -228,11 +229,11 @@ main(int argc, char **argv)
 
 	/* Packet and job pools: the job pool bounds everything in flight (window, log ring). */
 	snprintf(name, sizeof(name), "vr_pkt");
-	dp->pkt_mp = rte_pktmbuf_pool_create(
-	    name, 16383, 256, 0,
-	    dp->conf.wan.mtu > 1500 || dp->conf.lan.mtu > 1500 ? 9216 + RTE_PKTMBUF_HEADROOM
-	                                                       : RTE_MBUF_DEFAULT_BUF_SIZE,
-	    (int)rte_socket_id());
+	dp->pkt_mp = rte_pktmbuf_pool_create(name, 16383, 256, 0,
+	                                     dp->conf.wan.mtu > 1500 || dp->conf.lan.mtu > 1500
+	                                         ? 9216 + RTE_PKTMBUF_HEADROOM
+	                                         : RTE_MBUF_DEFAULT_BUF_SIZE,
+	                                     (int)rte_socket_id());
 	{
 		struct vr_batcher b;
 
@@ -247,8 +248,8 @@ main(int argc, char **argv)
 	                                    dp->job_acks * sizeof(struct dp_ackto) + dp->job_bytes,
 	                                256, 0, NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
 	dp->log_ring = rte_ring_create("vr_log", n_jobs, (int)rte_socket_id(), RING_F_SC_DEQ);
-	dp->done_ring = rte_ring_create("vr_done", n_jobs, (int)rte_socket_id(),
-	                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+	dp->done_ring =
+	    rte_ring_create("vr_done", n_jobs, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
 	hp.socket_id = (int)rte_socket_id();
 	dp->streams = rte_hash_create(&hp);
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
@@ -274,9 +275,10 @@ main(int argc, char **argv)
 	}
 	rte_telemetry_register_cmd("/vaultrep/stats", tel_stats,
 	                           "Every vaultrep dataplane counter. No parameters.");
-	rte_telemetry_register_cmd("/vaultrep/streams", tel_streams,
-	                           "Per-stream figures (durable LSN, records, bytes, batches, lag). "
-	                           "No parameters.");
+	rte_telemetry_register_cmd(
+	    "/vaultrep/streams", tel_streams,
+	    "Per-stream figures (durable LSN, records, bytes, batches, lag). "
+	    "No parameters.");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -285,9 +287,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rte_eal_remote_launch(dp_worker_main, dp, dp->worker_lcore);
-	printf("vaultrep-dataplane: site %u, lan port %u, wan port %u, crypto %s (%s), control %s\n",
-	       dp->conf.site, dp->lan.id, dp->wan.id, dp->crypto.pmd,
-	       dp->crypto.cpu ? "cpu crypto" : "queue pair", dp->conf.control);
+	printf(
+	    "vaultrep-dataplane: site %u, lan port %u, wan port %u, crypto %s (%s), control %s\n",
+	    dp->conf.site, dp->lan.id, dp->wan.id, dp->crypto.pmd,
+	    dp->crypto.cpu ? "cpu crypto" : "queue pair", dp->conf.control);
 	fflush(stdout);
 	rc = dp_ctl_serve(dp);
 	if (rc) {

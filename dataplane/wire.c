@@ -191,9 +191,8 @@ vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a)
 	a->key_id = vr_get_be32(buf + 24);
 	a->lsn = vr_get_be64(buf + 32);
 	memcpy(a->tag, buf + VR_WIRE_WACK_MAC, sizeof(a->tag));
-	if ((a->kind != VR_WIRE_WACK_ACK && a->kind != VR_WIRE_WACK_GAP) ||
-	    vr_get_be16(buf + 6) || vr_get_be16(buf + 22) || vr_get_be32(buf + 28) || !a->sender ||
-	    !a->primary)
+	if ((a->kind != VR_WIRE_WACK_ACK && a->kind != VR_WIRE_WACK_GAP) || vr_get_be16(buf + 6) ||
+	    vr_get_be16(buf + 22) || vr_get_be32(buf + 28) || !a->sender || !a->primary)
 		return -VR_WIRE_ERR_FORMAT;
 	return 0;
 }

@@ -75,8 +75,8 @@ tx(struct worker *w, struct txq *q, struct rte_mbuf *m)
 
 /* An Ethernet + IPv4 + UDP datagram of len payload bytes; *pl points at the payload. */
 static struct rte_mbuf *
-udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *dmac,
-        uint32_t dip, uint16_t dport, uint16_t len, uint8_t **pl)
+udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *dmac, uint32_t dip,
+        uint16_t dport, uint16_t len, uint8_t **pl)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(w->dp->pkt_mp);
 	struct rte_ether_hdr *eth;
@@ -119,8 +119,8 @@ udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *
 }
 
 static void
-send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to,
-                int status, uint64_t lsn)
+send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to, int status,
+                uint64_t lsn)
 {
 	struct vr_ack a = {
 	    .kind = status ? VR_WIRE_NACK : VR_WIRE_ACK,
@@ -133,7 +133,8 @@ send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ac
 	    .lsn = status ? 0 : lsn,
 	};
 	uint8_t *pl;
-	struct rte_mbuf *m = udp_new(w, &w->dp->lan, &to->mac, to->ip, to->port, VR_WIRE_ACK_SIZE, &pl);
+	struct rte_mbuf *m =
+	    udp_new(w, &w->dp->lan, &to->mac, to->ip, to->port, VR_WIRE_ACK_SIZE, &pl);
 
 	if (!m)
 		return;
@@ -253,7 +254,8 @@ arp_resolve(struct worker *w)
 	w->next_arp = w->now + dp->hz / 10;
 	for (unsigned i = 0; i < dp->n_peers; i++)
 		if (!dp->peers[i].resolved)
-			arp_send(w, &dp->wan, &w->wan_tx, RTE_ARP_OP_REQUEST, NULL, dp->peers[i].ip);
+			arp_send(w, &dp->wan, &w->wan_tx, RTE_ARP_OP_REQUEST, NULL,
+			         dp->peers[i].ip);
 	if (dp->consumer.ip && !dp->consumer.resolved)
 		arp_send(w, &dp->lan, &w->lan_tx, RTE_ARP_OP_REQUEST, NULL, dp->consumer.ip);
 }
@@ -367,7 +369,8 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 			memcpy(pl + VR_WIRE_BATCH_HDR, j->data, j->bytes);
 			op = (struct dp_aead){
 			    .m = m,
-			    .data_off = (uint32_t)(pl + VR_WIRE_BATCH_HDR - rte_pktmbuf_mtod(m, uint8_t *)),
+			    .data_off =
+			        (uint32_t)(pl + VR_WIRE_BATCH_HDR - rte_pktmbuf_mtod(m, uint8_t *)),
 			    .len = j->bytes,
 			    .aad = pl,
 			    .tag = pl + VR_WIRE_BATCH_HDR + j->bytes,
@@ -431,11 +434,33 @@ win_track(struct worker *w, struct dp_stream *st)
 	w->win[w->n_win++] = st;
 }
 
-/* Resends every windowed batch with records above from_lsn to member i. */
+/*
+ * Resends every windowed batch with records above from_lsn to member i; what is older than the
+ * window (a member that was away, or a restart of this site) is read back from the log first.
+ */
 static void
 resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn)
 {
+	uint64_t win_first = st->win_head ? st->win_head->first_lsn : st->durable_lsn + 1;
 	unsigned n = 0;
+
+	if (from_lsn < win_first) {
+		struct dp_job *j;
+
+		st->members[i].deadline = w->now + w->rto;
+		if (st->members[i].reading || !(j = dp_job_get(w->dp)))
+			return;
+		j->kind = DP_JOB_READ;
+		j->st = st;
+		j->member = (uint8_t)i;
+		j->read_from = from_lsn;
+		st->members[i].reading = true;
+		if (log_push(w, j)) {
+			st->members[i].reading = false;
+			dp_job_put(w->dp, j);
+		}
+		return;
+	}
 
 	for (struct dp_job *j = st->win_head; j && n < 64; j = j->next) {
 		if (j->last_lsn < from_lsn)
@@ -477,7 +502,8 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 		int why = j->status ? j->status : -EIO;
 
 		if (j->status && j->epoch == st->epoch) {
-			/* Nothing after the failure is durable: start again from the log's state. */
+			/* Nothing after the failure is durable: start again from the log's state.
+			 */
 			DP_INC(w->s, log_failed);
 			st->epoch++;
 			if (st->open) {
@@ -981,6 +1007,15 @@ completions(struct worker *w)
 			else
 				DP_INC(w->s, log_failed);
 			dp_job_put(w->dp, j);
+		} else if (j->kind == DP_JOB_READ) {
+			struct dp_stream *st = j->st;
+
+			st->members[j->member].reading = false;
+			if (j->status)
+				DP_INC(w->s, log_failed);
+			else if (j->n && send_batch(w, st, j, 1u << j->member) == 0)
+				DP_INC(w->s, catchup_batches);
+			dp_job_put(w->dp, j);
 		} else if (j->origin) {
 			origin_done(w, j->st, j);
 		} else {
@@ -1023,7 +1058,8 @@ rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m)
 		DP_INC(w->s, drop_ip_bad);
 		return;
 	}
-	if (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+	if (rte_be_to_cpu_16(ip->fragment_offset) &
+	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
 		DP_INC(w->s, drop_ip_frag);
 		return;
 	}

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vaultrep-gen: a DPDK packet generator that speaks the ingest protocol (vr_wire.h).
+ *
+ *   vaultrep-gen [EAL options] -- --ip A.B.C.D --dst A.B.C.D [--udp 4790] [--streams N]
+ *       [--account A] [--vault V] [--records N] [--size BYTES] [--rate R] [--window W]
+ *       [--producer ID] [--seconds S] [--report FILE] [--pcap FILE]
+ *
+ * Sends --records frames round-robin over --streams streams (accounts A..A+N-1, vault V) to the
+ * dataplane's LAN address, at --rate frames/s (0: as fast as the window allows), with at most
+ * --window frames per stream awaiting their ack. It checks every ack: it must name a frame in
+ * flight, and the LSNs a stream's acks carry must be consecutive in the order of the frames
+ * (one producer per stream here). A nack for back-pressure or order (EBUSY, ERANGE) sends the
+ * stream again from its first unacked frame; a frame unacked for 200 ms is sent again (the
+ * dataplane answers a repeat with its original ack). At the end it prints throughput and ack
+ * latency percentiles, and with --report writes one JSON line per stream (account, first and
+ * last LSN acked) for tests to compare with the receiver's log.
+ *
+ * --pcap FILE writes the frames (Ethernet/IPv4/UDP) to a pcap file instead of sending them,
+ * for dpdk-testpmd or net_pcap replay.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <pcap/pcap.h>
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include "vr_wire.h"
+
+enum { BURST = 32, MAX_WIN = 1024 };
+
+struct gstream {
+	uint64_t account;
+	uint64_t next_seq;  /* next new frame */
+	uint64_t acked_seq; /* every frame <= this is acked */
+	uint64_t resend_from;
+	uint64_t first_lsn, last_lsn;
+	uint64_t sent_tsc[MAX_WIN];
+	bool done_seq[MAX_WIN];
+	uint64_t lsn_of[MAX_WIN];
+};
+
+static struct {
+	uint16_t port;
+	uint32_t ip, dst;
+	uint16_t udp, sport;
+	uint32_t streams, vault, producer;
+	uint64_t account, records;
+	uint32_t size, window;
+	double rate, seconds;
+	const char *report, *pcap;
+} o = {.udp = 4790,
+       .sport = 40000,
+       .streams = 1,
+       .vault = 1,
+       .producer = 1,
+       .account = 1,
+       .records = 1000,
+       .size = 64,
+       .window = 64,
+       .seconds = 60};
+
+static struct rte_ether_addr my_mac, dst_mac;
+static struct rte_mempool *mp;
+static volatile bool quit;
+static uint64_t *lat_us;
+static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors;
+
+static void
+on_signal(int s)
+{
+	(void)s;
+	quit = true;
+}
+
+static struct rte_mbuf *
+frame(struct gstream *s, uint64_t seq, uint8_t *payload)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_udp_hdr *udp;
+	uint16_t len = (uint16_t)(VR_WIRE_INGEST_HDR + o.size);
+	struct vr_ingest f = {
+	    .producer = o.producer,
+	    .producer_seq = seq,
+	    .account = s->account,
+	    .vault = o.vault,
+	    .rec_type = 1, /* data */
+	    .op = 3,       /* put */
+	    .payload_size = (uint16_t)o.size,
+	    .payload = payload,
+	};
+
+	if (!m)
+		return NULL;
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(
+	    m, (uint16_t)(sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + len));
+	if (!eth) {
+		rte_pktmbuf_free(m);
+		return NULL;
+	}
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	udp = (struct rte_udp_hdr *)(ip + 1);
+	eth->dst_addr = dst_mac;
+	eth->src_addr = my_mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	*ip = (struct rte_ipv4_hdr){
+	    .version_ihl = RTE_IPV4_VHL_DEF,
+	    .total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + len)),
+	    .time_to_live = 64,
+	    .next_proto_id = IPPROTO_UDP,
+	    .src_addr = rte_cpu_to_be_32(o.ip),
+	    .dst_addr = rte_cpu_to_be_32(o.dst),
+	};
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	*udp = (struct rte_udp_hdr){
+	    .src_port = rte_cpu_to_be_16(o.sport),
+	    .dst_port = rte_cpu_to_be_16(o.udp),
+	    .dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + len)),
+	};
+	/* The payload names its stream and sequence, so a receiver can check every byte. */
+	memset(payload, (int)(seq & 0xff), o.size);
+	if (o.size >= 16) {
+		memcpy(payload, &s->account, 8);
+		memcpy(payload + 8, &seq, 8);
+	}
+	vr_wire_ingest_encode(&f, (uint8_t *)(udp + 1), len);
+	return m;
+}
+
+static void
+arp_request(void)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	struct rte_ether_hdr *eth;
+	struct rte_arp_hdr *a;
+
+	if (!m)
+		return;
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, sizeof(*eth) + sizeof(*a));
+	a = (struct rte_arp_hdr *)(eth + 1);
+	memset(&eth->dst_addr, 0xff, sizeof(eth->dst_addr));
+	eth->src_addr = my_mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	*a = (struct rte_arp_hdr){
+	    .arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER),
+	    .arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4),
+	    .arp_hlen = RTE_ETHER_ADDR_LEN,
+	    .arp_plen = 4,
+	    .arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST),
+	};
+	a->arp_data.arp_sha = my_mac;
+	a->arp_data.arp_sip = rte_cpu_to_be_32(o.ip);
+	a->arp_data.arp_tip = rte_cpu_to_be_32(o.dst);
+	if (!rte_eth_tx_burst(o.port, 0, &m, 1))
+		rte_pktmbuf_free(m);
+}
+
+static int
+resolve(void)
+{
+	uint64_t hz = rte_get_tsc_hz(), end = rte_rdtsc() + 10 * hz, next = 0;
+
+	while (rte_rdtsc() < end && !quit) {
+		struct rte_mbuf *pk[BURST];
+		uint16_t n;
+
+		if (rte_rdtsc() >= next) {
+			arp_request();
+			next = rte_rdtsc() + hz / 5;
+		}
+		n = rte_eth_rx_burst(o.port, 0, pk, BURST);
+		for (uint16_t i = 0; i < n; i++) {
+			struct rte_ether_hdr *eth = rte_pktmbuf_mtod(pk[i], struct rte_ether_hdr *);
+			struct rte_arp_hdr *a = (struct rte_arp_hdr *)(eth + 1);
+
+			if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP) &&
+			    a->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
+			    a->arp_data.arp_sip == rte_cpu_to_be_32(o.dst)) {
+				dst_mac = a->arp_data.arp_sha;
+				rte_pktmbuf_free_bulk(pk + i, n - i);
+				return 0;
+			}
+			rte_pktmbuf_free(pk[i]);
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+static struct gstream *
+stream_of(struct gstream *ss, uint64_t account)
+{
+	if (account < o.account || account >= o.account + o.streams)
+		return NULL;
+	return &ss[account - o.account];
+}
+
+static void
+on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t hz)
+{
+	struct vr_ack a;
+	struct gstream *s;
+	uint64_t slot;
+
+	if (vr_wire_ack_parse(pl, n, &a) || a.producer != o.producer ||
+	    !(s = stream_of(ss, a.account))) {
+		bad_acks++;
+		return;
+	}
+	if (a.producer_seq <= s->acked_seq || a.producer_seq >= s->next_seq) {
+		if (a.kind == VR_WIRE_ACK && a.producer_seq <= s->acked_seq)
+			return; /* the answer to a frame sent again */
+		bad_acks++;
+		return;
+	}
+	slot = a.producer_seq % MAX_WIN;
+	if (a.kind == VR_WIRE_NACK) {
+		nacks++;
+		if ((a.status == EBUSY || a.status == ERANGE || a.status == EALREADY) &&
+		    (!s->resend_from || a.producer_seq < s->resend_from))
+			s->resend_from = a.producer_seq;
+		else if (a.status != EBUSY && a.status != ERANGE && a.status != EALREADY)
+			bad_acks++;
+		return;
+	}
+	if (s->done_seq[slot])
+		return;
+	s->done_seq[slot] = true;
+	s->lsn_of[slot] = a.lsn;
+	lat_us[n_lat++ % (1u << 22)] = (now - s->sent_tsc[slot]) * 1000000 / hz;
+	/* Advance the contiguous acked prefix; LSNs must follow the frames' order. */
+	while (s->acked_seq + 1 < s->next_seq && s->done_seq[(s->acked_seq + 1) % MAX_WIN]) {
+		uint64_t l = s->lsn_of[(s->acked_seq + 1) % MAX_WIN];
+
+		if (s->last_lsn && l != s->last_lsn + 1)
+			lsn_errors++;
+		if (!s->first_lsn)
+			s->first_lsn = l;
+		s->last_lsn = l;
+		s->acked_seq++;
+		s->done_seq[s->acked_seq % MAX_WIN] = false;
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+write_pcap(void)
+{
+	pcap_t *p = pcap_open_dead(DLT_EN10MB, 65535);
+	pcap_dumper_t *d = p ? pcap_dump_open(p, o.pcap) : NULL;
+	struct gstream *ss = calloc(o.streams, sizeof(*ss));
+	uint8_t *payload = malloc(o.size + 16);
+
+	if (!d || !ss || !payload) {
+		fprintf(stderr, "vaultrep-gen: %s: %s\n", o.pcap, p ? pcap_geterr(p) : "no memory");
+		return 1;
+	}
+	for (uint64_t i = 0; i < o.records; i++) {
+		struct gstream *s = &ss[i % o.streams];
+		struct rte_mbuf *m;
+		struct pcap_pkthdr h = {0};
+
+		s->account = o.account + i % o.streams;
+		m = frame(s, ++s->next_seq, payload);
+		if (!m)
+			return 1;
+		h.caplen = h.len = rte_pktmbuf_pkt_len(m);
+		pcap_dump((u_char *)d, &h, rte_pktmbuf_mtod(m, u_char *));
+		rte_pktmbuf_free(m);
+	}
+	pcap_dump_close(d);
+	pcap_close(p);
+	printf("vaultrep-gen: wrote %" PRIu64 " frames of %u B to %s\n", o.records, o.size, o.pcap);
+	free(ss);
+	free(payload);
+	return 0;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: vaultrep-gen [EAL options] -- --ip A.B.C.D --dst A.B.C.D [--udp 4790]\n"
+	           "  [--port 0] [--streams N] [--account A] [--vault V] [--records N] [--size B]\n"
+	           "  [--rate R] [--window W] [--producer ID] [--seconds S] [--report FILE]\n"
+	           "  [--pcap FILE]\n");
+}
+
+static int
+ipv4(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"port", 1, 0, 'P'},    {"ip", 1, 0, 'i'},      {"dst", 1, 0, 'd'},
+	    {"udp", 1, 0, 'u'},     {"streams", 1, 0, 's'}, {"account", 1, 0, 'a'},
+	    {"vault", 1, 0, 'v'},   {"records", 1, 0, 'n'}, {"size", 1, 0, 'z'},
+	    {"rate", 1, 0, 'r'},    {"window", 1, 0, 'w'},  {"producer", 1, 0, 'p'},
+	    {"seconds", 1, 0, 't'}, {"report", 1, 0, 'R'},  {"pcap", 1, 0, 'c'},
+	    {"help", 0, 0, 'h'},    {0, 0, 0, 0},
+	};
+	struct rte_eth_conf conf = {0};
+	struct gstream *ss;
+	uint8_t *payload;
+	uint64_t hz, t0, t_end, next_send, gap, sent = 0, acked = 0;
+	uint32_t rr = 0;
+	int c, n;
+
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "vaultrep-gen: EAL: %s\n", rte_strerror(rte_errno));
+		return 2;
+	}
+	argc -= n;
+	argv += n;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			o.port = (uint16_t)atoi(optarg);
+			break;
+		case 'i':
+			if (ipv4(optarg, &o.ip))
+				goto bad;
+			break;
+		case 'd':
+			if (ipv4(optarg, &o.dst))
+				goto bad;
+			break;
+		case 'u':
+			o.udp = (uint16_t)atoi(optarg);
+			break;
+		case 's':
+			o.streams = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'a':
+			o.account = strtoull(optarg, NULL, 0);
+			break;
+		case 'v':
+			o.vault = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'n':
+			o.records = strtoull(optarg, NULL, 0);
+			break;
+		case 'z':
+			o.size = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			o.rate = strtod(optarg, NULL);
+			break;
+		case 'w':
+			o.window = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'p':
+			o.producer = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			o.seconds = strtod(optarg, NULL);
+			break;
+		case 'R':
+			o.report = optarg;
+			break;
+		case 'c':
+			o.pcap = optarg;
+			break;
+		default:
+			goto bad;
+		}
+	}
+	if (!o.streams || !o.window || o.window > MAX_WIN / 2 || o.size > VR_WIRE_MAX_PAYLOAD ||
+	    (!o.pcap && (!o.ip || !o.dst))) {
+	bad:
+		usage(stderr);
+		return 2;
+	}
+	mp = rte_pktmbuf_pool_create("gen", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE + 8192,
+	                             (int)rte_socket_id());
+	if (!mp) {
+		fprintf(stderr, "vaultrep-gen: no memory for mbufs\n");
+		return 1;
+	}
+	if (o.pcap)
+		return write_pcap();
+	if (rte_eth_dev_configure(o.port, 1, 1, &conf) ||
+	    rte_eth_rx_queue_setup(o.port, 0, 1024, (unsigned)rte_eth_dev_socket_id(o.port), NULL,
+	                           mp) ||
+	    rte_eth_tx_queue_setup(o.port, 0, 1024, (unsigned)rte_eth_dev_socket_id(o.port),
+	                           NULL) ||
+	    rte_eth_dev_start(o.port) || rte_eth_macaddr_get(o.port, &my_mac)) {
+		fprintf(stderr, "vaultrep-gen: port %u does not start\n", o.port);
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (resolve()) {
+		fprintf(stderr, "vaultrep-gen: no ARP answer from the dataplane\n");
+		return 1;
+	}
+	ss = calloc(o.streams, sizeof(*ss));
+	payload = malloc(o.size + 16);
+	lat_us = malloc(sizeof(*lat_us) << 22);
+	if (!ss || !payload || !lat_us)
+		return 1;
+	for (uint32_t i = 0; i < o.streams; i++) {
+		ss[i].account = o.account + i;
+		ss[i].next_seq = 1;
+	}
+	hz = rte_get_tsc_hz();
+	t0 = rte_rdtsc();
+	t_end = t0 + (uint64_t)(o.seconds * (double)hz);
+	gap = o.rate > 0 ? (uint64_t)((double)hz / o.rate) : 0;
+	next_send = t0;
+	while (!quit && rte_rdtsc() < t_end) {
+		struct rte_mbuf *tx[BURST], *rx[BURST];
+		uint16_t ntx = 0, nrx;
+		uint64_t now = rte_rdtsc();
+
+		/* New frames (round robin), resends from the first unacked, and timeouts. */
+		for (uint32_t k = 0; k < o.streams && ntx < BURST; k++) {
+			struct gstream *s = &ss[(rr + k) % o.streams];
+			uint64_t seq;
+
+			if (s->resend_from) {
+				seq = s->resend_from;
+				s->resend_from = seq + 1 < s->next_seq ? seq + 1 : 0;
+				resent++;
+			} else if (s->acked_seq + 1 < s->next_seq &&
+			           now - s->sent_tsc[(s->acked_seq + 1) % MAX_WIN] > hz / 5) {
+				seq = s->acked_seq + 1;
+				s->resend_from = seq + 1 < s->next_seq ? seq + 1 : 0;
+				resent++;
+			} else if (sent < o.records && s->next_seq - s->acked_seq <= o.window &&
+			           (!gap || now >= next_send)) {
+				seq = s->next_seq++;
+				sent++;
+				next_send += gap;
+			} else {
+				continue;
+			}
+			if (s->done_seq[seq % MAX_WIN])
+				continue;
+			tx[ntx] = frame(s, seq, payload);
+			if (!tx[ntx])
+				break;
+			s->sent_tsc[seq % MAX_WIN] = now;
+			ntx++;
+		}
+		rr++;
+		if (ntx) {
+			uint16_t k = rte_eth_tx_burst(o.port, 0, tx, ntx);
+
+			rte_pktmbuf_free_bulk(tx + k, ntx - k); /* the timeout sends them again */
+		}
+		nrx = rte_eth_rx_burst(o.port, 0, rx, BURST);
+		for (uint16_t i = 0; i < nrx; i++) {
+			struct rte_ether_hdr *eth = rte_pktmbuf_mtod(rx[i], struct rte_ether_hdr *);
+			struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+			struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+			uint32_t len = rte_pktmbuf_data_len(rx[i]);
+
+			if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+			    len >= sizeof(*eth) + sizeof(*ip) + sizeof(*udp) &&
+			    ip->next_proto_id == IPPROTO_UDP)
+				on_ack(ss, (uint8_t *)(udp + 1),
+				       len - sizeof(*eth) - sizeof(*ip) - sizeof(*udp), rte_rdtsc(),
+				       hz);
+		}
+		rte_pktmbuf_free_bulk(rx, nrx);
+		acked = 0;
+		for (uint32_t i = 0; i < o.streams; i++)
+			acked += ss[i].acked_seq;
+		if (acked >= o.records)
+			break;
+	}
+	{
+		double secs = (double)(rte_rdtsc() - t0) / (double)hz;
+		uint64_t nl = n_lat < (1u << 22) ? n_lat : (1u << 22);
+
+		qsort(lat_us, nl, sizeof(*lat_us), cmp_u64);
+		printf("vaultrep-gen: sent %" PRIu64 " acked %" PRIu64
+		       " in %.3f s: %.0f records/s, "
+		       "%.1f Mb/s of payload\n",
+		       sent, acked, secs, (double)acked / secs,
+		       (double)acked * o.size * 8 / secs / 1e6);
+		printf("vaultrep-gen: ack latency us p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
+		       "; nacks %" PRIu64 ", resent %" PRIu64 ", bad acks %" PRIu64
+		       ", lsn order errors %" PRIu64 "\n",
+		       nl ? lat_us[nl / 2] : 0, nl ? lat_us[nl * 99 / 100] : 0,
+		       nl ? lat_us[nl * 999 / 1000] : 0, nacks, resent, bad_acks, lsn_errors);
+	}
+	if (o.report) {
+		FILE *f = fopen(o.report, "w");
+
+		for (uint32_t i = 0; f && i < o.streams; i++)
+			fprintf(f,
+			        "{\"account\": %" PRIu64 ", \"vault\": %u, \"acked\": %" PRIu64
+			        ", \"first_lsn\": %" PRIu64 ", \"last_lsn\": %" PRIu64 "}\n",
+			        ss[i].account, o.vault, ss[i].acked_seq, ss[i].first_lsn,
+			        ss[i].last_lsn);
+		if (f)
+			fclose(f);
+	}
+	rte_eth_dev_stop(o.port);
+	rte_eal_cleanup();
+	return acked >= o.records && !bad_acks && !lsn_errors ? 0 : 1;
+}
