@@ -15,7 +15,8 @@
  *   stream.list                                       -> every stream
  *   stats                                             -> every counter, ack latency histogram
  *
- * Errors: {"ok": false, "errno": N, "error": "what was wrong"}.
+ * Responses carry "status": 0, or an errno with "error" saying what was wrong (the agent's
+ * convention, so vr_hsm_call() is the client for both).
  */
 #include <errno.h>
 #include <poll.h>
@@ -62,7 +63,7 @@ fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:i, s:s}", "ok", 0, "errno", err, "error", msg);
+	return json_pack("{s:i, s:s}", "status", err, "error", msg);
 }
 
 static json_t *
@@ -70,7 +71,7 @@ ok(json_t *res)
 {
 	if (!res)
 		res = json_object();
-	json_object_set_new(res, "ok", json_true());
+	json_object_set_new(res, "status", json_integer(0));
 	return res;
 }
 

@@ -158,12 +158,15 @@ struct dp_member {
 	uint64_t deadline; /* TSC: retransmit if still unacked */
 	uint64_t last_gap; /* TSC of the last gap-triggered resend */
 	bool reading;      /* a catch-up read from the log is in flight */
+	uint64_t rto;      /* retransmission timeout in TSC ticks: doubles while unanswered */
+	uint64_t recover;  /* resending: the next LSN to resend when an ack comes (0: not) */
 };
 
 struct dp_producer {
 	uint32_t id;
-	uint64_t seq; /* highest frame seq appended */
-	uint64_t lsn; /* its LSN (valid once durable) */
+	uint64_t seq;         /* highest frame seq accepted */
+	uint64_t durable_seq; /* highest frame seq durable ... */
+	uint64_t durable_lsn; /* ... and its LSN */
 };
 
 enum { DP_PRODUCERS = 4 };

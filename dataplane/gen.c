@@ -46,6 +46,8 @@ struct gstream {
 	uint64_t next_seq;  /* next new frame */
 	uint64_t acked_seq; /* every frame <= this is acked */
 	uint64_t resend_from;
+	uint64_t hold_until; /* TSC: a nack pauses the stream a little */
+	uint64_t quota;      /* frames this stream sends: --records spread evenly */
 	uint64_t first_lsn, last_lsn;
 	uint64_t sent_tsc[MAX_WIN];
 	bool done_seq[MAX_WIN];
@@ -217,30 +219,55 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 
 	if (vr_wire_ack_parse(pl, n, &a) || a.producer != o.producer ||
 	    !(s = stream_of(ss, a.account))) {
-		bad_acks++;
+		if (bad_acks++ < 5)
+			fprintf(stderr,
+			        "vaultrep-gen: a datagram that is not an ack of ours (%zu B)\n", n);
 		return;
 	}
 	if (a.producer_seq <= s->acked_seq || a.producer_seq >= s->next_seq) {
 		if (a.kind == VR_WIRE_ACK && a.producer_seq <= s->acked_seq)
 			return; /* the answer to a frame sent again */
-		bad_acks++;
+		if (bad_acks++ < 5)
+			fprintf(stderr,
+			        "vaultrep-gen: unexpected %s of frame %" PRIu64 " (stream %" PRIu64
+			        ", status %u, lsn %" PRIu64 "): acked up to %" PRIu64
+			        ", sent below %" PRIu64 "\n",
+			        a.kind == VR_WIRE_ACK ? "ack" : "nack", a.producer_seq, a.account,
+			        a.status, a.lsn, s->acked_seq, s->next_seq);
 		return;
 	}
 	slot = a.producer_seq % MAX_WIN;
 	if (a.kind == VR_WIRE_NACK) {
+		uint64_t from = a.status == ERANGE ? a.lsn : a.producer_seq;
+
 		nacks++;
-		if ((a.status == EBUSY || a.status == ERANGE || a.status == EALREADY) &&
-		    (!s->resend_from || a.producer_seq < s->resend_from))
-			s->resend_from = a.producer_seq;
-		else if (a.status != EBUSY && a.status != ERANGE && a.status != EALREADY)
-			bad_acks++;
+		if (a.status != EBUSY && a.status != ERANGE) {
+			if (bad_acks++ < 5)
+				fprintf(stderr, "vaultrep-gen: nack of frame %" PRIu64 ": %s\n",
+				        a.producer_seq, strerror(a.status));
+			return;
+		}
+		/* Back-pressure or a lost frame: pause, then resend from where the appliance is. */
+		if (from > s->acked_seq && from < s->next_seq &&
+		    (!s->resend_from || from < s->resend_from))
+			s->resend_from = from;
+		s->hold_until = now + hz / 2000;
 		return;
 	}
-	if (s->done_seq[slot])
-		return;
-	s->done_seq[slot] = true;
-	s->lsn_of[slot] = a.lsn;
-	lat_us[n_lat++ % (1u << 22)] = (now - s->sent_tsc[slot]) * 1000000 / hz;
+	/* Cumulative: every earlier frame is durable too, at the LSNs just before. */
+	for (uint64_t q = s->acked_seq + 1; q <= a.producer_seq; q++) {
+		uint64_t sl = q % MAX_WIN, l = a.lsn - (a.producer_seq - q);
+
+		if (s->done_seq[sl]) {
+			if (s->lsn_of[sl] != l)
+				lsn_errors++;
+			continue;
+		}
+		s->done_seq[sl] = true;
+		s->lsn_of[sl] = l;
+		lat_us[n_lat++ % (1u << 22)] = (now - s->sent_tsc[sl]) * 1000000 / hz;
+	}
+	(void)slot;
 	/* Advance the contiguous acked prefix; LSNs must follow the frames' order. */
 	while (s->acked_seq + 1 < s->next_seq && s->done_seq[(s->acked_seq + 1) % MAX_WIN]) {
 		uint64_t l = s->lsn_of[(s->acked_seq + 1) % MAX_WIN];
@@ -437,6 +464,7 @@ main(int argc, char **argv)
 	for (uint32_t i = 0; i < o.streams; i++) {
 		ss[i].account = o.account + i;
 		ss[i].next_seq = 1;
+		ss[i].quota = o.records / o.streams + (i < o.records % o.streams);
 	}
 	hz = rte_get_tsc_hz();
 	t0 = rte_rdtsc();
@@ -453,16 +481,17 @@ main(int argc, char **argv)
 			struct gstream *s = &ss[(rr + k) % o.streams];
 			uint64_t seq;
 
+			if (now < s->hold_until)
+				continue;
 			if (s->resend_from) {
 				seq = s->resend_from;
 				s->resend_from = seq + 1 < s->next_seq ? seq + 1 : 0;
-				resent++;
 			} else if (s->acked_seq + 1 < s->next_seq &&
 			           now - s->sent_tsc[(s->acked_seq + 1) % MAX_WIN] > hz / 5) {
 				seq = s->acked_seq + 1;
 				s->resend_from = seq + 1 < s->next_seq ? seq + 1 : 0;
-				resent++;
-			} else if (sent < o.records && s->next_seq - s->acked_seq <= o.window &&
+			} else if (s->next_seq <= s->quota &&
+			           s->next_seq - s->acked_seq <= o.window &&
 			           (!gap || now >= next_send)) {
 				seq = s->next_seq++;
 				sent++;
@@ -475,6 +504,8 @@ main(int argc, char **argv)
 			tx[ntx] = frame(s, seq, payload);
 			if (!tx[ntx])
 				break;
+			if (seq < s->next_seq - 1 || s->sent_tsc[seq % MAX_WIN])
+				resent++;
 			s->sent_tsc[seq % MAX_WIN] = now;
 			ntx++;
 		}
@@ -482,7 +513,24 @@ main(int argc, char **argv)
 		if (ntx) {
 			uint16_t k = rte_eth_tx_burst(o.port, 0, tx, ntx);
 
-			rte_pktmbuf_free_bulk(tx + k, ntx - k); /* the timeout sends them again */
+			/* What the port did not take is sent again from its stream's first. */
+			for (uint16_t i = k; i < ntx; i++) {
+				struct rte_ether_hdr *eth =
+				    rte_pktmbuf_mtod(tx[i], struct rte_ether_hdr *);
+				uint8_t *f = (uint8_t *)eth + sizeof(*eth) +
+				             sizeof(struct rte_ipv4_hdr) +
+				             sizeof(struct rte_udp_hdr);
+				struct vr_ingest in;
+
+				if (!vr_wire_ingest_parse(f, VR_WIRE_INGEST_HDR + o.size, &in)) {
+					struct gstream *s = stream_of(ss, in.account);
+
+					if (s &&
+					    (!s->resend_from || in.producer_seq < s->resend_from))
+						s->resend_from = in.producer_seq;
+				}
+			}
+			rte_pktmbuf_free_bulk(tx + k, ntx - k);
 		}
 		nrx = rte_eth_rx_burst(o.port, 0, rx, BURST);
 		for (uint16_t i = 0; i < nrx; i++) {

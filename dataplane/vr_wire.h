@@ -22,7 +22,11 @@
  *                         optional and weak)
  *   40  ...payload
  *
- * Ingest ack: the appliance's answer to one frame, to the frame's source address.
+ * Ingest ack: the appliance's answer to one frame, to the frame's source address. A producer's
+ * frames are appended in its order, so an ack is cumulative: an ack of producer_seq s says that
+ * every frame of that producer and stream up to s is durable (record s at lsn, s - 1 at
+ * lsn - 1 when the producer is the stream's only one). A frame sent again after it became
+ * durable is answered with the producer's latest durable frame.
  *
  *   0   2  magic          0x5641 "VA"
  *   2   1  version        1
@@ -34,7 +38,9 @@
  *   28  2  status         0, or the errno of a refusal
  *   30  1  sites          sites the record is durable at (1: this one; N for sync vaults)
  *   31  1  reserved       0
- *   32  8  lsn            the LSN the record got (X3); 0 in a nack
+ *   32  8  lsn            the LSN the record got (X3); in a nack 0, except for ERANGE (the
+ *                         frame is not the next of its producer), where it is the sequence
+ *                         the appliance expects next: the producer resends from there
  *
  * WAN data batch: records of one stream, sealed under one payload key.
  *

@@ -104,7 +104,8 @@ vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a)
 	a->lsn = vr_get_be64(buf + 32);
 	/* An ack is durable somewhere with an LSN; a nack says why and claims nothing. */
 	if (buf[31] != 0 || (a->kind == VR_WIRE_ACK && (a->status || !a->sites || !a->lsn)) ||
-	    (a->kind == VR_WIRE_NACK && (!a->status || a->sites || a->lsn)) ||
+	    (a->kind == VR_WIRE_NACK &&
+	     (!a->status || a->sites || (a->lsn && a->status != ERANGE))) ||
 	    (a->kind != VR_WIRE_ACK && a->kind != VR_WIRE_NACK))
 		return -VR_WIRE_ERR_FORMAT;
 	return 0;

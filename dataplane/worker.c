@@ -50,19 +50,22 @@ struct worker {
 
 /* --- transmit --- */
 
+/*
+ * Sends what the queue holds; what the port does not take now stays queued for the next
+ * round (a full link slows us down instead of losing frames), up to TXQ frames.
+ */
 static void
 tx_flush(struct worker *w, struct txq *q)
 {
-	unsigned sent = 0, tries = 0;
+	unsigned sent = 0;
 
-	while (sent < q->n && tries++ < 8)
-		sent += rte_eth_tx_burst(q->port, 0, q->m + sent, (uint16_t)(q->n - sent));
+	if (!q->n)
+		return;
+	sent = rte_eth_tx_burst(q->port, 0, q->m, q->n);
 	DP_ADD(w->s, tx_packets, sent);
-	if (sent < q->n) {
-		DP_ADD(w->s, tx_dropped, q->n - sent);
-		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
-	}
-	q->n = 0;
+	if (sent && sent < q->n)
+		memmove(q->m, q->m + sent, (q->n - sent) * sizeof(q->m[0]));
+	q->n = (uint16_t)(q->n - sent);
 }
 
 static void
@@ -70,6 +73,11 @@ tx(struct worker *w, struct txq *q, struct rte_mbuf *m)
 {
 	if (q->n == TXQ)
 		tx_flush(w, q);
+	if (q->n == TXQ) {
+		DP_INC(w->s, tx_dropped);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	q->m[q->n++] = m;
 }
 
@@ -130,7 +138,7 @@ send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ac
 	    .vault = st ? st->id.vault : 0,
 	    .status = (uint16_t)(status < 0 ? -status : status),
 	    .sites = status ? 0 : 1,
-	    .lsn = status ? 0 : lsn,
+	    .lsn = lsn,
 	};
 	uint8_t *pl;
 	struct rte_mbuf *m =
@@ -439,9 +447,9 @@ win_track(struct worker *w, struct dp_stream *st)
  * window (a member that was away, or a restart of this site) is read back from the log first.
  */
 static void
-resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn)
+resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn, unsigned max)
 {
-	uint64_t win_first = st->win_head ? st->win_head->first_lsn : st->durable_lsn + 1;
+	uint64_t win_first = st->win_head ? st->win_head->first_lsn : st->durable_lsn + 1, next = 0;
 	unsigned n = 0;
 
 	if (from_lsn < win_first) {
@@ -462,14 +470,17 @@ resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn)
 		return;
 	}
 
-	for (struct dp_job *j = st->win_head; j && n < 64; j = j->next) {
+	for (struct dp_job *j = st->win_head; j && n < max; j = j->next) {
 		if (j->last_lsn < from_lsn)
 			continue;
 		if (send_batch(w, st, j, 1u << i))
 			break;
 		DP_INC(w->s, retransmits);
 		n++;
+		next = j->last_lsn + 1;
 	}
+	/* Recovery goes on, clocked by the member's acks, up to what was sent before. */
+	st->members[i].recover = next && next <= st->members[i].sent ? next : 0;
 	st->members[i].deadline = w->now + w->rto;
 }
 
@@ -541,8 +552,10 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	for (unsigned i = 0; i < j->n; i++) {
 		for (unsigned k = 0; k < DP_PRODUCERS; k++)
 			if (st->prod[k].id == j->acks[i].producer &&
-			    st->prod[k].seq == j->acks[i].producer_seq)
-				st->prod[k].lsn = j->first_lsn + i;
+			    j->acks[i].producer_seq > st->prod[k].durable_seq) {
+				st->prod[k].durable_seq = j->acks[i].producer_seq;
+				st->prod[k].durable_lsn = j->first_lsn + i;
+			}
 		send_ingest_ack(w, st, &j->acks[i], 0, j->first_lsn + i);
 	}
 	us = (w->now - j->t_open) * 1000000 / dp->hz;
@@ -596,7 +609,12 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		send_ingest_ack(w, NULL, &to, -ENOENT, 0);
 		return;
 	}
-	/* A retransmitted frame: answered again (with its LSN once durable), never appended. */
+	/*
+	 * A retransmitted frame is never appended again. Once durable it is answered with the
+	 * producer's latest durable frame (acks are cumulative per producer and stream, so an
+	 * ack lost on the LAN costs nothing); while still on its way to the disk, its own ack
+	 * will come.
+	 */
 	for (unsigned k = 0; k < DP_PRODUCERS; k++)
 		if (st->prod[k].id == f.producer && st->prod[k].seq) {
 			pr = &st->prod[k];
@@ -604,16 +622,16 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		}
 	if (pr && f.producer_seq <= pr->seq) {
 		DP_INC(w->s, ingest_repeat);
-		if (f.producer_seq == pr->seq && pr->lsn)
-			send_ingest_ack(w, st, &to, 0, pr->lsn);
-		else
-			send_ingest_ack(w, st, &to, -EALREADY, 0);
+		if (f.producer_seq <= pr->durable_seq) {
+			to.producer_seq = pr->durable_seq;
+			send_ingest_ack(w, st, &to, 0, pr->durable_lsn);
+		}
 		return;
 	}
 	/* A producer's frames are appended in its order: after a lost frame, it goes back. */
 	if (pr && f.producer_seq != pr->seq + 1) {
 		DP_INC(w->s, ingest_out_of_order);
-		send_ingest_ack(w, st, &to, -ERANGE, 0);
+		send_ingest_ack(w, st, &to, -ERANGE, pr->seq + 1);
 		return;
 	}
 	if (st->win_n >= dp->conf.window) {
@@ -688,10 +706,9 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		for (unsigned k = 1; k < DP_PRODUCERS; k++)
 			if (st->prod[k].seq < pr->seq)
 				pr = &st->prod[k];
-		pr->id = f.producer;
+		*pr = (struct dp_producer){.id = f.producer};
 	}
 	pr->seq = f.producer_seq;
-	pr->lsn = 0;
 	DP_INC(w->s, ingest_frames);
 	if (v == VR_BATCH_ADDED_FULL)
 		close_batch(w, st);
@@ -729,10 +746,20 @@ scan_windows(struct worker *w)
 			w->win[i] = w->win[--w->n_win];
 			continue;
 		}
-		for (unsigned m = 0; m < st->n_members; m++)
-			if (st->members[m].acked < st->durable_lsn &&
-			    w->now >= st->members[m].deadline)
-				resend(w, st, m, st->members[m].acked + 1);
+		for (unsigned m = 0; m < st->n_members; m++) {
+			struct dp_member *mb = &st->members[m];
+
+			if (mb->acked >= st->durable_lsn || w->now < mb->deadline)
+				continue;
+			/*
+			 * A timeout resends only the oldest unacknowledged batch, and backs off (to
+			 * 64 x rto): the member's answer (an ack or a gap report) says what else it
+			 * needs, so an overloaded link is not flooded with the whole window again.
+			 */
+			resend(w, st, m, mb->acked + 1, 4);
+			mb->rto = mb->rto ? RTE_MIN(mb->rto * 2, w->rto * 64) : w->rto * 2;
+			mb->deadline = w->now + mb->rto;
+		}
 		i++;
 	}
 }
@@ -778,13 +805,18 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 	}
 	DP_INC(w->s, wan_acks_rx);
 	if (a.lsn > st->members[i].acked) {
-		st->members[i].acked = a.lsn;
-		st->members[i].deadline = w->now + w->rto;
+		struct dp_member *mb = &st->members[i];
+
+		mb->acked = a.lsn;
+		mb->deadline = w->now + w->rto;
+		mb->rto = 0;
 		win_release(w, st);
+		if (mb->recover)
+			resend(w, st, i, RTE_MAX(mb->recover, a.lsn + 1), 8);
 	}
 	if (a.kind == VR_WIRE_WACK_GAP && w->now - st->members[i].last_gap > w->rto / 4) {
 		st->members[i].last_gap = w->now;
-		resend(w, st, i, a.lsn + 1);
+		resend(w, st, i, a.lsn + 1, 8);
 	}
 }
 
@@ -1010,11 +1042,15 @@ completions(struct worker *w)
 		} else if (j->kind == DP_JOB_READ) {
 			struct dp_stream *st = j->st;
 
-			st->members[j->member].reading = false;
-			if (j->status)
+			struct dp_member *mb = &st->members[j->member];
+
+			mb->reading = false;
+			if (j->status) {
 				DP_INC(w->s, log_failed);
-			else if (j->n && send_batch(w, st, j, 1u << j->member) == 0)
+			} else if (j->n && send_batch(w, st, j, 1u << j->member) == 0) {
 				DP_INC(w->s, catchup_batches);
+				mb->recover = j->last_lsn < st->durable_lsn ? j->last_lsn + 1 : 0;
+			}
 			dp_job_put(w->dp, j);
 		} else if (j->origin) {
 			origin_done(w, j->st, j);
