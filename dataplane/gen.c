@@ -583,5 +583,8 @@ main(int argc, char **argv)
 	}
 	rte_eth_dev_stop(o.port);
 	rte_eal_cleanup();
+	free(ss);
+	free(payload);
+	free(lat_us);
 	return acked >= o.records && !bad_acks && !lsn_errors ? 0 : 1;
 }

@@ -12,6 +12,10 @@ PKGS=(
 	softhsm2 libp11-kit-dev libjansson-dev                # hsm_agent (PKCS#11, JSON)
 	check                                                 # unit tests
 	util-linux                                            # unshare/mount for the disk-full test
+	dpdk-dev libinih-dev libpcap-dev                      # dataplane, generator
+	librte-net-memif23 librte-net-af-packet23 librte-net-null23 librte-net-pcap23
+	librte-crypto-ipsec-mb23 librte-crypto-openssl23      # dataplane's virtual devices
+	iproute2 ethtool                                      # namespaces and veth pairs in tests
 )
 
 missing=()

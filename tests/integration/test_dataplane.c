@@ -15,6 +15,14 @@
  * VR_DP_RECORDS (default 1 000 000) and VR_DP_STREAMS (default 100) size the main run.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +36,9 @@
 #include <jansson.h>
 
 #include "vr_hsm.h"
+#include "vr_common.h"
 #include "vr_log.h"
+#include "vr_wire.h"
 #include "vr_test.h"
 
 #ifndef VR_DP_BIN
@@ -41,6 +51,7 @@
 struct site {
 	int id;
 	char dir[256], ctl[300], wal[300], ini[300], lan[300], prefix[32];
+	char netns[32], iface[16]; /* af_packet WAN in a namespace of the test's, or memif */
 	int pid;
 };
 
@@ -81,6 +92,7 @@ site_conf(struct site *s, int id, int peer)
 {
 	FILE *f;
 
+	memset(s, 0, sizeof(*s));
 	s->id = id;
 	snprintf(s->dir, sizeof(s->dir), "%s/site%d", root, id);
 	snprintf(s->ctl, sizeof(s->ctl), "%s/ctl.sock", s->dir);
@@ -101,35 +113,35 @@ site_conf(struct site *s, int id, int peer)
 	fclose(f);
 }
 
+/*
+ * Starts site s. WAN: memif between the sites (site 1 serves, site 2 connects), or, when
+ * s->netns is set, net_af_packet on the veth s->iface inside that network namespace.
+ */
 static void
 site_start(struct site *s)
 {
-	char lan[400], wan[400], mem[] = "256";
-	const char *argv[] = {VR_DP_BIN,
-	                      "-l",
-	                      "0,1",
-	                      "--no-huge",
-	                      "-m",
-	                      mem,
-	                      "--no-pci",
-	                      "--file-prefix",
-	                      s->prefix,
-	                      "--log-level",
-	                      "lib.eal:warning",
-	                      "--vdev",
-	                      lan,
-	                      "--vdev",
-	                      wan,
-	                      "--",
-	                      "--config",
-	                      s->ini,
-	                      NULL};
+	char lan[400], wan[400];
+	const char *dp[] = {VR_DP_BIN, "-l", "0,1", "--no-huge", "-m", "256", "--no-pci",
+	                    "--file-prefix", s->prefix, "--log-level", "lib.eal:warning",
+	                    "--vdev", lan, "--vdev", wan, "--", "--config", s->ini, NULL};
+	const char *argv[40];
+	unsigned n = 0;
 
 	snprintf(lan, sizeof(lan), "net_memif0,role=server,socket=%s,mac=02:00:00:00:%02x:01",
 	         s->lan, s->id);
-	/* Site 1 serves the WAN link, site 2 connects to it. */
-	snprintf(wan, sizeof(wan), "net_memif1,role=%s,socket=%s,mac=02:00:00:00:%02x:02",
-	         s->id == 1 ? "server" : "client", wan_sock, s->id);
+	if (s->netns[0]) {
+		snprintf(wan, sizeof(wan), "net_af_packet0,iface=%s,qpairs=1", s->iface);
+		argv[n++] = "/usr/sbin/ip";
+		argv[n++] = "netns";
+		argv[n++] = "exec";
+		argv[n++] = s->netns;
+	} else {
+		snprintf(wan, sizeof(wan), "net_memif1,role=%s,socket=%s,mac=02:00:00:00:%02x:02",
+		         s->id == 1 ? "server" : "client", wan_sock, s->id);
+	}
+	for (unsigned i = 0; dp[i]; i++)
+		argv[n++] = dp[i];
+	argv[n] = NULL;
 	s->pid = vr_test_spawn(argv, s->ctl);
 	ck_assert_msg(s->pid > 0, "vaultrep-dataplane of site %d did not start", s->id);
 }
@@ -178,9 +190,10 @@ streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n)
 
 /* Starts a generator on site s's LAN; returns its pid. */
 static int
-gen_start(struct site *s, unsigned base, unsigned streams, unsigned records, const char *report)
+gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams,
+             unsigned records, const char *report)
 {
-	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48];
+	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16];
 	const char *argv[] = {VR_GEN_BIN,
 	                      "-l",
 	                      "1",
@@ -211,9 +224,12 @@ gen_start(struct site *s, unsigned base, unsigned streams, unsigned records, con
 	                      "150",
 	                      "--report",
 	                      report,
+	                      "--producer",
+	                      pr,
 	                      NULL};
 	pid_t pid;
 
+	snprintf(pr, sizeof(pr), "%u", producer);
 	snprintf(vdev, sizeof(vdev), "net_memif0,role=client,socket=%s,mac=02:00:00:00:%02x:09",
 	         s->lan, s->id);
 	snprintf(ip, sizeof(ip), "198.18.%d.9", s->id);
@@ -230,6 +246,12 @@ gen_start(struct site *s, unsigned base, unsigned streams, unsigned records, con
 		_exit(127);
 	}
 	return pid;
+}
+
+static int
+gen_start(struct site *s, unsigned base, unsigned streams, unsigned records, const char *report)
+{
+	return gen_start_as(s, 1, base, streams, records, report);
 }
 
 static int
@@ -456,10 +478,249 @@ START_TEST(both_ways_memif)
 }
 END_TEST
 
+/* --- the WAN under attack: af_packet on a veth pair between two namespaces --- */
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static char ns_a[32], ns_b[32];
+
+static void
+veth_up(void)
+{
+	snprintf(ns_a, sizeof(ns_a), "vra%d", (int)getpid());
+	snprintf(ns_b, sizeof(ns_b), "vrb%d", (int)getpid());
+	ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", ns_a, ns_b), 0);
+	ck_assert_int_eq(sh("ip link add vA netns %s type veth peer name vB netns %s", ns_a, ns_b),
+	                 0);
+	ck_assert_int_eq(sh("ip -n %s link set vA up && ip -n %s link set vB up && "
+	                    "ip netns exec %s ethtool -K vA tx off >/dev/null && "
+	                    "ip netns exec %s ethtool -K vB tx off >/dev/null",
+	                    ns_a, ns_b, ns_a, ns_b),
+	                 0);
+}
+
+static void
+veth_down(void)
+{
+	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+}
+
+/*
+ * A packet socket on iface inside namespace ns (the test process moves there; a socket keeps
+ * the namespace it was made in). DPDK's af_packet bypasses the qdisc, so taps never see what
+ * it sends: batches are captured where they arrive (vB) and injected where they leave (vA).
+ */
+static int
+tap_open(const char *ns, const char *iface)
+{
+	char path[64];
+	int nsfd, fd;
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	nsfd = open(path, O_RDONLY);
+	ck_assert_int_ge(nsfd, 0);
+	ck_assert_int_eq(setns(nsfd, CLONE_NEWNET), 0);
+	close(nsfd);
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	ck_assert_int_ge(fd, 0);
+	sll.sll_ifindex = (int)if_nametoindex(iface);
+	ck_assert_int_gt(sll.sll_ifindex, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+enum { ETH_IP_UDP = 14 + 20 + 8, MAX_CAP = 64 };
+
+struct frame {
+	uint8_t b[2048];
+	size_t n;
+};
+
+/* Captures up to max WAN batch frames site 1 sends (bounded by time). */
+static unsigned
+capture(int fd, struct frame *f, unsigned max, double seconds)
+{
+	double end = now_s() + seconds;
+	unsigned n = 0;
+
+	while (n < max && now_s() < end) {
+		ssize_t r = recv(fd, f[n].b, sizeof(f[n].b), 0);
+
+		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && f[n].b[12] == 0x08 && f[n].b[13] == 0 &&
+		    f[n].b[14 + 9] == 17 && vr_get_be16(f[n].b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH) {
+			f[n].n = (size_t)r;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Sends a copy of f whose UDP payload is len bytes (lengths and IPv4 checksum fixed). */
+static void
+inject(int fd, const struct frame *f, size_t len, const uint8_t *payload)
+{
+	uint8_t b[2048];
+	uint32_t sum = 0;
+
+	memcpy(b, f->b, ETH_IP_UDP);
+	memcpy(b + ETH_IP_UDP, payload, len);
+	vr_put_be16(b + 14 + 2, (uint16_t)(20 + 8 + len));
+	vr_put_be16(b + 14 + 20 + 4, (uint16_t)(8 + len));
+	vr_put_be16(b + 14 + 20 + 6, 0);
+	vr_put_be16(b + 14 + 10, 0);
+	for (int i = 0; i < 20; i += 2)
+		sum += vr_get_be16(b + 14 + i);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	vr_put_be16(b + 14 + 10, (uint16_t)~sum);
+	ck_assert_int_eq(send(fd, b, ETH_IP_UDP + len, 0), (ssize_t)(ETH_IP_UDP + len));
+	usleep(200); /* the receiving af_packet ring is not infinite */
+}
+
+static long long
+counter(struct site *s, const char *name)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	long long v = json_integer_value(json_object_get(json_object_get(r, "counters"), name));
+
+	json_decref(r);
+	return v;
+}
+
+static const char *const rejects[] = {"wan_bad",     "wan_foreign",   "wan_unknown_stream",
+                                      "wan_unknown_key", "replay_dup", "replay_old",
+                                      "open_failed", "wan_bad_records", "drop_ip_bad"};
+
+static long long
+rejected(struct site *s)
+{
+	long long t = 0;
+
+	for (size_t i = 0; i < sizeof(rejects) / sizeof(rejects[0]); i++)
+		t += counter(s, rejects[i]);
+	return t;
+}
+
+START_TEST(wan_adversary_af_packet)
+{
+	static struct frame cap[MAX_CAP];
+	struct site a, b;
+	char report[400];
+	unsigned n_cap, injected = 0;
+	long long applied0, rej0, replays0, opened0;
+	int fd, cap_fd, g;
+
+	root = vr_test_tmpdir("dpw");
+	veth_up();
+	site_conf(&a, 1, 2);
+	site_conf(&b, 2, 1);
+	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
+	snprintf(a.iface, sizeof(a.iface), "vA");
+	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
+	snprintf(b.iface, sizeof(b.iface), "vB");
+	site_start(&a);
+	site_start(&b);
+	streams_add(&a, &b, 1, 1);
+	cap_fd = tap_open(ns_b, "vB");
+	fd = tap_open(ns_a, "vA");
+	snprintf(report, sizeof(report), "%s/gen1.json", root);
+	g = gen_start(&a, 1, 1, 20000, report);
+	n_cap = capture(cap_fd, cap, MAX_CAP, 20);
+	close(cap_fd);
+	ck_assert_int_eq(gen_wait(g), 0);
+	ck_assert_uint_eq(n_cap, MAX_CAP);
+	wait_caught_up(&a, &b, 1, 1);
+	stage("20 000 records replicated over af_packet; batches captured on the wire");
+	usleep(300000);
+	applied0 = counter(&b, "wan_applied");
+	rej0 = rejected(&b);
+	replays0 = counter(&b, "replay_dup") + counter(&b, "replay_old");
+	opened0 = counter(&b, "open_failed");
+
+	/* 1. Exact repeats of every captured batch. */
+	for (unsigned i = 0; i < n_cap; i++, injected++)
+		inject(fd, &cap[i], cap[i].n - ETH_IP_UDP, cap[i].b + ETH_IP_UDP);
+	usleep(300000);
+	ck_assert_int_eq(counter(&b, "replay_dup") + counter(&b, "replay_old") - replays0, n_cap);
+
+	/* 2. Every bit of the header, the tag and a sample of the ciphertext, flipped. */
+	{
+		const struct frame *f = &cap[n_cap - 1];
+		size_t len = f->n - ETH_IP_UDP;
+		uint8_t p[2048];
+
+		for (size_t bit = 0; bit < len * 8; bit++) {
+			size_t byte = bit / 8;
+
+			if (byte >= VR_WIRE_BATCH_HDR && byte < len - VR_WIRE_TAG && bit % 61)
+				continue; /* ciphertext: one bit in 61 */
+			memcpy(p, f->b + ETH_IP_UDP, len);
+			p[byte] ^= (uint8_t)(1u << (bit % 8));
+			/* A fresh sequence, so that the replay check does not hide the tag check. */
+			if (byte < 32 || byte >= 40)
+				vr_put_be64(p + 32, vr_get_be64(p + 32) + 100000 + bit);
+			inject(fd, f, len, p);
+			injected++;
+		}
+		/* 3. Truncated (by 1, by the tag, to the header) and extended by a byte. */
+		memcpy(p, f->b + ETH_IP_UDP, len);
+		vr_put_be64(p + 32, vr_get_be64(p + 32) + 900000);
+		inject(fd, f, len - 1, p);
+		inject(fd, f, len - VR_WIRE_TAG, p);
+		inject(fd, f, VR_WIRE_BATCH_HDR, p);
+		p[len] = 0;
+		inject(fd, f, len + 1, p);
+		/* 4. A key id the receiver never installed; and one of another stream's. */
+		vr_put_be32(p + 24, 77);
+		inject(fd, f, len, p);
+		vr_put_be32(p + 24, 1);
+		vr_put_be64(p + 8, 999);
+		inject(fd, f, len, p);
+		injected += 6;
+	}
+	usleep(500000);
+	stage("replayed, tampered, truncated, extended and foreign-key batches injected");
+	ck_assert_int_eq(counter(&b, "wan_applied"), applied0);
+	ck_assert_int_eq(rejected(&b) - rej0, injected);
+	ck_assert_int_gt(counter(&b, "open_failed"), opened0);
+	printf("dataplane: %u hostile batches injected on the WAN, %lld rejected and counted, "
+	       "0 applied\n",
+	       injected, rejected(&b) - rej0);
+	print_stats(&b);
+
+	/* 5. The stream goes on: forged sequences far ahead did not move the replay window. */
+	snprintf(report, sizeof(report), "%s/gen2.json", root);
+	g = gen_start_as(&a, 2, 1, 1, 5000, report); /* a second producer */
+	ck_assert_int_eq(gen_wait(g), 0);
+	wait_caught_up(&a, &b, 1, 1);
+	ck_assert_int_eq(counter(&b, "wan_applied"), applied0 + 5000);
+	close(fd);
+	teardown(&a, &b);
+	veth_down();
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif, both_ways_memif};
+	const TTest *tests[] = {one_way_memif, both_ways_memif, wan_adversary_af_packet};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));

@@ -24,8 +24,10 @@ vr_test_run(const char *name, int timeout, const TTest *const *tests, size_t n)
 	int failed;
 
 	tcase_set_timeout(tc, timeout);
+	/* VR_TEST_ONLY=name runs that test alone (to reproduce or measure one). */
 	for (size_t i = 0; i < n; i++)
-		_tcase_add_test(tc, tests[i], 0, 0, 0, 1);
+		if (!getenv("VR_TEST_ONLY") || !strcmp(getenv("VR_TEST_ONLY"), tests[i]->name))
+			_tcase_add_test(tc, tests[i], 0, 0, 0, 1);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
