@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * libFuzzer harness for the dataplane's wire parsers (dataplane/vr_wire.h): the ingest frame and
- * ack from the LAN, the batch header from the WAN. Whatever a parser accepts must encode back
- * to exactly the same bytes.
+ * ack from the LAN, the batch header and the WAN ack from the WAN. Whatever a parser accepts must
+ * encode back to exactly the same bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vr_ingest f;
 	struct vr_ack a;
 	struct vr_batch_hdr h;
+	struct vr_wack w;
 
 	if (vr_wire_ingest_parse(data, size, &f) == 0) {
 		if (f.payload < data || f.payload + f.payload_size != data + size ||
@@ -33,6 +34,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vr_wire_batch_parse(data, size, &h) == 0) {
 		if (vr_wire_batch_hdr_encode(&h, buf) != VR_WIRE_BATCH_HDR ||
 		    memcmp(buf, data, VR_WIRE_BATCH_HDR))
+			abort();
+	}
+	if (vr_wire_wack_parse(data, size, &w) == 0) {
+		vr_wire_wack_encode(&w, buf);
+		if (memcmp(buf, data, VR_WIRE_WACK_SIZE))
 			abort();
 	}
 	return 0;

@@ -121,9 +121,25 @@ static void
 site_start(struct site *s)
 {
 	char lan[400], wan[400];
-	const char *dp[] = {VR_DP_BIN, "-l", "0,1", "--no-huge", "-m", "256", "--no-pci",
-	                    "--file-prefix", s->prefix, "--log-level", "lib.eal:warning",
-	                    "--vdev", lan, "--vdev", wan, "--", "--config", s->ini, NULL};
+	const char *dp[] = {VR_DP_BIN,
+	                    "-l",
+	                    "0,1",
+	                    "--no-huge",
+	                    "-m",
+	                    "256",
+	                    "--no-pci",
+	                    "--file-prefix",
+	                    s->prefix,
+	                    "--log-level",
+	                    "lib.eal:warning",
+	                    "--vdev",
+	                    lan,
+	                    "--vdev",
+	                    wan,
+	                    "--",
+	                    "--config",
+	                    s->ini,
+	                    NULL};
 	const char *argv[40];
 	unsigned n = 0;
 
@@ -190,8 +206,8 @@ streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n)
 
 /* Starts a generator on site s's LAN; returns its pid. */
 static int
-gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams,
-             unsigned records, const char *report)
+gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
+             const char *report)
 {
 	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16];
 	const char *argv[] = {VR_GEN_BIN,
@@ -480,8 +496,7 @@ END_TEST
 
 /* --- the WAN under attack: af_packet on a veth pair between two namespaces --- */
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 sh(const char *fmt, ...)
@@ -563,7 +578,8 @@ capture(int fd, struct frame *f, unsigned max, double seconds)
 		ssize_t r = recv(fd, f[n].b, sizeof(f[n].b), 0);
 
 		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && f[n].b[12] == 0x08 && f[n].b[13] == 0 &&
-		    f[n].b[14 + 9] == 17 && vr_get_be16(f[n].b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH) {
+		    f[n].b[14 + 9] == 17 &&
+		    vr_get_be16(f[n].b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH) {
 			f[n].n = (size_t)r;
 			n++;
 		}
@@ -603,9 +619,9 @@ counter(struct site *s, const char *name)
 	return v;
 }
 
-static const char *const rejects[] = {"wan_bad",     "wan_foreign",   "wan_unknown_stream",
-                                      "wan_unknown_key", "replay_dup", "replay_old",
-                                      "open_failed", "wan_bad_records", "drop_ip_bad"};
+static const char *const rejects[] = {"wan_bad",         "wan_foreign",     "wan_unknown_stream",
+                                      "wan_unknown_key", "replay_dup",      "replay_old",
+                                      "open_failed",     "wan_bad_records", "drop_ip_bad"};
 
 static long long
 rejected(struct site *s)
@@ -672,7 +688,8 @@ START_TEST(wan_adversary_af_packet)
 				continue; /* ciphertext: one bit in 61 */
 			memcpy(p, f->b + ETH_IP_UDP, len);
 			p[byte] ^= (uint8_t)(1u << (bit % 8));
-			/* A fresh sequence, so that the replay check does not hide the tag check. */
+			/* A fresh sequence, so that the replay check does not hide the tag check.
+			 */
 			if (byte < 32 || byte >= 40)
 				vr_put_be64(p + 32, vr_get_be64(p + 32) + 100000 + bit);
 			inject(fd, f, len, p);
