@@ -210,16 +210,10 @@ op_stream_add(struct dp *dp, json_t *req)
 	if (rc == 0) {
 		st->durable_lsn = ls.last_lsn;
 		memcpy(st->entropy, ls.last_entropy, sizeof(st->entropy));
-		if (st->origin && ls.n_members != st->n_members) {
-			rte_free(st);
-			return fail(EINVAL, "the stream's WAL names %u members, the request %u",
-			            ls.n_members, st->n_members);
-		}
-		for (unsigned j = 0; st->origin && j < ls.n_members; j++)
-			if (ls.members[j] != st->members[j].site) {
-				rte_free(st);
-				return fail(EINVAL, "the stream's WAL names other members");
-			}
+		/*
+		 * The members are the request's: the log names only those of its last record, and
+		 * data records name none (membership changes are control's, as MEMBERS records).
+		 */
 	} else if (rc == -ENOENT && st->origin) {
 		rc = write_seed(dp, st);
 		if (rc) {

@@ -17,7 +17,13 @@
  *   28  1  rec_type       vr_record.h type
  *   29  1  op             vr_record.h op
  *   30  2  payload_size   0..VR_WIRE_MAX_PAYLOAD
- *   32  4  flags          0 (reserved)
+ *   32  4  flags          bit 0 RESUME: every earlier frame of this producer and stream was
+ *                         acked; the other bits are reserved (0). After the appliance
+ *                         restarted it knows no producer: it takes a producer's frames again
+ *                         only from one marked RESUME (or seq 1), and answers others with an
+ *                         ERANGE nack whose lsn is 0 ("resend from your first unacked frame"),
+ *                         so that nothing is skipped; a frame durable but unacked before the
+ *                         restart may then be appended twice (at least once, never lost)
  *   36  4  crc32c         CRC32C of bytes [0, 36) then the payload (UDP's checksum is
  *                         optional and weak)
  *   40  ...payload
@@ -114,7 +120,8 @@ enum vr_wire_kind {
 	VR_WIRE_FRAME = 1,
 	VR_WIRE_ACK = 2,
 	VR_WIRE_NACK = 3,
-	VR_WIRE_DATA = 1, /* batch kinds have their own space */
+	VR_WIRE_DATA = 1,     /* batch kinds have their own space */
+	VR_WIRE_F_RESUME = 1, /* ingest frame flag */
 	VR_WIRE_WACK_ACK = 1,
 	VR_WIRE_WACK_GAP = 2,
 };
@@ -126,6 +133,7 @@ struct vr_ingest {
 	uint32_t vault;
 	uint8_t rec_type, op;
 	uint16_t payload_size;
+	uint32_t flags;         /* VR_WIRE_F_* */
 	const uint8_t *payload; /* into the parsed buffer */
 };
 

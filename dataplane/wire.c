@@ -34,7 +34,7 @@ vr_wire_ingest_encode(const struct vr_ingest *f, uint8_t *buf, size_t cap)
 	buf[28] = f->rec_type;
 	buf[29] = f->op;
 	vr_put_be16(buf + 30, f->payload_size);
-	vr_put_be32(buf + 32, 0);
+	vr_put_be32(buf + 32, f->flags);
 	if (f->payload_size && f->payload != buf + VR_WIRE_INGEST_HDR)
 		memmove(buf + VR_WIRE_INGEST_HDR, f->payload, f->payload_size);
 	vr_put_be32(buf + 36, ingest_crc(buf, buf + VR_WIRE_INGEST_HDR, f->payload_size));
@@ -54,7 +54,8 @@ vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f)
 		return -VR_WIRE_ERR_SIZE;
 	if (vr_get_be32(buf + 36) != ingest_crc(buf, buf + VR_WIRE_INGEST_HDR, f->payload_size))
 		return -VR_WIRE_ERR_CHECKSUM;
-	if (buf[3] != VR_WIRE_FRAME || vr_get_be32(buf + 32) != 0)
+	f->flags = vr_get_be32(buf + 32);
+	if (buf[3] != VR_WIRE_FRAME || (f->flags & ~(uint32_t)VR_WIRE_F_RESUME))
 		return -VR_WIRE_ERR_FORMAT;
 	f->producer = vr_get_be32(buf + 4);
 	f->producer_seq = vr_get_be64(buf + 8);

@@ -605,8 +605,10 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 	rte_ether_addr_copy(&eth->src_addr, &to.mac);
 	st = dp_stream_find(dp, f.account, f.vault, dp->conf.site);
 	if (!st) {
+		struct dp_stream named = {.id = {.account = f.account, .vault = f.vault}};
+
 		DP_INC(w->s, ingest_unknown_stream);
-		send_ingest_ack(w, NULL, &to, -ENOENT, 0);
+		send_ingest_ack(w, &named, &to, -ENOENT, 0);
 		return;
 	}
 	/*
@@ -626,6 +628,12 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 			to.producer_seq = pr->durable_seq;
 			send_ingest_ack(w, st, &to, 0, pr->durable_lsn);
 		}
+		return;
+	}
+	/* A producer this process does not know yet starts where it says all before was acked. */
+	if (!pr && f.producer_seq != 1 && !(f.flags & VR_WIRE_F_RESUME)) {
+		DP_INC(w->s, ingest_out_of_order);
+		send_ingest_ack(w, st, &to, -ERANGE, 0);
 		return;
 	}
 	/* A producer's frames are appended in its order: after a lost frame, it goes back. */

@@ -23,7 +23,9 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +145,8 @@ site_start(struct site *s)
 	const char *argv[40];
 	unsigned n = 0;
 
-	snprintf(lan, sizeof(lan), "net_memif0,role=server,socket=%s,mac=02:00:00:00:%02x:01",
+	snprintf(lan, sizeof(lan),
+	         "net_memif0,role=server,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:01",
 	         s->lan, s->id);
 	if (s->netns[0]) {
 		snprintf(wan, sizeof(wan), "net_af_packet0,iface=%s,qpairs=1", s->iface);
@@ -152,7 +155,8 @@ site_start(struct site *s)
 		argv[n++] = "exec";
 		argv[n++] = s->netns;
 	} else {
-		snprintf(wan, sizeof(wan), "net_memif1,role=%s,socket=%s,mac=02:00:00:00:%02x:02",
+		snprintf(wan, sizeof(wan),
+		         "net_memif1,role=%s,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:02",
 		         s->id == 1 ? "server" : "client", wan_sock, s->id);
 	}
 	for (unsigned i = 0; dp[i]; i++)
@@ -180,36 +184,60 @@ ctl(struct site *s, json_t *req)
 }
 
 /* Streams account base..base+n-1, vault 1, primary origin->id, replicated to rcv. */
+/* The payload key of every stream of this test (each test runs in a process of its own). */
+static const char *
+stream_key(void)
+{
+	static char *b64;
+	uint8_t key[32];
+
+	if (!b64) {
+		for (unsigned i = 0; i < sizeof(key); i++)
+			key[i] = (uint8_t)(rand() ^ (int)(i * 37));
+		b64 = vr_hsm_b64(key, sizeof(key));
+	}
+	return b64;
+}
+
+/*
+ * Configures streams account base..base+n-1 (vault 1, primary origin) at site s: the origin
+ * (members: rcv) or the receiver. Done again after a restart, as control would.
+ */
+static void
+streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		if (s == origin)
+			json_decref(
+			    ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
+			                     "account", a, "vault", 1, "members", rcv->id)));
+		else
+			json_decref(
+			    ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
+			                     a, "vault", 1, "primary", origin->id)));
+		json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
+		                             "account", a, "vault", 1, "primary", origin->id,
+		                             "key_id", 1, "key", stream_key())));
+	}
+}
+
+/* Streams account base..base+n-1, vault 1, primary origin->id, replicated to rcv. */
 static void
 streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n)
 {
-	uint8_t key[32];
-	char *b64;
-
-	for (unsigned i = 0; i < sizeof(key); i++)
-		key[i] = (uint8_t)(rand() ^ (int)(i * 37));
-	b64 = vr_hsm_b64(key, sizeof(key));
-	for (unsigned a = base; a < base + n; a++) {
-		json_decref(ctl(origin, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
-		                                  "account", a, "vault", 1, "members", rcv->id)));
-		json_decref(
-		    ctl(origin, json_pack("{s:s, s:i, s:i, s:i, s:s}", "op", "key.set", "account",
-		                          a, "vault", 1, "key_id", 1, "key", b64)));
-		json_decref(ctl(rcv, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add",
-		                               "account", a, "vault", 1, "primary", origin->id)));
-		json_decref(ctl(rcv, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
-		                               "account", a, "vault", 1, "primary", origin->id,
-		                               "key_id", 1, "key", b64)));
-	}
-	free(b64);
+	streams_config(origin, origin, rcv, base, n);
+	streams_config(rcv, origin, rcv, base, n);
 }
 
-/* Starts a generator on site s's LAN; returns its pid. */
+/*
+ * Starts a generator on site s's LAN as producer; returns its pid. With acks, it writes the
+ * LSN of every frame its own ack named there and tolerates LSNs out of order (restarts).
+ */
 static int
-gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
-             const char *report)
+gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
+               const char *report, const char *acks, unsigned rate)
 {
-	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16];
+	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16], rt[16];
 	const char *argv[] = {VR_GEN_BIN,
 	                      "-l",
 	                      "1",
@@ -242,11 +270,18 @@ gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams,
 	                      report,
 	                      "--producer",
 	                      pr,
+	                      "--rate",
+	                      rt,
+	                      acks ? "--acks" : NULL,
+	                      acks,
+	                      "--lenient",
 	                      NULL};
 	pid_t pid;
 
+	snprintf(rt, sizeof(rt), "%u", rate);
 	snprintf(pr, sizeof(pr), "%u", producer);
-	snprintf(vdev, sizeof(vdev), "net_memif0,role=client,socket=%s,mac=02:00:00:00:%02x:09",
+	snprintf(vdev, sizeof(vdev),
+	         "net_memif0,role=client,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:09",
 	         s->lan, s->id);
 	snprintf(ip, sizeof(ip), "198.18.%d.9", s->id);
 	snprintf(dst, sizeof(dst), "198.18.%d.1", s->id);
@@ -262,6 +297,13 @@ gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams,
 		_exit(127);
 	}
 	return pid;
+}
+
+static int
+gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
+             const char *report)
+{
+	return gen_start_opts(s, producer, base, streams, records, report, NULL, 0);
 }
 
 static int
@@ -734,10 +776,176 @@ START_TEST(wan_adversary_af_packet)
 }
 END_TEST
 
+/* --- restarts: SIGKILL a site mid-stream, start it again --- */
+
+struct seen {
+	uint64_t account;
+	uint64_t seq;
+};
+
+static struct {
+	int fd;
+	volatile bool stop;
+	struct seen *v;
+	size_t n, cap;
+} cap_all;
+
+/* Records (stream, seq) of every batch arriving at vB until told to stop. */
+static void *
+capture_all(void *arg)
+{
+	uint8_t b[2048];
+
+	(void)arg;
+	while (!cap_all.stop) {
+		ssize_t r = recv(cap_all.fd, b, sizeof(b), 0);
+
+		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && b[12] == 0x08 && b[13] == 0 &&
+		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH &&
+		    cap_all.n < cap_all.cap) {
+			/* One key per stream in this test: (stream, seq) names (key, nonce). */
+			cap_all.v[cap_all.n].account = vr_get_be64(b + ETH_IP_UDP + 8);
+			cap_all.v[cap_all.n].seq = vr_get_be64(b + ETH_IP_UDP + 32);
+			cap_all.n++;
+		}
+	}
+	return NULL;
+}
+
+static int
+cmp_seen(const void *x, const void *y)
+{
+	const struct seen *a = x, *b = y;
+
+	if (a->account != b->account)
+		return a->account < b->account ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void
+site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n)
+{
+	int st;
+
+	kill(s->pid, SIGKILL);
+	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
+	unlink(s->lan); /* a memif server does not take over the socket file of a dead one */
+	stage("killed");
+	site_start(s);
+	stage("started again");
+	streams_config(s, origin, rcv, 1, n);
+}
+
+START_TEST(restarts_af_packet)
+{
+	enum { STREAMS = 10, RECORDS = 60000, KILLS = 4 };
+	struct site a, b;
+	char report[400], acks[400], line[128];
+	pthread_t th;
+	FILE *f;
+	unsigned long long acc, seq, lsn;
+	unsigned checked = 0, repeats = 0;
+	int g;
+
+	root = vr_test_tmpdir("dpr");
+	veth_up();
+	site_conf(&a, 1, 2);
+	site_conf(&b, 2, 1);
+	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
+	snprintf(a.iface, sizeof(a.iface), "vA");
+	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
+	snprintf(b.iface, sizeof(b.iface), "vB");
+	site_start(&a);
+	site_start(&b);
+	streams_add(&a, &b, 1, STREAMS);
+	cap_all.fd = tap_open(ns_b, "vB");
+	cap_all.cap = 4u << 20;
+	cap_all.v = calloc(cap_all.cap, sizeof(*cap_all.v));
+	ck_assert_ptr_nonnull(cap_all.v);
+	ck_assert_int_eq(pthread_create(&th, NULL, capture_all, NULL), 0);
+	snprintf(report, sizeof(report), "%s/gen.json", root);
+	snprintf(acks, sizeof(acks), "%s/acks.txt", root);
+	g = gen_start_opts(&a, 1, 1, STREAMS, RECORDS, report, acks, RECORDS / 6); /* ~6 s */
+	for (int i = 0; i < 400 && counter(&a, "ingest_frames") < 1000; i++)
+		usleep(25000);
+	/* Kill the sender and the receiver in turn, at random moments of the run. */
+	for (int k = 0; k < KILLS; k++) {
+		usleep(200000 + (useconds_t)(rand() % 600000));
+		if (k % 2 == 0)
+			site_kill_restart(&a, &a, &b, STREAMS);
+		else
+			site_kill_restart(&b, &a, &b, STREAMS);
+		stage(k % 2 == 0 ? "sender killed and restarted" : "receiver killed and restarted");
+	}
+	ck_assert_int_eq(gen_wait(g), 0);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	usleep(200000);
+	cap_all.stop = true;
+	pthread_join(th, NULL);
+	close(cap_all.fd);
+	stage("every frame acked; receiver caught up");
+
+	/* No (key, nonce) twice at the receiver. */
+	qsort(cap_all.v, cap_all.n, sizeof(*cap_all.v), cmp_seen);
+	for (size_t i = 1; i < cap_all.n; i++)
+		repeats += !cmp_seen(&cap_all.v[i - 1], &cap_all.v[i]);
+	ck_assert_uint_gt(cap_all.n, RECORDS / 64);
+	ck_assert_msg(repeats == 0, "%u (key, nonce) pairs seen twice", repeats);
+
+	/* Every acked frame is in the receiver's log at the LSN its ack named. */
+	teardown(&a, &b);
+	{
+		struct vr_log *lr = vr_log_open(b.wal, NULL);
+
+		ck_assert_ptr_nonnull(lr);
+		f = fopen(acks, "r");
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f)) {
+			struct vr_stream_id id = {.vault = 1, .primary = 1};
+			struct vr_log_iter *it;
+			struct vr_rec r;
+			uint64_t acc64, seq64;
+
+			ck_assert_int_eq(sscanf(line, "%llu %llu %llu", &acc, &seq, &lsn), 3);
+			id.account = acc;
+			it = vr_log_iter_open(lr, &id, lsn);
+			ck_assert_ptr_nonnull(it);
+			if (vr_log_iter_next(it, &r) != 1 || r.lsn != lsn || r.payload_size != 64)
+				ck_abort_msg(
+				    "acked frame %llu of stream %llu (LSN %llu) is missing", seq,
+				    acc, lsn);
+			memcpy(&acc64, r.payload, 8);
+			memcpy(&seq64, r.payload + 8, 8);
+			if (acc64 != acc || seq64 != seq)
+				ck_abort_msg("LSN %llu of stream %llu holds another frame", lsn,
+				             acc);
+			vr_log_iter_close(it);
+			checked++;
+		}
+		fclose(f);
+		for (unsigned s = 1; s <= STREAMS; s++) {
+			struct vr_stream_id id = {.account = s, .vault = 1, .primary = 1};
+
+			ck_assert_int_eq(vr_log_verify(lr, &id, NULL), 0);
+		}
+		vr_log_close(lr);
+	}
+	ck_assert_uint_gt(checked, RECORDS / 2);
+	printf("dataplane: %d SIGKILLs (sender and receiver in turn) under %d records: %zu batches "
+	       "seen at the receiver, 0 (key, nonce) repeats; %u acked frames checked at their LSN "
+	       "in the receiver's log, 0 lost\n",
+	       KILLS, RECORDS, cap_all.n, repeats ? 0 : checked);
+	free(cap_all.v);
+	veth_down();
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif, both_ways_memif, wan_adversary_af_packet};
+	const TTest *tests[] = {one_way_memif, both_ways_memif, wan_adversary_af_packet,
+	                        restarts_af_packet};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));
