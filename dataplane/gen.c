@@ -373,6 +373,8 @@ main(int argc, char **argv)
 	uint8_t *payload;
 	uint64_t hz, t0, t_end, next_send, gap, sent = 0, acked = 0, next_link = 0;
 	bool port_up = true;
+	struct rte_mbuf *pend[2 * BURST];
+	uint16_t npend = 0;
 	uint32_t rr = 0;
 	int c, n;
 
@@ -507,6 +509,9 @@ main(int argc, char **argv)
 			if (rte_eth_link_get_nowait(o.port, &link) == 0 && !link.link_status) {
 				if (port_up)
 					rte_eth_dev_stop(o.port);
+				rte_pktmbuf_free_bulk(pend,
+				                      npend); /* the timeout sends them again */
+				npend = 0;
 				port_up = rte_eth_dev_start(o.port) == 0;
 			}
 		}
@@ -514,12 +519,14 @@ main(int argc, char **argv)
 			continue;
 
 		/* New frames (round robin), resends from the first unacked, and timeouts. */
-		for (uint32_t k = 0; k < o.streams && ntx < BURST; k++) {
+		for (uint32_t k = 0; k < o.streams && ntx < BURST && !npend; k++) {
 			struct gstream *s = &ss[(rr + k) % o.streams];
 			uint64_t seq;
+			bool again = true;
 
 			if (now < s->hold_until)
 				continue;
+
 			if (s->resend_from) {
 				seq = s->resend_from;
 				s->resend_from = seq + 1 < s->next_seq ? seq + 1 : 0;
@@ -532,6 +539,7 @@ main(int argc, char **argv)
 			           (!gap || now >= next_send)) {
 				seq = s->next_seq++;
 				sent++;
+				again = false;
 				next_send += gap;
 			} else {
 				continue;
@@ -541,33 +549,19 @@ main(int argc, char **argv)
 			tx[ntx] = frame(s, seq, payload);
 			if (!tx[ntx])
 				break;
-			if (seq < s->next_seq - 1 || s->sent_tsc[seq % MAX_WIN])
-				resent++;
+			resent += again;
 			s->sent_tsc[seq % MAX_WIN] = now;
 			ntx++;
 		}
 		rr++;
-		if (ntx) {
-			uint16_t k = rte_eth_tx_burst(o.port, 0, tx, ntx);
+		/* What the port does not take now waits for the next round, in order. */
+		for (uint16_t i = 0; i < ntx; i++)
+			pend[npend++] = tx[i];
+		if (npend) {
+			uint16_t k = rte_eth_tx_burst(o.port, 0, pend, npend);
 
-			/* What the port did not take is sent again from its stream's first. */
-			for (uint16_t i = k; i < ntx; i++) {
-				struct rte_ether_hdr *eth =
-				    rte_pktmbuf_mtod(tx[i], struct rte_ether_hdr *);
-				uint8_t *f = (uint8_t *)eth + sizeof(*eth) +
-				             sizeof(struct rte_ipv4_hdr) +
-				             sizeof(struct rte_udp_hdr);
-				struct vr_ingest in;
-
-				if (!vr_wire_ingest_parse(f, VR_WIRE_INGEST_HDR + o.size, &in)) {
-					struct gstream *s = stream_of(ss, in.account);
-
-					if (s &&
-					    (!s->resend_from || in.producer_seq < s->resend_from))
-						s->resend_from = in.producer_seq;
-				}
-			}
-			rte_pktmbuf_free_bulk(tx + k, ntx - k);
+			memmove(pend, pend + k, (size_t)(npend - k) * sizeof(pend[0]));
+			npend = (uint16_t)(npend - k);
 		}
 		nrx = rte_eth_rx_burst(o.port, 0, rx, BURST);
 		for (uint16_t i = 0; i < nrx; i++) {

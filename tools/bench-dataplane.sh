@@ -56,7 +56,7 @@ run() { # label rate first-account
 		--vdev "net_memif0,role=client,socket=$dir/s1/lan.sock,socket-abstract=no" -- \
 		--ip 198.18.1.9 --dst 198.18.1.1 --streams "$streams" --records "$records" \
 		--window 32 --rate "$2" --account "$3" --seconds 300 2>&1 | grep '^vaultrep-gen')
-	echo "$out" | sed "s/^vaultrep-gen:/  $1:/"
+	echo "$out" | sed "s|^vaultrep-gen:|  $1:|"
 }
 
 site 1 2 server
@@ -64,15 +64,18 @@ site 2 1 client
 key=$(head -c 32 /dev/urandom | base64)
 for base in 1 100001; do
 	for a in $(seq "$base" $((base + streams - 1))); do
-		tools/dpctl "$dir/s1/ctl.sock" stream.add account="$a" vault=1 "members=[2]" >/dev/null
-		tools/dpctl "$dir/s1/ctl.sock" key.set account="$a" vault=1 key_id=1 key="$key" >/dev/null
-		tools/dpctl "$dir/s2/ctl.sock" stream.add account="$a" vault=1 primary=1 >/dev/null
-		tools/dpctl "$dir/s2/ctl.sock" key.set account="$a" vault=1 primary=1 key_id=1 \
-			key="$key" >/dev/null
+		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"members\": [2]}"
+		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"key_id\": 1, \"key\": \"$key\"}"
 	done
-done
+done | tools/dpctl "$dir/s1/ctl.sock" -
+for base in 1 100001; do
+	for a in $(seq "$base" $((base + streams - 1))); do
+		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"primary\": 1}"
+		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"primary\": 1, \"key_id\": 1, \"key\": \"$key\"}"
+	done
+done | tools/dpctl "$dir/s2/ctl.sock" -
 echo "== dataplane: two sites over memif, $records records of 64 B over $streams streams"
 full=$(run "100 % (as fast as acks allow)" 0 1)
 echo "$full"
-rate=$(echo "$full" | sed -n 's/.* \([0-9]*\) records\/s.*/\1/p' | head -1)
+rate=$(echo "$full" | sed -n 's|.* \([0-9]*\) records/s.*|\1|p' | head -1)
 run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001
