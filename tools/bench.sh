@@ -24,3 +24,10 @@ if [ $quick = 1 ]; then
 else
 	build/tools/bench-hsm --ops 300 --reps 5 --keys 10000 2>/dev/null
 fi
+echo
+echo "== dataplane: two sites end to end over memif, at full and at half rate"
+if [ $quick = 1 ]; then
+	tools/bench-dataplane.sh 100000 10
+else
+	tools/bench-dataplane.sh 1000000 100
+fi
