@@ -52,28 +52,8 @@ static const char *const counter_names[] = {
 #undef X
 };
 
-static json_t *fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static json_t *
-fail(int err, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:i, s:s}", "status", err, "error", msg);
-}
-
-static json_t *
-ok(json_t *res)
-{
-	if (!res)
-		res = json_object();
-	json_object_set_new(res, "status", json_integer(0));
-	return res;
-}
+#define fail vr_hsm_error
+#define ok   vr_hsm_ok
 
 void
 dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32])
@@ -120,6 +100,17 @@ stream_arg(struct dp *dp, json_t *req, struct vr_stream_id *id)
 	id->vault = (uint32_t)json_integer_value(v);
 	id->primary = p ? (uint16_t)json_integer_value(p) : dp->conf.site;
 	return NULL;
+}
+
+static struct dp_stream *
+stream_or_fail(struct dp *dp, const struct vr_stream_id *id, json_t **err)
+{
+	struct dp_stream *st = dp_stream_find(dp, id->account, id->vault, id->primary);
+
+	if (!st)
+		*err = fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id->account, id->vault,
+		            id->primary);
+	return st;
 }
 
 static bool
@@ -263,10 +254,8 @@ op_key_set(struct dp *dp, json_t *req)
 
 	if ((err = stream_arg(dp, req, &id)))
 		return err;
-	st = dp_stream_find(dp, id.account, id.vault, id.primary);
-	if (!st)
-		return fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
-		            id.primary);
+	if (!(st = stream_or_fail(dp, &id, &err)))
+		return err;
 	if (!json_is_integer(kid) || json_integer_value(kid) < 1 ||
 	    json_integer_value(kid) > UINT32_MAX)
 		return fail(EINVAL, "\"key_id\" must be 1..4294967295");
@@ -369,10 +358,8 @@ op_stream_show(struct dp *dp, json_t *req)
 
 	if ((err = stream_arg(dp, req, &id)))
 		return err;
-	st = dp_stream_find(dp, id.account, id.vault, id.primary);
-	if (!st)
-		return fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
-		            id.primary);
+	if (!(st = stream_or_fail(dp, &id, &err)))
+		return err;
 	return ok(stream_json(st));
 }
 

@@ -39,29 +39,8 @@ enum { RSA_BITS = 3072, BLOB_MAX = 1024, DATA_MAX = 256 * 1024 };
 
 static const char SITE_LABEL[] = "vaultrep-site", FREE_LABEL[] = "vaultrep-free";
 
-static json_t *fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static json_t *
-fail(int err, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:i, s:s}", "status", err, "error", msg);
-}
-
-static json_t *
-ok(json_t *o)
-{
-	if (!o)
-		o = json_object();
-	if (o)
-		json_object_set_new(o, "status", json_integer(0));
-	return o;
-}
+#define fail vr_hsm_error
+#define ok   vr_hsm_ok
 
 /* Names of vaults, keys, shards, peers: 1..48 of [A-Za-z0-9._-]. */
 static bool

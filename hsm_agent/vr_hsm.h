@@ -76,6 +76,14 @@ int vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t 
 char *vr_hsm_b64(const uint8_t *p, size_t n);
 int vr_hsm_unb64(const char *s, uint8_t **out, size_t *n);
 
+/*
+ * Responses of a server speaking this protocol (the agent, the dataplane's control socket):
+ * vr_hsm_error() is {"status": err, "error": message}; vr_hsm_ok() adds "status": 0 to res
+ * (a new object when res is NULL).
+ */
+json_t *vr_hsm_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+json_t *vr_hsm_ok(json_t *res);
+
 /* Framing: write one message / read one (malloc'd, NUL-terminated). 0 or -errno. */
 int vr_hsm_send(int fd, const char *msg, size_t n);
 int vr_hsm_recv(int fd, char **msg, size_t *n);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* Framing and base64 for the agent protocol (see vr_hsm.h); shared by the agent and clients. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -122,4 +124,26 @@ vr_hsm_unb64(const char *s, uint8_t **out, size_t *n)
 		pad++;
 	*n = (size_t)k - pad;
 	return 0;
+}
+
+json_t *
+vr_hsm_error(int err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:i, s:s}", "status", err, "error", msg);
+}
+
+json_t *
+vr_hsm_ok(json_t *res)
+{
+	if (!res)
+		res = json_object();
+	if (res)
+		json_object_set_new(res, "status", json_integer(0));
+	return res;
 }

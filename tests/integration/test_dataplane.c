@@ -575,6 +575,22 @@ veth_down(void)
 	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
 }
 
+/* Sites 1 and 2 with their WAN on net_af_packet, on either end of the veth pair. */
+static void
+veth_sites(struct site *a, struct site *b, const char *tag)
+{
+	root = vr_test_tmpdir(tag);
+	veth_up();
+	site_conf(a, 1, 2);
+	site_conf(b, 2, 1);
+	snprintf(a->netns, sizeof(a->netns), "%s", ns_a);
+	snprintf(a->iface, sizeof(a->iface), "vA");
+	snprintf(b->netns, sizeof(b->netns), "%s", ns_b);
+	snprintf(b->iface, sizeof(b->iface), "vB");
+	site_start(a);
+	site_start(b);
+}
+
 /*
  * A packet socket on iface inside namespace ns (the test process moves there; a socket keeps
  * the namespace it was made in). DPDK's af_packet bypasses the qdisc, so taps never see what
@@ -684,16 +700,7 @@ START_TEST(wan_adversary_af_packet)
 	long long applied0, rej0, replays0, opened0;
 	int fd, cap_fd, g;
 
-	root = vr_test_tmpdir("dpw");
-	veth_up();
-	site_conf(&a, 1, 2);
-	site_conf(&b, 2, 1);
-	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
-	snprintf(a.iface, sizeof(a.iface), "vA");
-	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
-	snprintf(b.iface, sizeof(b.iface), "vB");
-	site_start(&a);
-	site_start(&b);
+	veth_sites(&a, &b, "dpw");
 	streams_add(&a, &b, 1, 1);
 	cap_fd = tap_open(ns_b, "vB");
 	fd = tap_open(ns_a, "vA");
@@ -847,16 +854,7 @@ START_TEST(restarts_af_packet)
 	unsigned checked = 0, repeats = 0;
 	int g;
 
-	root = vr_test_tmpdir("dpr");
-	veth_up();
-	site_conf(&a, 1, 2);
-	site_conf(&b, 2, 1);
-	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
-	snprintf(a.iface, sizeof(a.iface), "vA");
-	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
-	snprintf(b.iface, sizeof(b.iface), "vB");
-	site_start(&a);
-	site_start(&b);
+	veth_sites(&a, &b, "dpr");
 	streams_add(&a, &b, 1, STREAMS);
 	cap_all.fd = tap_open(ns_b, "vB");
 	cap_all.cap = 4u << 20;
