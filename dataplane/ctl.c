@@ -503,15 +503,16 @@ dp_ctl_serve(struct dp *dp)
 				fds[i--] = fds[--n];
 				continue;
 			}
+			/* key.set carries a payload key: every buffer is wiped when freed. */
 			res = handle(dp, msg, len);
-			free(msg);
+			vr_hsm_wipe_free(msg);
 			out = json_dumps(res, JSON_COMPACT);
 			json_decref(res);
 			if (!out || vr_hsm_send(fds[i].fd, out, strlen(out))) {
 				close(fds[i].fd);
 				fds[i--] = fds[--n];
 			}
-			free(out);
+			vr_hsm_wipe_free(out);
 		}
 	}
 	for (unsigned i = 1; i < n; i++)

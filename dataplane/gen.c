@@ -18,7 +18,8 @@
  *
  * --acks FILE writes "account seq lsn" for every frame whose own ack named its LSN; --lenient
  * does not fail on LSNs out of order (an appliance restarted under it may append a frame whose
- * ack it lost twice: at least once, never lost).
+ * ack it lost twice: at least once, never lost). When the link goes down (the appliance went
+ * away) it writes its report and exits with 75.
  *
  * --pcap FILE writes the frames (Ethernet/IPv4/UDP) to a pcap file instead of sending them,
  * for dpdk-testpmd or net_pcap replay.
@@ -372,7 +373,7 @@ main(int argc, char **argv)
 	struct gstream *ss;
 	uint8_t *payload;
 	uint64_t hz, t0, t_end, next_send, gap, sent = 0, acked = 0, next_link = 0;
-	bool port_up = true;
+	bool gone = false;
 	struct rte_mbuf *pend[2 * BURST];
 	uint16_t npend = 0;
 	uint32_t rr = 0;
@@ -501,23 +502,20 @@ main(int argc, char **argv)
 		uint16_t ntx = 0, nrx;
 		uint64_t now = rte_rdtsc();
 
-		/* The appliance restarted under us (its memif socket went away): connect again. */
+		/*
+		 * The appliance went away (its link is down): stop, report what was acked and exit
+		 * with 75, so that a script can start a new producer session once it is back.
+		 * (Reconnecting a memif client in place races with the PMD's interrupt thread.)
+		 */
 		if (now >= next_link) {
 			struct rte_eth_link link;
 
-			next_link = now + hz / 10;
+			next_link = now + hz / 20;
 			if (rte_eth_link_get_nowait(o.port, &link) == 0 && !link.link_status) {
-				if (port_up)
-					rte_eth_dev_stop(o.port);
-				rte_pktmbuf_free_bulk(pend,
-				                      npend); /* the timeout sends them again */
-				npend = 0;
-				port_up = rte_eth_dev_start(o.port) == 0;
+				gone = true;
+				break;
 			}
 		}
-		if (!port_up)
-			continue;
-
 		/* New frames (round robin), resends from the first unacked, and timeouts. */
 		for (uint32_t k = 0; k < o.streams && ntx < BURST && !npend; k++) {
 			struct gstream *s = &ss[(rr + k) % o.streams];
@@ -630,5 +628,9 @@ main(int argc, char **argv)
 	free(ss);
 	free(payload);
 	free(lat_us);
+	if (gone) {
+		fprintf(stderr, "vaultrep-gen: the appliance's link went down\n");
+		return 75;
+	}
 	return acked >= o.records && !bad_acks && (o.lenient || !lsn_errors) ? 0 : 1;
 }

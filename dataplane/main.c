@@ -27,6 +27,7 @@
 #include <rte_telemetry.h>
 
 #include "dp.h"
+#include "vr_hsm.h"
 #include "vr_msg.h"
 
 static struct dp the_dp;
@@ -187,8 +188,9 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
-	/* Key material must never reach a core dump. */
+	/* Key material must never reach a core dump, nor stay in freed JSON buffers. */
 	prctl(PR_SET_DUMPABLE, 0);
+	vr_hsm_json_wipe();
 	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {

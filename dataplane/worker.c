@@ -960,6 +960,11 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 			send_wack(w, st, VR_WIRE_WACK_ACK);
 		return;
 	}
+	if ((size_t)(end - keep) > dp->job_bytes) {
+		/* Authentic, but larger than this site's batches (a peer at a larger MTU). */
+		DP_INC(w->s, wan_bad_records);
+		return;
+	}
 	j = dp_job_get(dp);
 	if (!j) {
 		DP_INC(w->s, no_mbuf); /* the sender retransmits */

@@ -29,7 +29,7 @@
 #include "vr_msg.h"
 #include "agent.h"
 
-static void wipe_free(void *p);
+#define wipe_free vr_hsm_wipe_free
 
 struct conn {
 	struct agent *a;
@@ -117,19 +117,6 @@ usage(FILE *f)
 	        "  --aes-wrap-mech HEX  AES key wrap with padding mechanism (default 0x210a)\n"
 	        "  -v                   more diagnostics (repeatable)\n",
 	        VR_P11_DEFAULT_MODULE);
-}
-
-/*
- * Every buffer jansson frees is wiped first: requests and responses carry wrapped keys and, for
- * the dataplane, payload keys in clear (base64).
- */
-static void
-wipe_free(void *p)
-{
-	if (p) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
 }
 
 /* No core dumps of this process, and nobody may ptrace it. */
@@ -239,7 +226,7 @@ main(int argc, char **argv)
 	}
 	vr_msg_set_level(verbose > VR_MSG_DEBUG ? VR_MSG_DEBUG : (enum vr_msg_level)verbose);
 	no_dumps();
-	json_set_alloc_funcs(malloc, wipe_free);
+	vr_hsm_json_wipe();
 	if (module) {
 		module_owned = module_path(module);
 		if (!module_owned)

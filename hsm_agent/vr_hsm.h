@@ -84,6 +84,14 @@ int vr_hsm_unb64(const char *s, uint8_t **out, size_t *n);
 json_t *vr_hsm_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_t *vr_hsm_ok(json_t *res);
 
+/*
+ * Key material travels in these messages (wrapped keys; payload keys in clear, base64, for the
+ * dataplane): vr_hsm_wipe_free() wipes a malloc'd buffer before freeing it, and
+ * vr_hsm_json_wipe() makes jansson free every buffer that way (call before any jansson use).
+ */
+void vr_hsm_wipe_free(void *p);
+void vr_hsm_json_wipe(void);
+
 /* Framing: write one message / read one (malloc'd, NUL-terminated). 0 or -errno. */
 int vr_hsm_send(int fd, const char *msg, size_t n);
 int vr_hsm_recv(int fd, char **msg, size_t *n);

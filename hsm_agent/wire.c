@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* Framing and base64 for the agent protocol (see vr_hsm.h); shared by the agent and clients. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include <openssl/evp.h>
 
 #include "vr_common.h"
+#include <openssl/crypto.h>
+
 #include "vr_hsm.h"
 
 static int
@@ -146,4 +149,19 @@ vr_hsm_ok(json_t *res)
 	if (res)
 		json_object_set_new(res, "status", json_integer(0));
 	return res;
+}
+
+void
+vr_hsm_wipe_free(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+void
+vr_hsm_json_wipe(void)
+{
+	json_set_alloc_funcs(malloc, vr_hsm_wipe_free);
 }
