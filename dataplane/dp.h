@@ -147,8 +147,9 @@ struct dp_job {
 	uint64_t read_from;     /* DP_JOB_READ */
 	uint8_t member;         /* DP_JOB_READ: index in st->members */
 	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
-	struct dp_ackto *acks;  /* origin: who to ack, one per record */
-	uint8_t *data;          /* records, contiguous */
+	uint8_t last_entropy[VR_REC_ENTROPY_SIZE]; /* origin: of its last record */
+	struct dp_ackto *acks;                     /* origin: who to ack, one per record */
+	uint8_t *data;                             /* records, contiguous */
 };
 
 struct dp_member {

@@ -532,21 +532,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 		dp_job_put(dp, j);
 		return;
 	}
-	{
-		struct vr_rec last;
-		uint8_t *p = j->data;
-
-		/* The entropy of the job's last record: walk to it. */
-		for (unsigned i = 0; i < j->n; i++) {
-			int sz = vr_rec_decode(p, (size_t)(j->data + j->bytes - p), &last);
-
-			if (sz <= 0)
-				break;
-			if (i + 1 < j->n)
-				p += sz;
-		}
-		memcpy(st->durable_entropy, last.entropy, sizeof(st->durable_entropy));
-	}
+	memcpy(st->durable_entropy, j->last_entropy, sizeof(st->durable_entropy));
 	st->durable_lsn = j->last_lsn;
 	DP_ADD(w->s, records_logged, j->n);
 	for (unsigned i = 0; i < j->n; i++) {
@@ -703,6 +689,7 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		return;
 	}
 	memcpy(st->entropy, r.entropy, sizeof(st->entropy));
+	memcpy(st->open->last_entropy, r.entropy, sizeof(r.entropy));
 	st->open->acks[st->open->n++] = to;
 	st->open->bytes += (uint32_t)rc;
 	st->open->last_lsn = st->next_lsn++;
