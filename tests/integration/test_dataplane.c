@@ -554,11 +554,17 @@ sh(const char *fmt, ...)
 
 static char ns_a[32], ns_b[32];
 
+static void veth_down(void);
+
 static void
 veth_up(void)
 {
+	/* Namespaces of earlier runs that died before cleaning up (their pid is gone). */
+	sh("for n in $(ip netns list | awk '{print $1}' | grep -E '^vr[ab][0-9]+$'); do "
+	   "[ -d /proc/${n#vr?} ] || ip netns del $n; done");
 	snprintf(ns_a, sizeof(ns_a), "vra%d", (int)getpid());
 	snprintf(ns_b, sizeof(ns_b), "vrb%d", (int)getpid());
+	atexit(veth_down); /* a failed assertion ends the test process with exit() */
 	ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", ns_a, ns_b), 0);
 	ck_assert_int_eq(sh("ip link add vA netns %s type veth peer name vB netns %s", ns_a, ns_b),
 	                 0);
@@ -572,7 +578,9 @@ veth_up(void)
 static void
 veth_down(void)
 {
-	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+	if (ns_a[0])
+		sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+	ns_a[0] = 0;
 }
 
 /* Sites 1 and 2 with their WAN on net_af_packet, on either end of the veth pair. */
