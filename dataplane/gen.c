@@ -42,6 +42,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "dp_net.h"
 #include "vr_wire.h"
 
 enum { BURST = 32, MAX_WIN = 1024 };
@@ -97,11 +98,9 @@ on_signal(int s)
 static struct rte_mbuf *
 frame(struct gstream *s, uint64_t seq, uint8_t *payload)
 {
-	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
-	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
-	struct rte_udp_hdr *udp;
 	uint16_t len = (uint16_t)(VR_WIRE_INGEST_HDR + o.size);
+	struct dp_endpoint src = {.mac = my_mac, .ip = o.ip, .udp = o.sport};
+	struct dp_endpoint dst = {.mac = dst_mac, .ip = o.dst, .udp = o.udp};
 	struct vr_ingest f = {
 	    .producer = o.producer,
 	    .producer_seq = seq,
@@ -113,69 +112,27 @@ frame(struct gstream *s, uint64_t seq, uint8_t *payload)
 	    .flags = seq == s->acked_seq + 1 ? VR_WIRE_F_RESUME : 0,
 	    .payload = payload,
 	};
+	uint8_t *pl;
+	struct rte_mbuf *m = dp_udp_new(mp, &src, &dst, len, &pl);
 
 	if (!m)
 		return NULL;
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(
-	    m, (uint16_t)(sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + len));
-	if (!eth) {
-		rte_pktmbuf_free(m);
-		return NULL;
-	}
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	udp = (struct rte_udp_hdr *)(ip + 1);
-	eth->dst_addr = dst_mac;
-	eth->src_addr = my_mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	*ip = (struct rte_ipv4_hdr){
-	    .version_ihl = RTE_IPV4_VHL_DEF,
-	    .total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + len)),
-	    .time_to_live = 64,
-	    .next_proto_id = IPPROTO_UDP,
-	    .src_addr = rte_cpu_to_be_32(o.ip),
-	    .dst_addr = rte_cpu_to_be_32(o.dst),
-	};
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	*udp = (struct rte_udp_hdr){
-	    .src_port = rte_cpu_to_be_16(o.sport),
-	    .dst_port = rte_cpu_to_be_16(o.udp),
-	    .dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + len)),
-	};
 	/* The payload names its stream and sequence, so a receiver can check every byte. */
 	memset(payload, (int)(seq & 0xff), o.size);
 	if (o.size >= 16) {
 		memcpy(payload, &s->account, 8);
 		memcpy(payload + 8, &seq, 8);
 	}
-	vr_wire_ingest_encode(&f, (uint8_t *)(udp + 1), len);
+	vr_wire_ingest_encode(&f, pl, len);
 	return m;
 }
 
 static void
 arp_request(void)
 {
-	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
-	struct rte_ether_hdr *eth;
-	struct rte_arp_hdr *a;
+	struct rte_mbuf *m = dp_arp_new(mp, &my_mac, o.ip, NULL, o.dst);
 
-	if (!m)
-		return;
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, sizeof(*eth) + sizeof(*a));
-	a = (struct rte_arp_hdr *)(eth + 1);
-	memset(&eth->dst_addr, 0xff, sizeof(eth->dst_addr));
-	eth->src_addr = my_mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-	*a = (struct rte_arp_hdr){
-	    .arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER),
-	    .arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4),
-	    .arp_hlen = RTE_ETHER_ADDR_LEN,
-	    .arp_plen = 4,
-	    .arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST),
-	};
-	a->arp_data.arp_sha = my_mac;
-	a->arp_data.arp_sip = rte_cpu_to_be_32(o.ip);
-	a->arp_data.arp_tip = rte_cpu_to_be_32(o.dst);
-	if (!rte_eth_tx_burst(o.port, 0, &m, 1))
+	if (m && !rte_eth_tx_burst(o.port, 0, &m, 1))
 		rte_pktmbuf_free(m);
 }
 

@@ -26,6 +26,7 @@
 #include <rte_udp.h>
 
 #include "dp.h"
+#include "dp_net.h"
 #include "vr_msg.h"
 
 enum { BURST = 32, TXQ = 256 };
@@ -81,48 +82,17 @@ tx(struct worker *w, struct txq *q, struct rte_mbuf *m)
 	q->m[q->n++] = m;
 }
 
-/* An Ethernet + IPv4 + UDP datagram of len payload bytes; *pl points at the payload. */
+/* A datagram from port p to (dmac, dip, dport) of len payload bytes at *pl. */
 static struct rte_mbuf *
 udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *dmac, uint32_t dip,
         uint16_t dport, uint16_t len, uint8_t **pl)
 {
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->dp->pkt_mp);
-	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
-	struct rte_udp_hdr *udp;
-	uint16_t total = (uint16_t)(sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + len);
+	struct dp_endpoint src = {.mac = p->mac, .ip = p->ip, .udp = p->udp};
+	struct dp_endpoint dst = {.mac = *dmac, .ip = dip, .udp = dport};
+	struct rte_mbuf *m = dp_udp_new(w->dp->pkt_mp, &src, &dst, len, pl);
 
-	if (!m) {
+	if (!m)
 		DP_INC(w->s, no_mbuf);
-		return NULL;
-	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, total);
-	if (!eth) {
-		rte_pktmbuf_free(m);
-		DP_INC(w->s, no_mbuf);
-		return NULL;
-	}
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	udp = (struct rte_udp_hdr *)(ip + 1);
-	rte_ether_addr_copy(dmac, &eth->dst_addr);
-	rte_ether_addr_copy(&p->mac, &eth->src_addr);
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	*ip = (struct rte_ipv4_hdr){
-	    .version_ihl = RTE_IPV4_VHL_DEF,
-	    .total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + len)),
-	    .fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
-	    .time_to_live = 64,
-	    .next_proto_id = IPPROTO_UDP,
-	    .src_addr = rte_cpu_to_be_32(p->ip),
-	    .dst_addr = rte_cpu_to_be_32(dip),
-	};
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	*udp = (struct rte_udp_hdr){
-	    .src_port = rte_cpu_to_be_16(p->udp),
-	    .dst_port = rte_cpu_to_be_16(dport),
-	    .dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + len)),
-	};
-	*pl = (uint8_t *)(udp + 1);
 	return m;
 }
 
@@ -165,43 +135,22 @@ peer_by_site(struct dp *dp, uint16_t site)
 	return NULL;
 }
 
+/* An ARP request for tip (tha NULL), or a reply to (tha, tip), out of port p. */
 static void
-arp_send(struct worker *w, const struct dp_port *p, struct txq *q, uint16_t op,
-         const struct rte_ether_addr *tha, uint32_t tip)
+arp_send(struct worker *w, const struct dp_port *p, struct txq *q, const struct rte_ether_addr *tha,
+         uint32_t tip)
 {
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->dp->pkt_mp);
-	struct rte_ether_hdr *eth;
-	struct rte_arp_hdr *arp;
+	struct rte_mbuf *m = dp_arp_new(w->dp->pkt_mp, &p->mac, p->ip, tha, tip);
 
 	if (!m) {
 		DP_INC(w->s, no_mbuf);
 		return;
 	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, sizeof(*eth) + sizeof(*arp));
-	arp = (struct rte_arp_hdr *)(eth + 1);
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&eth->dst_addr, 0xff, sizeof(eth->dst_addr));
-	else
-		rte_ether_addr_copy(tha, &eth->dst_addr);
-	rte_ether_addr_copy(&p->mac, &eth->src_addr);
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-	arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-	arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	arp->arp_hlen = RTE_ETHER_ADDR_LEN;
-	arp->arp_plen = 4;
-	arp->arp_opcode = rte_cpu_to_be_16(op);
-	rte_ether_addr_copy(&p->mac, &arp->arp_data.arp_sha);
-	arp->arp_data.arp_sip = rte_cpu_to_be_32(p->ip);
-	if (op == RTE_ARP_OP_REQUEST)
-		memset(&arp->arp_data.arp_tha, 0, sizeof(arp->arp_data.arp_tha));
-	else
-		rte_ether_addr_copy(tha, &arp->arp_data.arp_tha);
-	arp->arp_data.arp_tip = rte_cpu_to_be_32(tip);
 	tx(w, q, m);
-	if (op == RTE_ARP_OP_REQUEST)
-		DP_INC(w->s, arp_requests);
-	else
+	if (tha)
 		DP_INC(w->s, arp_replies);
+	else
+		DP_INC(w->s, arp_requests);
 }
 
 static void
@@ -245,7 +194,7 @@ arp_in(struct worker *w, const struct dp_port *p, struct txq *q, struct rte_mbuf
 		mine = true;
 	}
 	if (tip == p->ip && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
-		arp_send(w, p, q, RTE_ARP_OP_REPLY, &arp->arp_data.arp_sha, sip);
+		arp_send(w, p, q, &arp->arp_data.arp_sha, sip);
 		mine = true;
 	}
 	if (!mine)
@@ -262,10 +211,9 @@ arp_resolve(struct worker *w)
 	w->next_arp = w->now + dp->hz / 10;
 	for (unsigned i = 0; i < dp->n_peers; i++)
 		if (!dp->peers[i].resolved)
-			arp_send(w, &dp->wan, &w->wan_tx, RTE_ARP_OP_REQUEST, NULL,
-			         dp->peers[i].ip);
+			arp_send(w, &dp->wan, &w->wan_tx, NULL, dp->peers[i].ip);
 	if (dp->consumer.ip && !dp->consumer.resolved)
-		arp_send(w, &dp->lan, &w->lan_tx, RTE_ARP_OP_REQUEST, NULL, dp->consumer.ip);
+		arp_send(w, &dp->lan, &w->lan_tx, NULL, dp->consumer.ip);
 }
 
 /* --- origin: batches --- */
