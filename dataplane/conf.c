@@ -9,6 +9,7 @@
 #include <ini.h>
 
 #include "dp_conf.h"
+#include "vr_nonce.h"
 #include "vr_wire.h"
 
 struct parse {
@@ -106,6 +107,19 @@ peer(struct dp_conf *c, const char *section)
 	return &c->peers[c->n_peers++];
 }
 
+/* A name the hsm_agent takes: 1-48 of [A-Za-z0-9._-]. */
+static int
+shard(const char *v, char out[49])
+{
+	size_t n = strlen(v);
+
+	if (!n || n > 48 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                             "0123456789._-") != n)
+		return -1;
+	memcpy(out, v, n + 1);
+	return 0;
+}
+
 static int
 key(struct dp_conf *c, const char *s, const char *n, const char *v)
 {
@@ -122,6 +136,8 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			return path(v, c->hsm);
 		else if (!strcmp(n, "control_uid"))
 			return uids(c, v);
+		else if (!strcmp(n, "hsm_shard"))
+			return shard(v, c->hsm_shard);
 		else
 			return -1;
 		return 0;
@@ -139,6 +155,17 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			c->window = (uint32_t)x;
 		else if (!strcmp(n, "rto_us") && !num(v, 100, 10000000, &x))
 			c->rto_us = (uint32_t)x;
+		else
+			return -1;
+		return 0;
+	}
+	if (!strcmp(s, "keys")) {
+		if (!strcmp(n, "rekey_batches") && !num(v, 16, VR_NONCE_SOFT_LIMIT, &x))
+			c->rekey_batches = x;
+		else if (!strcmp(n, "rekey_seconds") && !num(v, 1, 30 * 86400, &x))
+			c->rekey_seconds = (uint32_t)x;
+		else if (!strcmp(n, "grace_ms") && !num(v, 0, 600000, &x))
+			c->grace_ms = (uint32_t)x;
 		else
 			return -1;
 		return 0;
@@ -211,6 +238,10 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	    .rto_us = 20000,
 	    .pmd = "crypto_aesni_gcm",
 	    .max_sleep_us = 200,
+	    .hsm_shard = "0",
+	    .rekey_batches = VR_NONCE_SOFT_LIMIT,
+	    .rekey_seconds = VR_NONCE_MAX_AGE_S,
+	    .grace_ms = 1000,
 	    .uids = {0},
 	    .n_uids = 1,
 	};

@@ -6,11 +6,23 @@
  * worker never waits for it.
  *
  *   ping                                              -> site
- *   stream.add   account, vault, [primary], [members] -> durable_lsn
+ *   stream.add   account, vault, [primary], [members], [key_id, blob]
+ *                -> durable_lsn, key_id, [keys]
  *                primary defaults to this site (an origin stream, whose seed record names the
  *                members); a stream of another primary is one this site receives.
+ *                With an hsm_agent ([site] hsm): an origin stream gets its payload key (made,
+ *                or after a restart its stored ones), and "keys" are the current key's records
+ *                for the members, {"<site>": {key_id, blob}}, which control carries to them
+ *                (K1); a receiving stream gets its stored keys, or key_id and blob (a record
+ *                from the origin's stream.add) when newer.
+ *   key.install  account, vault, primary, key_id, blob  (receiver, with an hsm_agent)
+ *                installs a key record that control carried (a member that lost the chain)
+ *   stream.rekey account, vault                         (origin, with an hsm_agent)
+ *                asks for the next payload key now; it is made, sent to the members in the
+ *                stream and used once they confirm it (stream.show key_id)
  *   key.set      account, vault, [primary], key_id, key (base64, 32 bytes)
- *                installs a payload key; the previous one stays valid for batches in flight
+ *                installs a payload key in clear (without an hsm_agent: tests, a lab); the
+ *                previous one stays valid for batches in flight
  *   stream.show  account, vault, [primary]            -> figures of one stream
  *   stream.list                                       -> every stream
  *   stats                                             -> every counter, ack latency histogram
@@ -156,14 +168,58 @@ write_seed(struct dp *dp, struct dp_stream *st)
 	return 0;
 }
 
+static void
+stream_free(struct dp *dp, struct dp_stream *st)
+{
+	dp_key_free(dp, atomic_load(&st->key));
+	dp_key_free(dp, atomic_load(&st->prev_key));
+	if (st->rekey) {
+		dp_key_free(dp, st->rekey->key == atomic_load(&st->key) ? NULL : st->rekey->key);
+		free(st->rekey);
+	}
+	rte_free(st);
+}
+
+/* key_id and blob of a request: installed as the receiver's key (K1: control carried it). */
+static int
+install_arg(struct dp *dp, struct dp_stream *st, json_t *req, char *msg, size_t msg_n)
+{
+	json_t *kid = json_object_get(req, "key_id");
+	const char *b64 = json_string_value(json_object_get(req, "blob"));
+	struct dp_key *cur = atomic_load(&st->key);
+	uint8_t *blob = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!json_is_integer(kid) || json_integer_value(kid) < 1 ||
+	    json_integer_value(kid) > UINT32_MAX) {
+		snprintf(msg, msg_n, "\"key_id\" must be 1..4294967295");
+		return -EINVAL;
+	}
+	if (cur && cur->id >= json_integer_value(kid))
+		return 0; /* this site holds that key or a newer one already */
+	if (!b64 || vr_hsm_unb64(b64, &blob, &n) || !n || n > VR_WIRE_KEYREC_MAX_BLOB) {
+		free(blob);
+		snprintf(msg, msg_n, "\"blob\" must be a wrapped key in base64 (1..%d bytes)",
+		         VR_WIRE_KEYREC_MAX_BLOB);
+		return -EINVAL;
+	}
+	rc = dp_keys_install(dp, st, (uint32_t)json_integer_value(kid), blob, n, msg, msg_n);
+	free(blob);
+	return rc;
+}
+
 static json_t *
 op_stream_add(struct dp *dp, json_t *req)
 {
-	json_t *err, *members = json_object_get(req, "members"), *m;
+	json_t *err, *members = json_object_get(req, "members"), *m, *records = NULL, *res,
+	             *kid = json_object_get(req, "key_id");
 	struct vr_stream_id id;
 	struct vr_log_stream ls;
 	struct dp_stream *st;
+	struct dp_key *cur;
 	struct dp_skey k;
+	char msg[512];
 	size_t i;
 	int rc;
 
@@ -218,24 +274,40 @@ op_stream_add(struct dp *dp, json_t *req)
 	memcpy(st->durable_entropy, st->entropy, sizeof(st->entropy));
 	st->next_lsn = st->durable_lsn + 1;
 	st->queued_lsn = st->durable_lsn;
+	if (dp->conf.hsm[0]) {
+		rc = dp_keys_bootstrap(dp, st, &records, msg, sizeof(msg));
+		if (!rc && !st->origin && json_is_integer(kid))
+			rc = install_arg(dp, st, req, msg, sizeof(msg));
+		if (rc) {
+			stream_free(dp, st);
+			return fail(-rc, "payload keys: %s", msg);
+		}
+	}
 	k = dp_skey(id.account, id.vault, id.primary);
 	rc = rte_hash_add_key_data(dp->streams, &k, st);
 	if (rc) {
-		rte_free(st);
+		json_decref(records);
+		stream_free(dp, st);
 		return fail(-rc, "cannot add the stream: %s", strerror(-rc));
 	}
-	return ok(json_pack("{s:I}", "durable_lsn", (json_int_t)st->durable_lsn));
-}
+	if (st->rekey) {
+		/* Restarted in the middle of a rotation: the worker sends the records again. */
+		struct dp_msg *nk = calloc(1, sizeof(*nk));
 
-static void
-key_free(struct dp *dp, struct dp_key *k)
-{
-	if (!k)
-		return;
-	dp_crypto_session_free(&dp->crypto, k->seal);
-	dp_crypto_session_free(&dp->crypto, k->open);
-	explicit_bzero(k, sizeof(*k));
-	rte_free(k);
+		if (nk) {
+			*nk = (struct dp_msg){
+			    .kind = DP_MSG_NEXT_KEY, .status = 1, .st = st, .rekey = st->rekey};
+			st->rekey = NULL;
+			if (dp_msg_to_worker(dp, nk))
+				free(nk);
+		}
+	}
+	cur = atomic_load(&st->key);
+	res = json_pack("{s:I, s:i}", "durable_lsn", (json_int_t)st->durable_lsn, "key_id",
+	                cur ? (int)cur->id : 0);
+	if (records)
+		json_object_set_new(res, "keys", records);
+	return ok(res);
 }
 
 static json_t *
@@ -246,11 +318,9 @@ op_key_set(struct dp *dp, json_t *req)
 	struct vr_stream_id id;
 	struct dp_stream *st;
 	struct dp_key *k, *old;
-	uint8_t *key = NULL, salt[32];
+	uint8_t *key = NULL;
 	size_t n = 0;
-	unsigned sn = sizeof(salt);
-	uint64_t limit;
-	int rc;
+	char msg[256];
 
 	if ((err = stream_arg(dp, req, &id)))
 		return err;
@@ -269,40 +339,12 @@ op_key_set(struct dp *dp, json_t *req)
 		free(key);
 		return fail(EINVAL, "\"key\" must be 32 bytes in base64");
 	}
-	k = rte_zmalloc("vr_key", sizeof(*k), RTE_CACHE_LINE_SIZE);
-	if (!k) {
-		explicit_bzero(key, n);
-		free(key);
-		return fail(ENOMEM, "out of memory for a key");
-	}
-	k->id = (uint32_t)json_integer_value(kid);
-	dp_ack_key(key, k->ack_key);
-	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)"vaultrep salt v1", 16, salt, &sn);
-	memcpy(k->salt, salt, sizeof(k->salt));
-	if (st->origin)
-		k->seal = dp_crypto_session(&dp->crypto, key, true);
-	else
-		k->open = dp_crypto_session(&dp->crypto, key, false);
+	k = dp_key_new(dp, st, (uint32_t)json_integer_value(kid), key, st->origin, msg,
+	               sizeof(msg));
 	explicit_bzero(key, n);
 	free(key);
-	if (!k->seal && !k->open) {
-		key_free(dp, k);
-		return fail(EIO, "the crypto device refused the session");
-	}
-	if (st->origin) {
-		/* Resume above every sequence ever reserved under this key, then reserve ahead. */
-		rc = dp_nonce_persisted(dp, st, k->id, &limit);
-		if (!rc) {
-			vr_nonce_start(&k->nonce, k->salt, limit, (uint64_t)time(NULL));
-			limit = vr_nonce_next_limit(&k->nonce);
-			rc = dp_nonce_persist(dp, st, k->id, limit);
-		}
-		if (rc) {
-			key_free(dp, k);
-			return fail(-rc, "cannot reserve nonces: %s", vr_rec_strerror(rc));
-		}
-		vr_nonce_reserved(&k->nonce, limit);
-	}
+	if (!k)
+		return fail(EIO, "%s", msg);
 	old = atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key), memory_order_acq_rel);
 	atomic_store_explicit(&st->key, k, memory_order_release);
 	if (old) {
@@ -319,6 +361,112 @@ op_key_set(struct dp *dp, json_t *req)
 			retired[n_retired++] = old;
 	}
 	return ok(json_pack("{s:i}", "key_id", (int)k->id));
+}
+
+static json_t *
+op_key_install(struct dp *dp, json_t *req)
+{
+	struct vr_stream_id id;
+	struct dp_stream *st;
+	json_t *err;
+	char msg[512];
+	int rc;
+
+	if ((err = stream_arg(dp, req, &id)))
+		return err;
+	if (!(st = stream_or_fail(dp, &id, &err)))
+		return err;
+	if (!dp->conf.hsm[0])
+		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
+	if (st->origin)
+		return fail(EINVAL, "an origin stream makes its own keys");
+	rc = install_arg(dp, st, req, msg, sizeof(msg));
+	if (rc)
+		return fail(-rc, "%s", msg);
+	return ok(json_pack("{s:i}", "key_id", (int)atomic_load(&st->key)->id));
+}
+
+static json_t *
+op_stream_rekey(struct dp *dp, json_t *req)
+{
+	struct vr_stream_id id;
+	struct dp_stream *st;
+	struct dp_msg *m;
+	json_t *err;
+
+	if ((err = stream_arg(dp, req, &id)))
+		return err;
+	if (!(st = stream_or_fail(dp, &id, &err)))
+		return err;
+	if (!dp->conf.hsm[0])
+		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
+	if (!st->origin)
+		return fail(EINVAL, "only the origin of a stream rotates its key");
+	if (!(m = calloc(1, sizeof(*m))))
+		return fail(ENOMEM, "out of memory");
+	*m = (struct dp_msg){.kind = DP_MSG_REKEY_NOW, .st = st};
+	if (dp_msg_to_worker(dp, m)) {
+		free(m);
+		return fail(EBUSY, "the worker's queue is full: try again");
+	}
+	return ok(json_pack("{s:i}", "key_id", (int)atomic_load(&st->key)->id));
+}
+
+/* Messages of the worker: make a key, install one, free one. */
+static void
+worker_msgs(struct dp *dp)
+{
+	struct dp_msg *m;
+	uint64_t cnt;
+	char msg[512];
+
+	if (read(dp->ctl_wake, &cnt, sizeof(cnt)) < 0) {
+		/* nothing to read: the ring is drained anyway */
+	}
+	while (rte_ring_dequeue(dp->to_ctl, (void **)&m) == 0) {
+		struct dp_stream *st = m->st;
+
+		switch (m->kind) {
+		case DP_MSG_REKEY:
+			m->kind = DP_MSG_NEXT_KEY;
+			m->rekey = dp_keys_next(dp, st, msg, sizeof(msg));
+			if (m->rekey) {
+				DP_INC(&dp->stats, rekeys);
+			} else {
+				DP_INC(&dp->stats, rekey_failed);
+				vr_err("dataplane", "stream %llu/%u/%u: no next key: %s",
+				       (unsigned long long)st->id.account, st->id.vault,
+				       st->id.primary, msg);
+			}
+			break;
+		case DP_MSG_KEYREC:
+			m->kind = DP_MSG_INSTALLED;
+			m->status = dp_keys_install(dp, st, m->key_id, m->blob, m->blob_size, msg,
+			                            sizeof(msg));
+			if (m->status == 0) {
+				DP_INC(&dp->stats, keys_installed);
+			} else if (m->status != -EALREADY) {
+				DP_INC(&dp->stats, key_install_failed);
+				vr_err("dataplane", "stream %llu/%u/%u: key record %u: %s",
+				       (unsigned long long)st->id.account, st->id.vault,
+				       st->id.primary, m->key_id, msg);
+			}
+			break;
+		case DP_MSG_RETIRE:
+			rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+			dp_key_free(dp, m->key);
+			free(m);
+			continue;
+		default:
+			free(m);
+			continue;
+		}
+		if (dp_msg_to_worker(dp, m)) {
+			vr_err("dataplane", "the worker's queue is full: a key message is lost");
+			free(m->rekey);
+			free(m);
+		}
+	}
 }
 
 static json_t *
@@ -414,6 +562,8 @@ static const struct {
     {"ping", op_ping},
     {"stream.add", op_stream_add},
     {"key.set", op_key_set},
+    {"key.install", op_key_install},
+    {"stream.rekey", op_stream_rekey},
     {"stream.show", op_stream_show},
     {"stream.list", op_stream_list},
     {"stats", op_stats},
@@ -459,8 +609,8 @@ int
 dp_ctl_serve(struct dp *dp)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct pollfd fds[1 + MAX_CLIENTS];
-	unsigned n = 1;
+	struct pollfd fds[2 + MAX_CLIENTS];
+	unsigned n = 2;
 	int lfd;
 
 	if (strlen(dp->conf.control) >= sizeof(sa.sun_path))
@@ -478,20 +628,23 @@ dp_ctl_serve(struct dp *dp)
 		return -e;
 	}
 	fds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+	fds[1] = (struct pollfd){.fd = dp->ctl_wake, .events = POLLIN};
 	while (!atomic_load(&dp->quit)) {
 		int r = poll(fds, n, 200);
 
 		if (r <= 0)
 			continue;
+		if (fds[1].revents & POLLIN)
+			worker_msgs(dp);
 		if ((fds[0].revents & POLLIN)) {
 			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
-			if (c >= 0 && (n == 1 + MAX_CLIENTS || !admitted(dp, c)))
+			if (c >= 0 && (n == 2 + MAX_CLIENTS || !admitted(dp, c)))
 				close(c);
 			else if (c >= 0)
 				fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
 		}
-		for (unsigned i = 1; i < n; i++) {
+		for (unsigned i = 2; i < n; i++) {
 			char *msg = NULL, *out;
 			size_t len;
 			json_t *res;
@@ -515,12 +668,13 @@ dp_ctl_serve(struct dp *dp)
 			vr_hsm_wipe_free(out);
 		}
 	}
-	for (unsigned i = 1; i < n; i++)
+	for (unsigned i = 2; i < n; i++)
 		close(fds[i].fd);
 	close(lfd);
+	dp_keys_close();
 	unlink(sa.sun_path);
 	for (unsigned i = 0; i < n_retired; i++)
-		key_free(dp, retired[i]);
+		dp_key_free(dp, retired[i]);
 	free(retired);
 	return 0;
 }

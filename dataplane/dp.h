@@ -28,6 +28,8 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include <jansson.h>
+
 #include "dp_conf.h"
 #include "dp_crypto.h"
 #include "vr_batch.h"
@@ -88,6 +90,14 @@
 	X(wan_ack_forged, "WAN acks whose tag does not verify")                                    \
 	X(wan_acks_sent, "WAN acks and gap reports sent")                                          \
 	X(delivered, "records delivered to the local consumer")                                    \
+	X(rekeys, "payload keys made for origin streams (D4)")                                    \
+	X(rekey_failed, "rekeys the hsm_agent could not complete (tried again later)")             \
+	X(key_records_sent, "key records sent to members (first sends and resends)")               \
+	X(key_records_rx, "key records received and opened")                                       \
+	X(keys_confirmed, "members that proved they hold a new key (an ack under it)")            \
+	X(keys_promoted, "origin streams that began sealing under their next key")                \
+	X(keys_installed, "payload keys unwrapped and installed at this receiver")                \
+	X(key_install_failed, "key records whose key did not unwrap or persist here")             \
 	X(no_mbuf, "mbuf or job allocations that failed")
 
 enum dp_counter {
@@ -108,6 +118,8 @@ struct dp_stats {
 /* A payload key as the worker uses it (immutable once published). */
 struct dp_key {
 	uint32_t id;
+	uint64_t rekey_tsc;  /* origin: ask for the next key at this TSC (age bound) */
+	bool retired;        /* origin: no longer the stream's; freed once no job names it */
 	uint8_t salt[VR_NONCE_SALT];
 	void *seal; /* cryptodev session, encrypt (origin) */
 	void *open; /* cryptodev session, decrypt (receiver) */
@@ -115,6 +127,43 @@ struct dp_key {
 	struct vr_nonce nonce;   /* origin: written by the worker only */
 	bool reserving;          /* origin: a reservation job is in flight */
 	struct vr_replay replay; /* receiver: written by the worker only */
+};
+
+/*
+ * An origin's next payload key (D4), made by the control thread through the hsm_agent and
+ * handed to the worker: the key, and its record for each member (the key under that member's
+ * site KEK). The worker sends the records, sealed under the current key, until each member
+ * answers with an ack under the new key; then (or after [keys] grace_ms) it seals under it.
+ */
+struct dp_rekey {
+	struct dp_key *key;
+	uint8_t n;
+	struct {
+		uint16_t site;
+		uint16_t blob_size;
+		uint8_t blob[VR_WIRE_KEYREC_MAX_BLOB];
+	} rec[VR_REC_MAX_MEMBERS];
+};
+
+/* Messages between the worker and the control thread (rings dp->to_ctl and dp->to_worker). */
+enum dp_msg_kind {
+	DP_MSG_REKEY_NOW, /* control -> worker: an operator asks for the next key */
+	DP_MSG_REKEY,     /* worker -> control: make the stream's next key */
+	DP_MSG_KEYREC,    /* worker -> control: install the key of this key record */
+	DP_MSG_RETIRE,    /* worker -> control: free this key (no job names it any more) */
+	DP_MSG_NEXT_KEY,  /* control -> worker: rekey ready (or failed: rekey NULL) */
+	DP_MSG_INSTALLED, /* control -> worker: a key record was handled (status says how) */
+};
+
+struct dp_msg {
+	uint8_t kind;
+	int status;
+	struct dp_stream *st;
+	struct dp_key *key;     /* RETIRE */
+	struct dp_rekey *rekey; /* NEXT_KEY */
+	uint32_t key_id;        /* KEYREC */
+	uint16_t blob_size;
+	uint8_t blob[VR_WIRE_KEYREC_MAX_BLOB];
 };
 
 struct dp_ackto {
@@ -194,6 +243,15 @@ struct dp_stream {
 	uint32_t win_n;
 	struct dp_producer prod[DP_PRODUCERS];
 	uint64_t last_ack_tsc; /* receiver: rate limit of gap reports */
+	/* payload key rotation (D4), worker-owned */
+	struct dp_rekey *rekey;  /* origin: the next key, while members confirm it */
+	uint32_t confirmed;      /* origin: members (bits) that hold rekey->key */
+	bool promoted;           /* origin: sealing under rekey->key already */
+	bool rekey_asked;        /* origin: control is making the next key */
+	uint64_t rekey_since;    /* origin: TSC the records were first sent */
+	uint64_t rekey_deadline; /* origin: TSC to send the records again */
+	uint64_t rekey_retry;    /* origin: TSC before which a failed rekey is not asked again */
+	bool installing;         /* receiver: a key record is with control */
 	/* figures for stream.show and telemetry */
 	uint64_t records, bytes, batches;
 };
@@ -228,6 +286,9 @@ struct dp {
 	struct rte_rcu_qsbr *qsbr;
 	struct rte_ring *log_ring;  /* worker, control -> log writer */
 	struct rte_ring *done_ring; /* log writer -> worker */
+	struct rte_ring *to_ctl;    /* worker -> control (dp_msg), with ctl_wake */
+	struct rte_ring *to_worker; /* control -> worker (dp_msg) */
+	int ctl_wake;               /* eventfd: the control thread has messages */
 	struct vr_log *log;
 	struct dp_stats stats;
 	uint64_t hz;
@@ -257,6 +318,20 @@ struct dp_stream *dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault
 /* Nonce reservations in the log's meta rows: read (0 if none) and write (synced). */
 int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t *limit);
 int dp_nonce_persist(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t limit);
+
+/* keys.c: payload keys through the hsm_agent (control thread only). */
+struct dp_key *dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id,
+                          const uint8_t key[DP_KEY_SIZE], bool seal, char *err, size_t err_n);
+void dp_key_free(struct dp *dp, struct dp_key *k);
+int dp_keys_bootstrap(struct dp *dp, struct dp_stream *st, json_t **records, char *err,
+                      size_t err_n);
+int dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t *blob,
+                    size_t n, char *err, size_t err_n);
+struct dp_rekey *dp_keys_next(struct dp *dp, struct dp_stream *st, char *err, size_t err_n);
+void dp_keys_close(void);
+/* Sends a message to the worker / control (never blocks: the rings are as large as needed). */
+int dp_msg_to_worker(struct dp *dp, struct dp_msg *m);
+int dp_msg_to_ctl(struct dp *dp, struct dp_msg *m);
 
 /* worker.c */
 int dp_worker_main(void *arg);

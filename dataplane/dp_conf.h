@@ -8,7 +8,12 @@
  *   log_dir = /var/lib/vaultrep/wal
  *   control = /run/vaultrep/dataplane.sock
  *   control_uid = 0              ; uids allowed on the control socket (comma list)
- *   hsm = /run/vaultrep/hsm.sock ; the hsm_agent (payload keys); optional
+ *   hsm = /run/vaultrep/hsm.sock ; the hsm_agent (payload keys, D4); optional: without it a
+ *                                ; stream's keys are set through the control socket (key.set)
+ *   hsm_shard = 0                ; this site's key-encryption key pair in the agent (site.*)
+ *                                ; The agent knows peer site N's public key as peer "site<N>"
+ *                                ; (peer.import, by control); the dataplane imports this site's
+ *                                ; own as "site<id>" to keep its keys wrapped for itself.
  *
  *   [lan]                        ; producers' side: ingest frames in, acks out
  *   port = 0                     ; DPDK port id
@@ -27,6 +32,13 @@
  *   max_delay_us = 50            ; time bound of a partial batch
  *   window = 1024                ; sealed batches kept per stream until every member acks
  *   rto_us = 20000               ; retransmission timeout
+ *
+ *   [keys]                       ; payload key rotation (with hsm)
+ *   rekey_batches = 4278190080   ; batches sealed under a key before the next one is made
+ *                                ; (2^32 - 2^24; sealing stops at 2^32, vr_nonce.h)
+ *   rekey_seconds = 86400        ; or after this long
+ *   grace_ms = 1000              ; how long the origin waits for every member to confirm the
+ *                                ; next key before sealing under it anyway
  *
  *   [crypto]
  *   pmd = crypto_aesni_gcm       ; or crypto_openssl
@@ -72,6 +84,10 @@ struct dp_conf {
 	char log_dir[DP_PATH];
 	char control[DP_PATH];
 	char hsm[DP_PATH];
+	char hsm_shard[49];
+	uint64_t rekey_batches;
+	uint32_t rekey_seconds;
+	uint32_t grace_ms;
 	uid_t uids[DP_MAX_UIDS];
 	unsigned n_uids;
 	struct dp_conf_port lan, wan;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -252,11 +253,18 @@ main(int argc, char **argv)
 	dp->log_ring = rte_ring_create("vr_log", n_jobs, (int)rte_socket_id(), RING_F_SC_DEQ);
 	dp->done_ring =
 	    rte_ring_create("vr_done", n_jobs, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+	/* Key messages: as many as streams could have at once is far more than ever queue. */
+	dp->to_ctl = rte_ring_create("vr_to_ctl", 1 << 14, (int)rte_socket_id(),
+	                             RING_F_SP_ENQ | RING_F_SC_DEQ);
+	dp->to_worker = rte_ring_create("vr_to_worker", 1 << 14, (int)rte_socket_id(),
+	                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+	dp->ctl_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	hp.socket_id = (int)rte_socket_id();
 	dp->streams = rte_hash_create(&hp);
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
-	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->done_ring || !dp->streams ||
+	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->done_ring || !dp->to_ctl ||
+	    !dp->to_worker || dp->ctl_wake < 0 || !dp->streams ||
 	    !dp->qsbr || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
 		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
 		return 1;

@@ -52,9 +52,9 @@
  *
  *   0   2  magic          0x5642 "VB"
  *   2   1  version        1
- *   3   1  kind           1 (data)
+ *   3   1  kind           1 data, 2 key record
  *   4   2  sender         sender site id
- *   6   2  n_records
+ *   6   2  n_records      data: 1..VR_WIRE_MAX_RECORDS; key record: 0
  *   8   8  account        \
  *   16  4  vault           | the stream
  *   20  2  primary        /
@@ -62,8 +62,22 @@
  *   24  4  key_id         the payload key the batch is sealed under
  *   28  4  sealed_size    bytes of ciphertext (the records, vr_record.h); the tag follows
  *   32  8  seq            batch sequence: the nonce is salt || seq (vr_nonce.h)
- *   40  8  first_lsn      LSN of the first record
+ *   40  8  first_lsn      data: LSN of the first record; key record: 0
  *   48  ...ciphertext, then a 16-byte GCM tag. The 48-byte header is the AAD.
+ *
+ * Key record (D4): a batch of kind 2, sealed under the stream's current payload key (key_id,
+ * with a sequence of that key like any batch, so the replay window covers it), whose plaintext
+ * carries the stream's next payload key wrapped for the one member it is sent to. A key record
+ * is authentic only under a key the receiver already holds: the first key of a stream reaches a
+ * member through control (the authenticated peer link, K1), every later one in the stream.
+ *
+ *   0   4  key_id         the new key's id (not the sealing key's)
+ *   4   2  reserved       0
+ *   6   2  blob_size      1..VR_WIRE_KEYREC_MAX_BLOB
+ *   8   ...blob           the key under the member's site KEK (RSA-OAEP, through the hsm_agent)
+ *
+ * The member answers with a WAN ack tagged under the new key's ack key once it holds the key:
+ * that proves to the origin that the key arrived and unwrapped.
  *
  * WAN ack: a receiver's cumulative acknowledgement for one stream, or a gap report.
  *
@@ -88,8 +102,6 @@
  * holds (a datagram carries one message, nothing after it); reserved fields zero; the ingest
  * frame's CRC matches; a batch has 1..VR_WIRE_MAX_RECORDS records and seq >= 1.
  *
- * Not here yet: payload key records in the stream (D4); keys reach the dataplane through its
- * control socket.
  */
 #ifndef VR_WIRE_H
 #define VR_WIRE_H
@@ -114,13 +126,16 @@ enum {
 	VR_WIRE_MAX_PAYLOAD = 9000 - 20 - 8 - VR_WIRE_INGEST_HDR,
 	VR_WIRE_MAX_RECORDS = 4096,
 	VR_WIRE_MAX_SEALED = 9000 - 20 - 8 - VR_WIRE_BATCH_HDR - VR_WIRE_TAG,
+	VR_WIRE_KEYREC_HDR = 8,
+	VR_WIRE_KEYREC_MAX_BLOB = 1024, /* RSA-4096 is 512 */
 };
 
 enum vr_wire_kind {
 	VR_WIRE_FRAME = 1,
 	VR_WIRE_ACK = 2,
 	VR_WIRE_NACK = 3,
-	VR_WIRE_DATA = 1,     /* batch kinds have their own space */
+	VR_WIRE_DATA = 1, /* batch kinds have their own space */
+	VR_WIRE_KEY = 2,
 	VR_WIRE_F_RESUME = 1, /* ingest frame flag */
 	VR_WIRE_WACK_ACK = 1,
 	VR_WIRE_WACK_GAP = 2,
@@ -149,6 +164,7 @@ struct vr_ack {
 };
 
 struct vr_batch_hdr {
+	uint8_t kind; /* VR_WIRE_DATA or VR_WIRE_KEY */
 	uint16_t sender;
 	uint16_t n_records;
 	uint64_t account;
@@ -158,6 +174,12 @@ struct vr_batch_hdr {
 	uint32_t sealed_size;
 	uint64_t seq;
 	uint64_t first_lsn;
+};
+
+struct vr_keyrec {
+	uint32_t key_id;
+	uint16_t blob_size;
+	const uint8_t *blob; /* into the parsed buffer */
 };
 
 struct vr_wack {
@@ -189,6 +211,10 @@ int vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f);
 int vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a);
 /* A whole batch: header, sealed_size bytes of ciphertext and the tag. */
 int vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h);
+/* A key record's plaintext (the opened body of a VR_WIRE_KEY batch): exactly size bytes. */
+int vr_wire_keyrec_parse(const uint8_t *buf, size_t size, struct vr_keyrec *k);
+/* Its encoder: the bytes written (VR_WIRE_KEYREC_HDR + blob_size), or -EMSGSIZE / -EPROTO. */
+int vr_wire_keyrec_encode(const struct vr_keyrec *k, uint8_t *buf, size_t cap);
 /* The shape of a WAN ack; the caller verifies its tag. */
 int vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* Encoders and parsers of the dataplane's wire formats; layouts and rules in vr_wire.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "vr_common.h"
@@ -112,17 +113,29 @@ vr_wire_ack_parse(const uint8_t *buf, size_t size, struct vr_ack *a)
 	return 0;
 }
 
+/* A data batch holds records from first_lsn; a key record holds none and one wrapped key. */
+static bool
+batch_shape_ok(const struct vr_batch_hdr *h)
+{
+	if (!h->seq || !h->sender || !h->primary)
+		return false;
+	if (h->kind == VR_WIRE_DATA)
+		return h->n_records && h->n_records <= VR_WIRE_MAX_RECORDS && h->first_lsn;
+	return h->kind == VR_WIRE_KEY && !h->n_records && !h->first_lsn &&
+	       h->sealed_size > VR_WIRE_KEYREC_HDR &&
+	       h->sealed_size <= VR_WIRE_KEYREC_HDR + VR_WIRE_KEYREC_MAX_BLOB;
+}
+
 int
 vr_wire_batch_hdr_encode(const struct vr_batch_hdr *h, uint8_t out[VR_WIRE_BATCH_HDR])
 {
 	if (h->sealed_size > VR_WIRE_MAX_SEALED)
 		return -VR_WIRE_ERR_SIZE;
-	if (!h->n_records || h->n_records > VR_WIRE_MAX_RECORDS || !h->seq || !h->first_lsn ||
-	    !h->sender || !h->primary)
+	if (!batch_shape_ok(h))
 		return -VR_WIRE_ERR_FORMAT;
 	vr_put_be16(out, VR_WIRE_MAGIC_BATCH);
 	out[2] = VR_WIRE_VERSION;
-	out[3] = VR_WIRE_DATA;
+	out[3] = h->kind;
 	vr_put_be16(out + 4, h->sender);
 	vr_put_be16(out + 6, h->n_records);
 	vr_put_be64(out + 8, h->account);
@@ -155,11 +168,42 @@ vr_wire_batch_parse(const uint8_t *buf, size_t size, struct vr_batch_hdr *h)
 	h->key_id = vr_get_be32(buf + 24);
 	h->seq = vr_get_be64(buf + 32);
 	h->first_lsn = vr_get_be64(buf + 40);
-	if (buf[3] != VR_WIRE_DATA || vr_get_be16(buf + 22) != 0 || !h->n_records ||
-	    h->n_records > VR_WIRE_MAX_RECORDS || !h->seq || !h->first_lsn || !h->sender ||
-	    !h->primary)
+	h->kind = buf[3];
+	if (vr_get_be16(buf + 22) != 0 || !batch_shape_ok(h))
 		return -VR_WIRE_ERR_FORMAT;
 	return 0;
+}
+
+int
+vr_wire_keyrec_parse(const uint8_t *buf, size_t size, struct vr_keyrec *k)
+{
+	if (size < VR_WIRE_KEYREC_HDR)
+		return -VR_WIRE_ERR_SIZE;
+	k->key_id = vr_get_be32(buf);
+	k->blob_size = vr_get_be16(buf + 6);
+	k->blob = buf + VR_WIRE_KEYREC_HDR;
+	if (size != VR_WIRE_KEYREC_HDR + (size_t)k->blob_size)
+		return -VR_WIRE_ERR_SIZE;
+	if (!k->key_id || vr_get_be16(buf + 4) || !k->blob_size ||
+	    k->blob_size > VR_WIRE_KEYREC_MAX_BLOB)
+		return -VR_WIRE_ERR_FORMAT;
+	return 0;
+}
+
+int
+vr_wire_keyrec_encode(const struct vr_keyrec *k, uint8_t *buf, size_t cap)
+{
+	size_t n = VR_WIRE_KEYREC_HDR + (size_t)k->blob_size;
+
+	if (!k->key_id || !k->blob_size || k->blob_size > VR_WIRE_KEYREC_MAX_BLOB)
+		return -VR_WIRE_ERR_FORMAT;
+	if (cap < n)
+		return -VR_WIRE_ERR_SIZE;
+	vr_put_be32(buf, k->key_id);
+	vr_put_be16(buf + 4, 0);
+	vr_put_be16(buf + 6, k->blob_size);
+	memmove(buf + VR_WIRE_KEYREC_HDR, k->blob, k->blob_size);
+	return (int)n;
 }
 
 void

@@ -44,6 +44,8 @@ struct worker {
 	struct dp_stream *open_list; /* streams with a batch being filled */
 	struct dp_stream **win;      /* origin streams with batches in their window */
 	unsigned n_win, cap_win;
+	struct dp_stream **rk; /* origin streams rotating their key */
+	unsigned n_rk, cap_rk;
 	uint64_t next_scan, scan_every, rto, max_wait;
 	uint64_t next_arp, next_win;
 	uint64_t now;
@@ -268,6 +270,230 @@ reserve_nonces(struct worker *w, struct dp_stream *st, struct dp_key *k)
 	}
 }
 
+/* --- payload key rotation (D4) --- */
+
+static void
+to_ctl(struct worker *w, struct dp_msg *m)
+{
+	if (dp_msg_to_ctl(w->dp, m)) {
+		vr_err("dataplane", "the control thread's queue is full: a key message is lost");
+		free(m);
+	}
+}
+
+/* Asks control for the stream's next key, once, while no rotation is under way. */
+static void
+ask_rekey(struct worker *w, struct dp_stream *st)
+{
+	struct dp_msg *m;
+
+	if (st->rekey || st->rekey_asked || !w->dp->conf.hsm[0] || w->now < st->rekey_retry)
+		return;
+	if (!(m = calloc(1, sizeof(*m)))) {
+		st->rekey_retry = w->now + w->dp->hz;
+		return;
+	}
+	*m = (struct dp_msg){.kind = DP_MSG_REKEY, .st = st};
+	if (dp_msg_to_ctl(w->dp, m)) {
+		free(m);
+		st->rekey_retry = w->now + w->dp->hz;
+		return;
+	}
+	st->rekey_asked = true;
+}
+
+/* A key no longer the stream's: control frees it once no reservation job names it. */
+static void
+retire(struct worker *w, struct dp_key *k)
+{
+	struct dp_msg *m;
+
+	k->retired = true;
+	if (k->reserving)
+		return; /* completions() retires it when the reservation is back */
+	if (!(m = calloc(1, sizeof(*m)))) {
+		vr_err("dataplane", "out of memory: key %u kept", k->id);
+		return;
+	}
+	*m = (struct dp_msg){.kind = DP_MSG_RETIRE, .key = k};
+	to_ctl(w, m);
+}
+
+/*
+ * Sends member i the record of the stream's next key, sealed under the key it holds: the
+ * current one, or the previous one once the origin seals under the next.
+ */
+static void
+send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
+{
+	struct dp *dp = w->dp;
+	struct dp_rekey *rk = st->rekey;
+	struct dp_key *k = st->promoted ? atomic_load_explicit(&st->prev_key, memory_order_acquire)
+	                                : atomic_load_explicit(&st->key, memory_order_acquire);
+	struct dp_peer *pe = peer_by_site(dp, st->members[i].site);
+	struct vr_keyrec kr;
+	struct vr_batch_hdr h;
+	struct dp_aead op;
+	struct rte_mbuf *m;
+	uint8_t nonce[VR_NONCE_SIZE], *pl;
+	uint64_t seq;
+	uint16_t len;
+	int n;
+
+	if (!k || !k->seal || i >= rk->n || rk->rec[i].site != st->members[i].site)
+		return;
+	if (!pe || !pe->resolved) {
+		DP_INC(w->s, no_peer_mac);
+		return;
+	}
+	n = vr_nonce_take(&k->nonce, &seq, nonce);
+	if (vr_nonce_low(&k->nonce))
+		reserve_nonces(w, st, k);
+	if (n) {
+		DP_INC(w->s, nonce_waits);
+		return;
+	}
+	kr = (struct vr_keyrec){
+	    .key_id = rk->key->id, .blob_size = rk->rec[i].blob_size, .blob = rk->rec[i].blob};
+	len = (uint16_t)(VR_WIRE_BATCH_HDR + VR_WIRE_KEYREC_HDR + kr.blob_size + VR_WIRE_TAG);
+	m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, len, &pl);
+	if (!m)
+		return;
+	n = vr_wire_keyrec_encode(&kr, pl + VR_WIRE_BATCH_HDR, len - VR_WIRE_BATCH_HDR);
+	h = (struct vr_batch_hdr){
+	    .kind = VR_WIRE_KEY,
+	    .sender = dp->conf.site,
+	    .account = st->id.account,
+	    .vault = st->id.vault,
+	    .primary = st->id.primary,
+	    .key_id = k->id,
+	    .sealed_size = (uint32_t)n,
+	    .seq = seq,
+	};
+	if (n < 0 || vr_wire_batch_hdr_encode(&h, pl) < 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	op = (struct dp_aead){
+	    .m = m,
+	    .data_off = (uint32_t)(pl + VR_WIRE_BATCH_HDR - rte_pktmbuf_mtod(m, uint8_t *)),
+	    .len = (uint32_t)n,
+	    .aad = pl,
+	    .tag = pl + VR_WIRE_BATCH_HDR + n,
+	};
+	memcpy(op.iv, nonce, sizeof(op.iv));
+	if (dp_crypto_run(&dp->crypto, 0, k->seal, &op, 1) != 1) {
+		DP_INC(w->s, seal_failed);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	tx(w, &w->wan_tx, m);
+	DP_INC(w->s, key_records_sent);
+}
+
+static void
+send_keyrecs(struct worker *w, struct dp_stream *st)
+{
+	for (unsigned i = 0; i < st->n_members; i++)
+		if (!(st->confirmed & (1u << i)))
+			send_keyrec(w, st, i);
+	st->rekey_deadline = w->now + w->rto;
+}
+
+/* The next key becomes the one batches are sealed under; the previous one is retired. */
+static void
+promote(struct worker *w, struct dp_stream *st)
+{
+	struct dp_key *old = atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key),
+	                                              memory_order_acq_rel);
+
+	atomic_store_explicit(&st->key, st->rekey->key, memory_order_release);
+	st->promoted = true;
+	DP_INC(w->s, keys_promoted);
+	if (old)
+		retire(w, old);
+}
+
+/* Control made the next key (or could not: rekey NULL). */
+static void
+next_key(struct worker *w, struct dp_stream *st, struct dp_rekey *rk, bool promoted)
+{
+	st->rekey_asked = false;
+	if (!rk) {
+		st->rekey_retry = w->now + w->dp->hz;
+		return;
+	}
+	if (st->rekey) {
+		/* One rotation at a time: control never makes two (rekey_asked). */
+		vr_err("dataplane", "a second next key for one stream: dropped");
+		free(rk);
+		return;
+	}
+	st->rekey = rk;
+	st->confirmed = 0;
+	st->promoted = promoted;
+	st->rekey_since = w->now;
+	if (w->n_rk == w->cap_rk) {
+		unsigned cap = w->cap_rk ? w->cap_rk * 2 : 16;
+		struct dp_stream **n = realloc(w->rk, cap * sizeof(*n));
+
+		if (!n) {
+			vr_err("dataplane", "out of memory: rotation dropped");
+			st->rekey = NULL;
+			free(rk);
+			return;
+		}
+		w->rk = n;
+		w->cap_rk = cap;
+	}
+	w->rk[w->n_rk++] = st;
+	send_keyrecs(w, st);
+}
+
+/*
+ * Rotations under way: promote the next key once every member holds it (or after the grace
+ * period), send the records again to those that did not answer, and end the rotation when
+ * every member confirmed.
+ */
+static void
+scan_rotations(struct worker *w)
+{
+	uint64_t grace = w->dp->hz * w->dp->conf.grace_ms / 1000;
+
+	for (unsigned i = 0; i < w->n_rk;) {
+		struct dp_stream *st = w->rk[i];
+		uint32_t all = st->n_members ? (1u << st->n_members) - 1 : 0;
+
+		if (!st->promoted && (st->confirmed == all || w->now - st->rekey_since >= grace))
+			promote(w, st);
+		if (st->promoted && st->confirmed == all) {
+			free(st->rekey);
+			st->rekey = NULL;
+			w->rk[i] = w->rk[--w->n_rk];
+			continue;
+		}
+		if (w->now >= st->rekey_deadline)
+			send_keyrecs(w, st);
+		i++;
+	}
+}
+
+/* A member proved it holds the next key: an ack tagged under it. */
+static void resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn,
+                   unsigned max);
+
+static void
+confirmed(struct worker *w, struct dp_stream *st, unsigned i)
+{
+	if (st->confirmed & (1u << i))
+		return;
+	st->confirmed |= 1u << i;
+	DP_INC(w->s, keys_confirmed);
+	/* Batches it could not open while it waited for the key go again now. */
+	if (st->promoted && st->members[i].acked < st->durable_lsn)
+		resend(w, st, i, st->members[i].acked + 1, 8);
+}
+
 /*
  * Seals the records of j into a new datagram and sends it to the members in mask (bit i:
  * st->members[i]). 0, or -EAGAIN when it could not be sent now (the timer tries again).
@@ -294,7 +520,10 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 		DP_INC(w->s, nonce_waits);
 		return -EAGAIN;
 	}
+	if (vr_unlikely(seq >= dp->conf.rekey_batches || w->now >= k->rekey_tsc))
+		ask_rekey(w, st);
 	h = (struct vr_batch_hdr){
+	    .kind = VR_WIRE_DATA,
 	    .sender = dp->conf.site,
 	    .n_records = j->n,
 	    .account = st->id.account,
@@ -730,8 +959,14 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 	unsigned i;
 
 	if (vr_wire_wack_parse(pl, n, &a) ||
-	    !(st = dp_stream_find(w->dp, a.account, a.vault, a.primary)) || !st->origin ||
-	    !(k = key_by_id(st, a.key_id))) {
+	    !(st = dp_stream_find(w->dp, a.account, a.vault, a.primary)) || !st->origin) {
+		DP_INC(w->s, wan_ack_bad);
+		return;
+	}
+	k = key_by_id(st, a.key_id);
+	if (!k && st->rekey && st->rekey->key->id == a.key_id)
+		k = st->rekey->key; /* a member that holds the next key already */
+	if (!k) {
 		DP_INC(w->s, wan_ack_bad);
 		return;
 	}
@@ -747,6 +982,8 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 		return;
 	}
 	DP_INC(w->s, wan_acks_rx);
+	if (st->rekey && a.key_id == st->rekey->key->id)
+		confirmed(w, st, i);
 	if (a.lsn > st->members[i].acked) {
 		struct dp_member *mb = &st->members[i];
 
@@ -797,6 +1034,43 @@ send_wack(struct worker *w, struct dp_stream *st, uint8_t kind)
 	tx(w, &w->wan_tx, m);
 	st->last_ack_tsc = w->now;
 	DP_INC(w->s, wan_acks_sent);
+}
+
+/*
+ * An authentic key record (it opened under a key this site holds): a key this site holds
+ * already is answered with an ack under the current key (the origin takes it as confirmation);
+ * a newer one goes to control to be unwrapped, and the ack follows once it is installed.
+ */
+static void
+keyrec_in(struct worker *w, struct dp_stream *st, const uint8_t *body, size_t n)
+{
+	struct dp_key *cur = atomic_load_explicit(&st->key, memory_order_acquire);
+	struct vr_keyrec kr;
+	struct dp_msg *m;
+
+	if (vr_wire_keyrec_parse(body, n, &kr)) {
+		DP_INC(w->s, wan_bad_records);
+		return;
+	}
+	DP_INC(w->s, key_records_rx);
+	if (cur && kr.key_id <= cur->id) {
+		send_wack(w, st, VR_WIRE_WACK_ACK);
+		return;
+	}
+	if (st->installing || !w->dp->conf.hsm[0])
+		return;
+	if (!(m = malloc(sizeof(*m)))) {
+		DP_INC(w->s, no_mbuf);
+		return;
+	}
+	*m = (struct dp_msg){
+	    .kind = DP_MSG_KEYREC, .st = st, .key_id = kr.key_id, .blob_size = kr.blob_size};
+	memcpy(m->blob, kr.blob, kr.blob_size);
+	st->installing = true;
+	if (dp_msg_to_ctl(w->dp, m)) {
+		st->installing = false;
+		free(m);
+	}
 }
 
 static void
@@ -857,6 +1131,10 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 		return;
 	}
 	vr_replay_accept(&k->replay, h.seq);
+	if (h.kind == VR_WIRE_KEY) {
+		keyrec_in(w, st, pl + VR_WIRE_BATCH_HDR, h.sealed_size);
+		return;
+	}
 	expect = st->queued_lsn + 1;
 	if (h.first_lsn > expect) {
 		DP_INC(w->s, wan_gap);
@@ -986,6 +1264,8 @@ completions(struct worker *w)
 				vr_nonce_reserved(&j->key->nonce, j->reserve_limit);
 			else
 				DP_INC(w->s, log_failed);
+			if (j->key->retired)
+				retire(w, j->key);
 			dp_job_put(w->dp, j);
 		} else if (j->kind == DP_JOB_READ) {
 			struct dp_stream *st = j->st;
@@ -1005,6 +1285,33 @@ completions(struct worker *w)
 		} else {
 			receiver_done(w, j->st, j);
 		}
+	}
+}
+
+/* Messages of the control thread. */
+static void
+ctl_msgs(struct worker *w)
+{
+	struct dp_msg *m;
+
+	while (rte_ring_dequeue(w->dp->to_worker, (void **)&m) == 0) {
+		switch (m->kind) {
+		case DP_MSG_NEXT_KEY:
+			next_key(w, m->st, m->rekey, m->status == 1);
+			break;
+		case DP_MSG_REKEY_NOW:
+			m->st->rekey_retry = 0;
+			ask_rekey(w, m->st);
+			break;
+		case DP_MSG_INSTALLED:
+			m->st->installing = false;
+			if (m->status == 0 || m->status == -EALREADY)
+				send_wack(w, m->st, VR_WIRE_WACK_ACK);
+			break;
+		default:
+			break;
+		}
+		free(m);
 	}
 }
 
@@ -1122,7 +1429,9 @@ dp_worker_main(void *arg)
 		scan_open(&w);
 		if (w.now >= w.next_win) {
 			w.next_win = w.now + w.rto / 8;
+			ctl_msgs(&w);
 			scan_windows(&w);
+			scan_rotations(&w);
 			arp_resolve(&w);
 		}
 		work += w.lan_tx.n + w.wan_tx.n;
@@ -1149,5 +1458,6 @@ dp_worker_main(void *arg)
 	rte_rcu_qsbr_thread_offline(dp->qsbr, lcore);
 	rte_rcu_qsbr_thread_unregister(dp->qsbr, lcore);
 	free(w.win);
+	free(w.rk);
 	return 0;
 }

@@ -1348,6 +1348,28 @@ op_payload_wrap(struct agent *a, json_t *req, uid_t uid)
 	return ok(json_pack("{s:o}", "blobs", blobs));
 }
 
+/* payload.delete: the origin's token copy, once wrapped for every member and for itself. */
+static json_t *
+op_payload_delete(struct agent *a, json_t *req, uid_t uid)
+{
+	json_t *err = NULL;
+	const char *id = arg_name(req, "id", &err);
+	char label[128];
+	struct tok t;
+	int rc;
+
+	if (!id)
+		return err;
+	if ((rc = site_tok(a, &t)))
+		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
+	snprintf(label, sizeof(label), "payload/%s", id);
+	rc = destroy_cached(a, &t, CKO_SECRET_KEY, label);
+	if (rc)
+		return fail(-rc, rc == -ENOENT ? "no payload key %s" : "cannot delete payload key %s: %s",
+		            id, strerror(-rc));
+	return ok(json_object());
+}
+
 static json_t *
 op_payload_unwrap(struct agent *a, json_t *req, uid_t uid)
 {
@@ -1433,6 +1455,7 @@ static const struct {
     {"payload.generate", op_payload_generate},
     {"payload.wrap", op_payload_wrap},
     {"payload.unwrap", op_payload_unwrap},
+    {"payload.delete", op_payload_delete},
 };
 
 json_t *

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * libFuzzer harness for the dataplane's wire parsers (dataplane/vr_wire.h): the ingest frame and
- * ack from the LAN, the batch header and the WAN ack from the WAN. Whatever a parser accepts must
+ * ack from the LAN, the batch header, the key record and the WAN ack from the WAN. Whatever a parser accepts must
  * encode back to exactly the same bytes.
  */
 #include <stdlib.h>
@@ -19,6 +19,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vr_ack a;
 	struct vr_batch_hdr h;
 	struct vr_wack w;
+	struct vr_keyrec k;
 
 	if (vr_wire_ingest_parse(data, size, &f) == 0) {
 		if (f.payload < data || f.payload + f.payload_size != data + size ||
@@ -34,6 +35,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vr_wire_batch_parse(data, size, &h) == 0) {
 		if (vr_wire_batch_hdr_encode(&h, buf) != VR_WIRE_BATCH_HDR ||
 		    memcmp(buf, data, VR_WIRE_BATCH_HDR))
+			abort();
+	}
+	if (vr_wire_keyrec_parse(data, size, &k) == 0) {
+		if (k.blob != data + VR_WIRE_KEYREC_HDR ||
+		    vr_wire_keyrec_encode(&k, buf, sizeof(buf)) != (int)size || memcmp(buf, data, size))
 			abort();
 	}
 	if (vr_wire_wack_parse(data, size, &w) == 0) {

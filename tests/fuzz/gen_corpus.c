@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Writes seed corpora: fuzz_record's (valid WAL chunks of various shapes) into RECORD_DIR and,
- * given WIRE_DIR, fuzz_wire's (a valid ingest frame, ack, nack and batch).
+ * given WIRE_DIR, fuzz_wire's (a valid ingest frame, ack, nack, batch, key record and key batch).
  * Usage: gen RECORD_DIR [WIRE_DIR]
  */
 #include <stdio.h>
@@ -69,7 +69,8 @@ main(int argc, char **argv)
 		                      .account = 9,
 		                      .vault = 1,
 		                      .status = 1};
-		struct vr_batch_hdr h = {.sender = 1,
+		struct vr_batch_hdr h = {.kind = VR_WIRE_DATA,
+		                         .sender = 1,
 		                         .n_records = 2,
 		                         .account = 9,
 		                         .vault = 1,
@@ -85,6 +86,20 @@ main(int argc, char **argv)
 		memset(buf, 0, VR_WIRE_BATCH_HDR + 32 + VR_WIRE_TAG);
 		vr_wire_batch_hdr_encode(&h, buf);
 		put(argv[2], "batch", buf, VR_WIRE_BATCH_HDR + 32 + VR_WIRE_TAG);
+		{
+			static const uint8_t blob[384] = {1, 2, 3};
+			struct vr_keyrec kr = {.key_id = 2, .blob_size = sizeof(blob), .blob = blob};
+			int kn = vr_wire_keyrec_encode(&kr, buf, sizeof(buf));
+
+			put(argv[2], "keyrec", buf, (size_t)kn);
+			h.kind = VR_WIRE_KEY;
+			h.n_records = 0;
+			h.first_lsn = 0;
+			h.sealed_size = (uint32_t)kn;
+			memset(buf, 0, sizeof(buf));
+			vr_wire_batch_hdr_encode(&h, buf);
+			put(argv[2], "keybatch", buf, VR_WIRE_BATCH_HDR + (size_t)kn + VR_WIRE_TAG);
+		}
 	}
 	return 0;
 }

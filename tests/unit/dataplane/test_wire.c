@@ -115,7 +115,8 @@ END_TEST
 
 START_TEST(batch_header_round_trip_and_refusals)
 {
-	struct vr_batch_hdr h = {.sender = 2,
+	struct vr_batch_hdr h = {.kind = VR_WIRE_DATA,
+	                         .sender = 2,
 	                         .n_records = 16,
 	                         .account = 5,
 	                         .vault = 6,
@@ -151,6 +152,56 @@ START_TEST(batch_header_round_trip_and_refusals)
 }
 END_TEST
 
+START_TEST(key_record_round_trip_and_refusals)
+{
+	uint8_t blob[384], body[8 + 384], pkt[48 + 8 + 384 + 16] = {0};
+	struct vr_keyrec k = {.key_id = 7, .blob_size = sizeof(blob), .blob = blob}, g;
+	struct vr_batch_hdr h = {.kind = VR_WIRE_KEY,
+	                         .sender = 1,
+	                         .account = 5,
+	                         .vault = 6,
+	                         .primary = 1,
+	                         .key_id = 6,
+	                         .sealed_size = sizeof(body),
+	                         .seq = 99},
+	                    hg;
+
+	for (size_t i = 0; i < sizeof(blob); i++)
+		blob[i] = (uint8_t)(i * 7);
+	ck_assert_int_eq(vr_wire_keyrec_encode(&k, body, sizeof(body)), (int)sizeof(body));
+	ck_assert_int_eq(vr_wire_keyrec_parse(body, sizeof(body), &g), 0);
+	ck_assert_uint_eq(g.key_id, 7);
+	ck_assert_uint_eq(g.blob_size, 384);
+	ck_assert(!memcmp(g.blob, blob, sizeof(blob)));
+	ck_assert_int_eq(vr_wire_keyrec_parse(body, sizeof(body) - 1, &g), -VR_WIRE_ERR_SIZE);
+	ck_assert_int_eq(vr_wire_keyrec_encode(&k, body, sizeof(body) - 1), -VR_WIRE_ERR_SIZE);
+	body[5] = 1; /* reserved */
+	ck_assert_int_eq(vr_wire_keyrec_parse(body, sizeof(body), &g), -VR_WIRE_ERR_FORMAT);
+	body[5] = 0;
+	vr_put_be32(body, 0); /* key id 0 */
+	ck_assert_int_eq(vr_wire_keyrec_parse(body, sizeof(body), &g), -VR_WIRE_ERR_FORMAT);
+	k.blob_size = VR_WIRE_KEYREC_MAX_BLOB + 1;
+	ck_assert_int_eq(vr_wire_keyrec_encode(&k, body, sizeof(body)), -VR_WIRE_ERR_FORMAT);
+
+	/* The batch around it: kind 2, no records, no LSN. */
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, pkt), 48);
+	ck_assert_uint_eq(pkt[3], VR_WIRE_KEY);
+	ck_assert_int_eq(vr_wire_batch_parse(pkt, sizeof(pkt), &hg), 0);
+	ck_assert_uint_eq(hg.kind, VR_WIRE_KEY);
+	ck_assert_uint_eq(hg.n_records, 0);
+	vr_put_be16(pkt + 6, 1); /* a key record holds no records */
+	ck_assert_int_eq(vr_wire_batch_parse(pkt, sizeof(pkt), &hg), -VR_WIRE_ERR_FORMAT);
+	vr_put_be16(pkt + 6, 0);
+	vr_put_be64(pkt + 40, 3); /* nor an LSN */
+	ck_assert_int_eq(vr_wire_batch_parse(pkt, sizeof(pkt), &hg), -VR_WIRE_ERR_FORMAT);
+	vr_put_be64(pkt + 40, 0);
+	pkt[3] = 3; /* unknown kind */
+	ck_assert_int_eq(vr_wire_batch_parse(pkt, sizeof(pkt), &hg), -VR_WIRE_ERR_FORMAT);
+	h.kind = VR_WIRE_DATA; /* a data batch needs records */
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, pkt), -VR_WIRE_ERR_FORMAT);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -159,6 +210,7 @@ main(void)
 	    ingest_refusals,
 	    ack_rules,
 	    batch_header_round_trip_and_refusals,
+	    key_record_round_trip_and_refusals,
 	};
 
 	return vr_test_run("dataplane:wire", 60, tests, sizeof(tests) / sizeof(tests[0]));
