@@ -1399,8 +1399,15 @@ op_payload_unwrap(struct agent *a, json_t *req, uid_t uid)
 	if (arg_bytes(req, "blob", BLOB_MAX, &blob, &n, &err))
 		return err;
 	snprintf(label, sizeof(label), keep ? "payload/%s" : "payload-out/%s", id);
+	/*
+	 * Kept, it is a payload key like one payload.generate made: it may be wrapped again, for
+	 * trusted peers only (an origin after a restart, a member passing it on).
+	 */
+	if (keep)
+		destroy_cached(a, &t, CKO_SECRET_KEY, label);
 	rc = vr_p11_unwrap(a->p11, t.s, VR_P11_WRAP_RSA, priv, blob, n, label,
-	                   keep ? VR_P11_CRYPT : VR_P11_CRYPT | VR_P11_SESSION | VR_P11_READABLE,
+	                   keep ? VR_P11_CRYPT | VR_P11_EXTRACTABLE
+	                        : VR_P11_CRYPT | VR_P11_SESSION | VR_P11_READABLE,
 	                   &k);
 	free(blob);
 	if (rc)

@@ -45,6 +45,8 @@
  *   payload.wrap      id, peer                  -> blob (RSA-OAEP under the peer's site KEK)
  *                     id, peers: [..] (<= 64)   -> blobs: {peer: blob}
  *   payload.unwrap    id, shard, version, blob, [keep] -> key (base64) unless keep, else uri
+ *                                               (kept: in the site token, wrappable again for
+ *                                               trusted peers, as payload.generate makes it)
  *   payload.delete    id                        -> (the token's copy destroyed; blobs made
  *                                               from it still unwrap where they were sent)
  */

@@ -49,12 +49,16 @@
 #ifndef VR_GEN_BIN
 #error "VR_GEN_BIN must name vaultrep-gen"
 #endif
+#ifndef VR_AGENT_BIN
+#error "VR_AGENT_BIN must name vaultrep-hsm-agent"
+#endif
 
 struct site {
 	int id;
 	char dir[256], ctl[300], wal[300], ini[300], lan[300], prefix[32];
 	char netns[32], iface[16]; /* af_packet WAN in a namespace of the test's, or memif */
 	int pid;
+	char hsm[300]; /* the site's hsm_agent socket: payload keys through it (D4) */
 };
 
 static char *root;
@@ -851,6 +855,21 @@ site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigne
 	streams_config(s, origin, rcv, 1, n);
 }
 
+static void streams_config_hsm(struct site *s, struct site *origin, struct site *rcv,
+                               unsigned base, unsigned n);
+
+static void
+site_kill_restart_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned n)
+{
+	int st;
+
+	kill(s->pid, SIGKILL);
+	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
+	unlink(s->lan);
+	site_start(s);
+	streams_config_hsm(s, origin, rcv, 1, n);
+}
+
 START_TEST(restarts_af_packet)
 {
 	enum { STREAMS = 10, RECORDS = 30000, KILLS = 4 };
@@ -963,11 +982,263 @@ START_TEST(restarts_af_packet)
 }
 END_TEST
 
+
+/* --- payload keys through the hsm_agent (K1, K2, D4, D5) --- */
+
+struct agent {
+	int pid;
+	char *dir;
+	char sock[300], state[300];
+};
+
+/* An hsm_agent with a SoftHSMv2 of its own and a site key pair for shard 0. */
+static void
+agent_start(struct agent *ag)
+{
+	ag->dir = vr_test_softhsm(); /* SOFTHSM2_CONF for this child */
+	snprintf(ag->sock, sizeof(ag->sock), "%s/agent.sock", ag->dir);
+	snprintf(ag->state, sizeof(ag->state), "%s/state", ag->dir);
+	{
+		const char *argv[] = {VR_AGENT_BIN,      "--socket", ag->sock, "--state", ag->state,
+		                      "--dataplane-uid", "0",        NULL};
+
+		ag->pid = vr_test_spawn(argv, ag->sock);
+	}
+	ck_assert_msg(ag->pid > 0, "hsm_agent did not come up");
+}
+
+static json_t *
+agent_call(struct agent *ag, int want, json_t *req)
+{
+	struct vr_hsm *h = vr_hsm_connect(ag->sock);
+	json_t *res = NULL;
+	char err[256] = "";
+	int rc;
+
+	ck_assert_ptr_nonnull(h);
+	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
+	ck_assert_msg(rc == -want, "agent: %s: %d %s", json_string_value(json_object_get(req, "op")),
+	              rc, err);
+	json_decref(req);
+	vr_hsm_close(h);
+	return res;
+}
+
+/* Each site's key pair, and each one's public key known to the other as "site<id>". */
+static void
+agents_pair(struct agent *a, struct agent *b)
+{
+	json_t *ka = agent_call(a, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
+	json_t *kb = agent_call(b, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
+
+	json_decref(agent_call(a, 0,
+	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site2",
+	                                 "kek", json_object_get(kb, "kek"))));
+	json_decref(agent_call(b, 0,
+	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site1",
+	                                 "kek", json_object_get(ka, "kek"))));
+	json_decref(ka);
+	json_decref(kb);
+}
+
+static void
+site_conf_hsm(struct site *s, int id, int peer, const struct agent *ag, unsigned rekey_batches)
+{
+	FILE *f;
+
+	site_conf(s, id, peer);
+	snprintf(s->hsm, sizeof(s->hsm), "%s", ag->sock);
+	f = fopen(s->ini, "a");
+	ck_assert_ptr_nonnull(f);
+	/* [site] is the first section: a second [site] adds to it. */
+	fprintf(f, "[site]\nhsm = %s\n[keys]\nrekey_batches = %u\ngrace_ms = 200\n", ag->sock,
+	        rekey_batches);
+	fclose(f);
+}
+
+/* The key records an origin's stream.add returned, which control carries to the member (K1). */
+static json_t *carried[64];
+
+static void
+streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                   unsigned n)
+{
+	char site[8];
+
+	snprintf(site, sizeof(site), "%d", rcv->id);
+	for (unsigned a = base; a < base + n; a++) {
+		json_t *r, *rec;
+
+		if (s == origin) {
+			r = ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add", "account",
+			                     a, "vault", 1, "members", rcv->id));
+			rec = json_object_get(json_object_get(r, "keys"), site);
+			ck_assert_msg(rec, "stream.add of an origin returns the member's key record");
+			json_decref(carried[a % 64]);
+			carried[a % 64] = json_incref(rec);
+		} else {
+			rec = carried[a % 64];
+			ck_assert_ptr_nonnull(rec);
+			r = ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:O, s:O}", "op", "stream.add",
+			                     "account", a, "vault", 1, "primary", origin->id, "key_id",
+			                     json_object_get(rec, "key_id"), "blob",
+			                     json_object_get(rec, "blob")));
+		}
+		ck_assert_int_gt(json_integer_value(json_object_get(r, "key_id")), 0);
+		json_decref(r);
+	}
+}
+
+static int
+key_id(struct site *s, unsigned account, int primary)
+{
+	json_t *r = ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.show", "account",
+	                             account, "vault", 1, "primary", primary));
+	int k = (int)json_integer_value(json_object_get(r, "key_id"));
+
+	json_decref(r);
+	return k;
+}
+
+START_TEST(payload_keys_hsm_memif)
+{
+	enum { STREAMS = 10, RECORDS = 100000, REKEY = 200 };
+	unsigned per = RECORDS / STREAMS;
+	struct agent ha = {0}, hb = {0};
+	struct site a, b;
+	char report[400];
+	long long rekeys, installed = 0, promoted;
+	int g, st, k1[STREAMS + 1];
+
+	root = vr_test_tmpdir("dpk");
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	agent_start(&ha);
+	agent_start(&hb);
+	agents_pair(&ha, &hb);
+	site_conf_hsm(&a, 1, 2, &ha, REKEY);
+	site_conf_hsm(&b, 2, 1, &hb, REKEY);
+	site_start(&a);
+	site_start(&b);
+	streams_config_hsm(&a, &a, &b, 1, STREAMS);
+	streams_config_hsm(&b, &a, &b, 1, STREAMS);
+	stage("sites up, key 1 of every stream made at site 1 and carried to site 2");
+
+	/* A key record that does not unwrap is refused with the agent's error; nothing changes. */
+	{
+		struct vr_hsm *h = vr_hsm_connect(b.ctl);
+		uint8_t junk[384];
+		char *b64, err[256] = "";
+		json_t *res = NULL, *req;
+
+		memset(junk, 0x5a, sizeof(junk));
+		b64 = vr_hsm_b64(junk, sizeof(junk));
+		req = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.install", "account", 1,
+		                "vault", 1, "primary", 1, "key_id", 1000, "blob", b64);
+		ck_assert_int_eq(vr_hsm_call(h, req, &res, err, sizeof(err)), -EBADMSG);
+		ck_assert_msg(strstr(err, "does not unwrap"), "error: %s", err);
+		json_decref(req);
+		free(b64);
+		vr_hsm_close(h);
+		ck_assert_int_eq(key_id(&b, 1, 1), 1);
+	}
+
+	/* Keys rotate every REKEY batches while records flow; the receiver restarts once. */
+	snprintf(report, sizeof(report), "%s/gen1.json", root);
+	g = gen_start_opts(&a, 1, 1, STREAMS, RECORDS, report, NULL, RECORDS / 10);
+	for (int i = 0; i < 400 && counter(&a, "keys_promoted") < STREAMS; i++)
+		usleep(25000);
+	installed = counter(&b, "keys_installed"); /* the counters start again with the process */
+	site_kill_restart_hsm(&b, &a, &b, STREAMS);
+	stage("receiver killed and restarted under load");
+	st = gen_wait(g);
+	print_stats(&a);
+	print_stats(&b);
+	ck_assert_int_eq(st, 0);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	for (unsigned s = 1; s <= STREAMS; s++) {
+		int ka = key_id(&a, s, 1), tries = 0;
+
+		while (key_id(&b, s, 1) != ka && tries++ < 200)
+			usleep(25000);
+		ck_assert_int_eq(key_id(&b, s, 1), ka);
+		k1[s] = ka;
+	}
+	rekeys = counter(&a, "rekeys");
+	promoted = counter(&a, "keys_promoted");
+	installed += counter(&b, "keys_installed");
+	ck_assert_int_ge(rekeys, 3 * STREAMS);
+	ck_assert_int_ge(promoted, 2 * STREAMS);
+	ck_assert_int_ge(installed, STREAMS);
+	ck_assert_int_eq(counter(&b, "key_install_failed"), 0);
+	ck_assert_int_eq(counter(&a, "rekey_failed"), 0);
+	stage("every frame acked; both sites on the same key for every stream");
+
+	/* Both sites restart: keys come back from their stored, wrapped form; one more rotation. */
+	teardown(&a, &b);
+	ck_assert_uint_eq(compare_logs(&a, &b, 1, STREAMS, report, per), RECORDS);
+	unlink(a.lan);
+	unlink(b.lan);
+	unlink(wan_sock);
+	site_start(&a);
+	site_start(&b);
+	streams_config_hsm(&a, &a, &b, 1, STREAMS);
+	streams_config_hsm(&b, &a, &b, 1, STREAMS);
+	for (unsigned s = 1; s <= STREAMS; s++) {
+		ck_assert_int_eq(key_id(&a, s, 1), k1[s]);
+		ck_assert_int_eq(key_id(&b, s, 1), k1[s]);
+		json_decref(ctl(&a, json_pack("{s:s, s:i, s:i}", "op", "stream.rekey", "account", s,
+		                              "vault", 1)));
+	}
+	snprintf(report, sizeof(report), "%s/gen2.json", root);
+	g = gen_start_opts(&a, 2, 1, STREAMS, STREAMS * 500, report, NULL, 0);
+	ck_assert_int_eq(gen_wait(g), 0);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	for (unsigned s = 1; s <= STREAMS; s++) {
+		int tries = 0;
+
+		while (key_id(&b, s, 1) != key_id(&a, s, 1) && tries++ < 200)
+			usleep(25000);
+		ck_assert_int_gt(key_id(&a, s, 1), k1[s]);
+		ck_assert_int_eq(key_id(&b, s, 1), key_id(&a, s, 1));
+	}
+	print_stats(&a);
+	print_stats(&b);
+	teardown(&a, &b);
+	{
+		struct vr_log *lr = vr_log_open(b.wal, NULL);
+
+		ck_assert_ptr_nonnull(lr);
+		for (unsigned s = 1; s <= STREAMS; s++) {
+			struct vr_stream_id id = {.account = s, .vault = 1, .primary = 1};
+			uint64_t n = 0;
+
+			ck_assert_int_eq(vr_log_verify(lr, &id, &n), 0);
+			ck_assert_uint_eq(n, 1 + per + 500);
+		}
+		vr_log_close(lr);
+	}
+	printf("dataplane: payload keys through two hsm_agents: %u records over %u streams, "
+	       "%lld keys made at site 1 (every %u batches), %lld promoted, %lld installed at "
+	       "site 2 from key records in the stream, 0 failures; receiver killed once; both "
+	       "sites restarted onto their stored keys, then rotated once more\n",
+	       RECORDS, STREAMS, rekeys, REKEY, promoted, installed);
+	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ha.pid)), 0);
+	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(hb.pid)), 0);
+	vr_test_rmdir(ha.dir);
+	vr_test_rmdir(hb.dir);
+	for (unsigned i = 0; i < 64; i++) {
+		json_decref(carried[i]);
+		carried[i] = NULL;
+	}
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {one_way_memif, both_ways_memif, wan_adversary_af_packet,
-	                        restarts_af_packet};
+	                        restarts_af_packet, payload_keys_hsm_memif};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));
