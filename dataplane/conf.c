@@ -113,8 +113,9 @@ shard(const char *v, char out[49])
 {
 	size_t n = strlen(v);
 
-	if (!n || n > 48 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                             "0123456789._-") != n)
+	if (!n || n > 48 ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	              "0123456789._-") != n)
 		return -1;
 	memcpy(out, v, n + 1);
 	return 0;

@@ -90,14 +90,14 @@
 	X(wan_ack_forged, "WAN acks whose tag does not verify")                                    \
 	X(wan_acks_sent, "WAN acks and gap reports sent")                                          \
 	X(delivered, "records delivered to the local consumer")                                    \
-	X(rekeys, "payload keys made for origin streams (D4)")                                    \
+	X(rekeys, "payload keys made for origin streams (D4)")                                     \
 	X(rekey_failed, "rekeys the hsm_agent could not complete (tried again later)")             \
 	X(key_records_sent, "key records sent to members (first sends and resends)")               \
 	X(key_records_rx, "key records received and opened")                                       \
-	X(keys_confirmed, "members that proved they hold a new key (an ack under it)")            \
-	X(keys_promoted, "origin streams that began sealing under their next key")                \
-	X(keys_installed, "payload keys unwrapped and installed at this receiver")                \
-	X(key_install_failed, "key records whose key did not unwrap or persist here")             \
+	X(keys_confirmed, "members that proved they hold a new key (an ack under it)")             \
+	X(keys_promoted, "origin streams that began sealing under their next key")                 \
+	X(keys_installed, "payload keys unwrapped and installed at this receiver")                 \
+	X(key_install_failed, "key records whose key did not unwrap or persist here")              \
 	X(no_mbuf, "mbuf or job allocations that failed")
 
 enum dp_counter {
@@ -118,8 +118,8 @@ struct dp_stats {
 /* A payload key as the worker uses it (immutable once published). */
 struct dp_key {
 	uint32_t id;
-	uint64_t rekey_tsc;  /* origin: ask for the next key at this TSC (age bound) */
-	bool retired;        /* origin: no longer the stream's; freed once no job names it */
+	uint64_t rekey_tsc; /* origin: ask for the next key at this TSC (age bound) */
+	bool retired;       /* origin: no longer the stream's; freed once no job names it */
 	uint8_t salt[VR_NONCE_SALT];
 	void *seal; /* cryptodev session, encrypt (origin) */
 	void *open; /* cryptodev session, decrypt (receiver) */
@@ -325,8 +325,8 @@ struct dp_key *dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id,
 void dp_key_free(struct dp *dp, struct dp_key *k);
 int dp_keys_bootstrap(struct dp *dp, struct dp_stream *st, json_t **records, char *err,
                       size_t err_n);
-int dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t *blob,
-                    size_t n, char *err, size_t err_n);
+int dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t *blob, size_t n,
+                    char *err, size_t err_n);
 struct dp_rekey *dp_keys_next(struct dp *dp, struct dp_stream *st, char *err, size_t err_n);
 void dp_keys_close(void);
 /* Sends a message to the worker / control (never blocks: the rings are as large as needed). */

@@ -33,8 +33,8 @@
 #include "vr_msg.h"
 
 enum {
-	STORED = 2,          /* keys kept per stream */
-	OLD_VERSIONS = 8,    /* older site KEK versions tried when unwrapping */
+	STORED = 2,       /* keys kept per stream */
+	OLD_VERSIONS = 8, /* older site KEK versions tried when unwrapping */
 	ROW_MAX = 1 + STORED * (4 + 2 + VR_WIRE_KEYREC_MAX_BLOB),
 };
 
@@ -89,21 +89,22 @@ payload_id(const struct dp_stream *st, uint32_t id, char out[64])
 static int
 import_self(struct dp *dp, char *err, size_t err_n)
 {
-	json_t *res;
+	json_t *pub, *res;
 	char me[16];
 	int rc;
 
 	if (self_imported)
 		return 0;
 	rc = call(dp, json_pack("{s:s, s:s}", "op", "site.public", "shard", dp->conf.hsm_shard),
-	          &res, err, err_n);
+	          &pub, err, err_n);
 	if (rc)
 		return rc;
 	snprintf(me, sizeof(me), "site%u", dp->conf.site);
 	rc = call(dp,
 	          json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", me, "kek",
-	                    json_object_get(res, "kek")),
+	                    json_object_get(pub, "kek")),
 	          &res, err, err_n);
+	json_decref(pub);
 	json_decref(res);
 	if (!rc)
 		self_imported = true;
@@ -161,8 +162,9 @@ unwrap(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *bl
 		break;
 	}
 	if (rc == -EBADMSG || rc == -ENOENT)
-		snprintf(err, err_n, "key %u of stream %llu/%u/%u does not unwrap under site key %s",
-		         id, (unsigned long long)st->id.account, st->id.vault, st->id.primary,
+		snprintf(err, err_n,
+		         "key %u of stream %llu/%u/%u does not unwrap under site key %s", id,
+		         (unsigned long long)st->id.account, st->id.vault, st->id.primary,
 		         dp->conf.hsm_shard);
 	free(b64);
 	return rc;
@@ -304,8 +306,7 @@ dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[D
  * dp_key, or NULL with err.
  */
 static struct dp_key *
-make(struct dp *dp, struct dp_stream *st, uint32_t id, struct dp_rekey *rk, char *err,
-     size_t err_n)
+make(struct dp *dp, struct dp_stream *st, uint32_t id, struct dp_rekey *rk, char *err, size_t err_n)
 {
 	json_t *peers = json_array(), *res = NULL, *blobs;
 	char pid[64], name[16];
@@ -318,8 +319,7 @@ make(struct dp *dp, struct dp_stream *st, uint32_t id, struct dp_rekey *rk, char
 		goto out;
 	payload_id(st, id, pid);
 	/* A crash between generate and delete leaves the object: it is nobody's key. */
-	rc = call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &res, err,
-	          err_n);
+	rc = call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &res, err, err_n);
 	json_decref(res);
 	rc = call(dp, json_pack("{s:s, s:s}", "op", "payload.generate", "id", pid), &res, err,
 	          err_n);
@@ -395,8 +395,8 @@ records_json(const struct dp_rekey *rk)
 		char site[8], *b = vr_hsm_b64(rk->rec[i].blob, rk->rec[i].blob_size);
 
 		snprintf(site, sizeof(site), "%u", rk->rec[i].site);
-		json_object_set_new(o, site,
-		                    json_pack("{s:i, s:s?}", "key_id", (int)rk->key->id, "blob", b));
+		json_object_set_new(
+		    o, site, json_pack("{s:i, s:s?}", "key_id", (int)rk->key->id, "blob", b));
 		free(b);
 	}
 	return o;
@@ -437,9 +437,10 @@ rewrap(struct dp *dp, struct dp_stream *st, const struct stored *s, struct dp_re
 		json_array_append_new(peers, json_string(name));
 	}
 	if (st->n_members)
-		rc = call(dp,
-		          json_pack("{s:s, s:s, s:O}", "op", "payload.wrap", "id", pid, "peers", peers),
-		          &res, err, err_n);
+		rc = call(
+		    dp,
+		    json_pack("{s:s, s:s, s:O}", "op", "payload.wrap", "id", pid, "peers", peers),
+		    &res, err, err_n);
 	{
 		json_t *d = NULL;
 

@@ -264,8 +264,8 @@ main(int argc, char **argv)
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
 	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->done_ring || !dp->to_ctl ||
-	    !dp->to_worker || dp->ctl_wake < 0 || !dp->streams ||
-	    !dp->qsbr || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
+	    !dp->to_worker || dp->ctl_wake < 0 || !dp->streams || !dp->qsbr ||
+	    rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
 		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
 		return 1;
 	}

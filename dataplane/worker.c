@@ -404,8 +404,8 @@ send_keyrecs(struct worker *w, struct dp_stream *st)
 static void
 promote(struct worker *w, struct dp_stream *st)
 {
-	struct dp_key *old = atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key),
-	                                              memory_order_acq_rel);
+	struct dp_key *old =
+	    atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key), memory_order_acq_rel);
 
 	atomic_store_explicit(&st->key, st->rekey->key, memory_order_release);
 	st->promoted = true;

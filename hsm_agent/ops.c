@@ -1365,8 +1365,9 @@ op_payload_delete(struct agent *a, json_t *req, uid_t uid)
 	snprintf(label, sizeof(label), "payload/%s", id);
 	rc = destroy_cached(a, &t, CKO_SECRET_KEY, label);
 	if (rc)
-		return fail(-rc, rc == -ENOENT ? "no payload key %s" : "cannot delete payload key %s: %s",
-		            id, strerror(-rc));
+		return fail(
+		    -rc, rc == -ENOENT ? "no payload key %s" : "cannot delete payload key %s: %s",
+		    id, strerror(-rc));
 	return ok(json_object());
 }
 

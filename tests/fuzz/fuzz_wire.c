@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * libFuzzer harness for the dataplane's wire parsers (dataplane/vr_wire.h): the ingest frame and
- * ack from the LAN, the batch header, the key record and the WAN ack from the WAN. Whatever a parser accepts must
- * encode back to exactly the same bytes.
+ * ack from the LAN, the batch header, the key record and the WAN ack from the WAN. Whatever a
+ * parser accepts must encode back to exactly the same bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (vr_wire_keyrec_parse(data, size, &k) == 0) {
 		if (k.blob != data + VR_WIRE_KEYREC_HDR ||
-		    vr_wire_keyrec_encode(&k, buf, sizeof(buf)) != (int)size || memcmp(buf, data, size))
+		    vr_wire_keyrec_encode(&k, buf, sizeof(buf)) != (int)size ||
+		    memcmp(buf, data, size))
 			abort();
 	}
 	if (vr_wire_wack_parse(data, size, &w) == 0) {

@@ -88,7 +88,8 @@ main(int argc, char **argv)
 		put(argv[2], "batch", buf, VR_WIRE_BATCH_HDR + 32 + VR_WIRE_TAG);
 		{
 			static const uint8_t blob[384] = {1, 2, 3};
-			struct vr_keyrec kr = {.key_id = 2, .blob_size = sizeof(blob), .blob = blob};
+			struct vr_keyrec kr = {
+			    .key_id = 2, .blob_size = sizeof(blob), .blob = blob};
 			int kn = vr_wire_keyrec_encode(&kr, buf, sizeof(buf));
 
 			put(argv[2], "keyrec", buf, (size_t)kn);

@@ -855,8 +855,8 @@ site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigne
 	streams_config(s, origin, rcv, 1, n);
 }
 
-static void streams_config_hsm(struct site *s, struct site *origin, struct site *rcv,
-                               unsigned base, unsigned n);
+static void streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                               unsigned n);
 
 static void
 site_kill_restart_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned n)
@@ -982,7 +982,6 @@ START_TEST(restarts_af_packet)
 }
 END_TEST
 
-
 /* --- payload keys through the hsm_agent (K1, K2, D4, D5) --- */
 
 struct agent {
@@ -999,8 +998,8 @@ agent_start(struct agent *ag)
 	snprintf(ag->sock, sizeof(ag->sock), "%s/agent.sock", ag->dir);
 	snprintf(ag->state, sizeof(ag->state), "%s/state", ag->dir);
 	{
-		const char *argv[] = {VR_AGENT_BIN,      "--socket", ag->sock, "--state", ag->state,
-		                      "--dataplane-uid", "0",        NULL};
+		const char *argv[] = {VR_AGENT_BIN, "--socket",        ag->sock, "--state",
+		                      ag->state,    "--dataplane-uid", "0",      NULL};
 
 		ag->pid = vr_test_spawn(argv, ag->sock);
 	}
@@ -1017,8 +1016,8 @@ agent_call(struct agent *ag, int want, json_t *req)
 
 	ck_assert_ptr_nonnull(h);
 	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
-	ck_assert_msg(rc == -want, "agent: %s: %d %s", json_string_value(json_object_get(req, "op")),
-	              rc, err);
+	ck_assert_msg(rc == -want, "agent: %s: %d %s",
+	              json_string_value(json_object_get(req, "op")), rc, err);
 	json_decref(req);
 	vr_hsm_close(h);
 	return res;
@@ -1060,8 +1059,7 @@ site_conf_hsm(struct site *s, int id, int peer, const struct agent *ag, unsigned
 static json_t *carried[64];
 
 static void
-streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base,
-                   unsigned n)
+streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
 {
 	char site[8];
 
@@ -1070,18 +1068,19 @@ streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsign
 		json_t *r, *rec;
 
 		if (s == origin) {
-			r = ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add", "account",
-			                     a, "vault", 1, "members", rcv->id));
+			r = ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
+			                     "account", a, "vault", 1, "members", rcv->id));
 			rec = json_object_get(json_object_get(r, "keys"), site);
-			ck_assert_msg(rec, "stream.add of an origin returns the member's key record");
+			ck_assert_msg(rec,
+			              "stream.add of an origin returns the member's key record");
 			json_decref(carried[a % 64]);
 			carried[a % 64] = json_incref(rec);
 		} else {
 			rec = carried[a % 64];
 			ck_assert_ptr_nonnull(rec);
 			r = ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:O, s:O}", "op", "stream.add",
-			                     "account", a, "vault", 1, "primary", origin->id, "key_id",
-			                     json_object_get(rec, "key_id"), "blob",
+			                     "account", a, "vault", 1, "primary", origin->id,
+			                     "key_id", json_object_get(rec, "key_id"), "blob",
 			                     json_object_get(rec, "blob")));
 		}
 		ck_assert_int_gt(json_integer_value(json_object_get(r, "key_id")), 0);
