@@ -184,6 +184,12 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 		c->max_sleep_us = (uint32_t)x;
 		return 0;
 	}
+	if (!strcmp(s, "bench")) {
+		if (strcmp(n, "seal_only") || num(v, 0, 1, &x))
+			return -1;
+		c->seal_only = x;
+		return 0;
+	}
 	if (!strcmp(s, "consumer")) {
 		if (!strcmp(n, "ip"))
 			return ipv4(v, &c->consumer_ip);
@@ -202,6 +208,17 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			return ipv4(v, &p->ip);
 		if (!strcmp(n, "udp") && !num(v, 1, 65535, &x)) {
 			p->udp = (uint16_t)x;
+			return 0;
+		}
+		if (!strcmp(n, "mac")) {
+			int end = 0;
+
+			if (sscanf(v, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &p->mac[0],
+			           &p->mac[1], &p->mac[2], &p->mac[3], &p->mac[4], &p->mac[5],
+			           &end) != 6 ||
+			    v[end] || end != 17 || (p->mac[0] & 1))
+				return -1;
+			p->has_mac = true;
 			return 0;
 		}
 	}

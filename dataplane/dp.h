@@ -98,7 +98,8 @@
 	X(keys_promoted, "origin streams that began sealing under their next key")                 \
 	X(keys_installed, "payload keys unwrapped and installed at this receiver")                 \
 	X(key_install_failed, "key records whose key did not unwrap or persist here")              \
-	X(no_mbuf, "mbuf or job allocations that failed")
+	X(no_mbuf, "mbuf or job allocations that failed")                                          \
+	X(records_sealed_only, "records sealed and sent in [bench] seal_only mode (no log)")
 
 enum dp_counter {
 #define X(n, d) DP_C_##n,
@@ -261,6 +262,7 @@ struct dp_peer {
 	uint32_t ip;
 	uint16_t udp;
 	bool resolved;
+	bool fixed; /* a static neighbour ([peer N] mac): ARP does not change it */
 	struct rte_ether_addr mac;
 };
 

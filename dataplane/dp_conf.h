@@ -49,14 +49,21 @@
  *   [peer 2]                     ; one section per peer site: its id in the section name
  *   ip = 198.19.0.2
  *   udp = 4791                   ; default: this site's WAN udp
+ *   mac = 02:00:00:00:00:02      ; optional: a static neighbour, never resolved by ARP
  *
  *   [consumer]                   ; optional: records applied here are delivered over UDP
  *   ip = 198.18.0.9
  *   udp = 4792
+ *
+ *   [bench]                      ; benchmarks only, never an appliance
+ *   seal_only = 0                ; 1: ingest -> batch -> seal -> WAN, and nothing else: no log,
+ *                                ; no acks, no producer order, no window (tools/bench-seal.sh
+ *                                ; replays one pcap forever through it)
  */
 #ifndef DP_CONF_H
 #define DP_CONF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -77,6 +84,8 @@ struct dp_conf_peer {
 	uint16_t site;
 	uint32_t ip;
 	uint16_t udp;
+	bool has_mac;
+	uint8_t mac[6];
 };
 
 struct dp_conf {
@@ -101,6 +110,7 @@ struct dp_conf {
 	unsigned n_peers;
 	uint32_t consumer_ip;
 	uint16_t consumer_udp;
+	bool seal_only;
 };
 
 /* Parses path (or, when text is not NULL, the text) into c; 0, or -1 with err filled. */

@@ -224,10 +224,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	dp->n_peers = dp->conf.n_peers;
-	for (unsigned i = 0; i < dp->n_peers; i++)
+	for (unsigned i = 0; i < dp->n_peers; i++) {
 		dp->peers[i] = (struct dp_peer){.site = dp->conf.peers[i].site,
 		                                .ip = dp->conf.peers[i].ip,
-		                                .udp = dp->conf.peers[i].udp};
+		                                .udp = dp->conf.peers[i].udp,
+		                                .resolved = dp->conf.peers[i].has_mac,
+		                                .fixed = dp->conf.peers[i].has_mac};
+		memcpy(dp->peers[i].mac.addr_bytes, dp->conf.peers[i].mac, RTE_ETHER_ADDR_LEN);
+	}
 	dp->consumer = (struct dp_peer){.ip = dp->conf.consumer_ip, .udp = dp->conf.consumer_udp};
 
 	/* Packet and job pools: the job pool bounds everything in flight (window, log ring). */

@@ -158,7 +158,7 @@ arp_send(struct worker *w, const struct dp_port *p, struct txq *q, const struct 
 static void
 learn(struct worker *w, struct dp_peer *pe, const struct rte_ether_addr *mac)
 {
-	if (!pe->resolved || !rte_is_same_ether_addr(&pe->mac, mac)) {
+	if (!pe->fixed && (!pe->resolved || !rte_is_same_ether_addr(&pe->mac, mac))) {
 		rte_ether_addr_copy(mac, &pe->mac);
 		pe->resolved = true;
 		DP_INC(w->s, arp_learned);
@@ -231,6 +231,8 @@ log_push(struct worker *w, struct dp_job *j)
 	return 0;
 }
 
+static int send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t mask);
+
 static void
 close_batch(struct worker *w, struct dp_stream *st)
 {
@@ -240,6 +242,14 @@ close_batch(struct worker *w, struct dp_stream *st)
 		return;
 	st->open = NULL;
 	vr_batch_reset(&st->b);
+	if (vr_unlikely(w->dp->conf.seal_only)) {
+		/* The seal path alone (a benchmark): straight to the members, nothing kept. */
+		if (st->n_members)
+			send_batch(w, st, j, (1u << st->n_members) - 1);
+		DP_ADD(w->s, records_sealed_only, j->n);
+		dp_job_put(w->dp, j);
+		return;
+	}
 	if (log_push(w, j)) {
 		for (unsigned i = 0; i < j->n; i++)
 			send_ingest_ack(w, st, &j->acks[i], -EIO, 0);
@@ -780,6 +790,8 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 	 * ack lost on the LAN costs nothing); while still on its way to the disk, its own ack
 	 * will come.
 	 */
+	if (dp->conf.seal_only)
+		goto take; /* a benchmark replaying one pcap forever: no producer order, no acks */
 	for (unsigned k = 0; k < DP_PRODUCERS; k++)
 		if (st->prod[k].id == f.producer && st->prod[k].seq) {
 			pr = &st->prod[k];
@@ -810,6 +822,7 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		send_ingest_ack(w, st, &to, -EBUSY, 0);
 		return;
 	}
+take:
 	r = (struct vr_rec){
 	    .stream = st->id,
 	    .lsn = st->next_lsn,
@@ -872,7 +885,7 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 	st->open->last_lsn = st->next_lsn++;
 	st->records++;
 	st->bytes += f.payload_size;
-	if (!pr) {
+	if (!pr && !dp->conf.seal_only) {
 		/* A new producer takes the slot of the least recent one. */
 		pr = &st->prod[0];
 		for (unsigned k = 1; k < DP_PRODUCERS; k++)
@@ -880,7 +893,8 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 				pr = &st->prod[k];
 		*pr = (struct dp_producer){.id = f.producer};
 	}
-	pr->seq = f.producer_seq;
+	if (pr)
+		pr->seq = f.producer_seq;
 	DP_INC(w->s, ingest_frames);
 	if (v == VR_BATCH_ADDED_FULL)
 		close_batch(w, st);
