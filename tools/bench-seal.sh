@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The seal path of one worker lcore (a benchmark, not a test). For WAL frames of 64, 256 and
+# 1024 B, one pcap written by vaultrep-gen is replayed forever (net_pcap, infinite_rx=1):
+#   1. dpdk-testpmd, io forwarding net_pcap -> net_null: the packet I/O ceiling (packets/s);
+#   2. vaultrep-dataplane with [bench] seal_only: ingest -> records -> batches -> one
+#      AES-256-GCM seal per batch (crypto_aesni_gcm, CPU crypto) -> the WAN port (net_null).
+#      No log, no acks: the durable path is tools/bench-dataplane.sh's;
+#   3. dpdk-test-crypto-perf, crypto_aesni_gcm, AES-256-GCM at the batch size the dataplane
+#      made (the crypto ceiling).
+# Each figure is the median of REPS samples of SECONDS; ratios are against the same run.
+# STREAMS streams share the pcap round robin: with many, each stream's batches close by time
+# before they fill (the per-stream rate is what batching amortises over).
+#   tools/bench-seal.sh [SECONDS] [REPS] [STREAMS]     (defaults 2, 5 and 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-2}
+reps=${2:-5}
+bin=build/dataplane
+frames=8192
+streams=${3:-4}
+dir=$(mktemp -d /var/tmp/vaultrep-bench-seal.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+eal=(--no-huge --no-pci --log-level lib.eal:warning)
+
+calc() { awk "BEGIN {printf \"%.6f\", $1}"; }
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+testpmd_pps() { # pcap
+	local run=$((reps * secs + 3))
+	timeout -s INT "$run" dpdk-testpmd -l 0,1 -m 512 "${eal[@]}" --file-prefix vrbtp \
+		--vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 -- \
+		--forward-mode=io --auto-start --stats-period "$secs" --nb-cores 1 \
+		--total-num-mbufs 32768 >"$dir/testpmd.log" 2>&1 || true
+	# Port 0 (the pcap) receives; skip the first sample (start-up).
+	awk '/Rx-pps:/ && $2 > 0 {print $2}' "$dir/testpmd.log" | tail -n +2 | median
+}
+
+crypto_ops() { # buffer-size -> "Mops Gbps"
+	dpdk-test-crypto-perf -l 0,1 -m 512 "${eal[@]}" --file-prefix vrbcp --vdev crypto_aesni_gcm0 \
+		-- --ptest throughput --devtype crypto_aesni_gcm --optype aead --aead-algo aes-gcm \
+		--aead-op encrypt --aead-key-sz 32 --aead-iv-sz 12 --aead-aad-sz 48 --digest-sz 16 \
+		--buffer-sz "$1" --total-ops 2000000 --burst-sz 32 2>/dev/null |
+		awk '$1 == 1 && NF >= 10 {print $8, $9}'
+}
+
+stat() { # socket -> "records_sealed_only batches_sealed"
+	tools/dpctl "$1" stats | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["counters"]
+print(c["records_sealed_only"], c["batches_sealed"])'
+}
+
+dataplane() { # pcap size -> "records/s records-per-batch"
+	local d=$dir/dp key a
+	rm -rf "$d" && mkdir -p "$d"
+	cat >"$d/dp.ini" <<INI
+[site]
+id = 1
+log_dir = $d/wal
+control = $d/ctl.sock
+[lan]
+port = 0
+ip = 198.18.1.1
+[wan]
+port = 1
+ip = 198.19.0.1
+[peer 2]
+ip = 198.19.0.2
+mac = 02:00:00:00:02:02
+[bench]
+seal_only = 1
+INI
+	"$bin/vaultrep-dataplane" -l 0,1 -m 512 "${eal[@]}" --file-prefix vrbseal \
+		--vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 \
+		-- --config "$d/dp.ini" >"$d/log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 200); do [ -S "$d/ctl.sock" ] && break; sleep 0.1; done
+	key=$(head -c 32 /dev/urandom | base64)
+	for a in $(seq 1 $streams); do
+		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"members\": [2]}"
+		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"key_id\": 1, \"key\": \"$key\"}"
+	done | tools/dpctl "$d/ctl.sock" - >/dev/null
+	sleep 1
+	local prev now r0 b0 r1 b1 rates=() per=()
+	read -r r0 b0 < <(stat "$d/ctl.sock")
+	prev=$(date +%s.%N)
+	for _ in $(seq "$reps"); do
+		sleep "$secs"
+		read -r r1 b1 < <(stat "$d/ctl.sock")
+		now=$(date +%s.%N)
+		rates+=("$(calc "($r1 - $r0) / ($now - $prev)")")
+		per+=("$(calc "($r1 - $r0) / ($b1 - $b0)")")
+		r0=$r1 b0=$b1 prev=$now
+	done
+	kill "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
+	unset 'pids[-1]'
+	echo "$(printf '%s\n' "${rates[@]}" | median) $(printf '%s\n' "${per[@]}" | median)"
+}
+
+echo "== seal path, one worker lcore: net_pcap (infinite_rx) -> vaultrep-dataplane [bench] seal_only -> net_null"
+echo "   $frames frames over $streams streams per pcap; medians of $reps x ${secs} s"
+printf '%-6s %12s %8s %12s %7s %10s %10s %12s %7s\n' size records/s Gb/s testpmd-pps ratio rec/batch seal-Gb/s crypto-Gb/s ratio
+for size in 64 256 1024; do
+	pcap=$dir/f$size.pcap
+	"$bin/vaultrep-gen" -l 0 --no-huge -m 128 --no-pci --file-prefix vrbgen \
+		--log-level lib.eal:warning --vdev net_null0 -- --ip 198.18.1.9 --dst 198.18.1.1 \
+		--streams $streams --records $frames --size "$size" --pcap "$pcap" >/dev/null
+	pps=$(testpmd_pps "$pcap")
+	read -r rate per < <(dataplane "$pcap" "$size")
+	# A record is the 56-byte record header and the payload; a batch seals per records.
+	bufsz=$(awk "BEGIN {printf \"%d\", $per * (56 + $size)}")
+	read -r mops cgbps < <(crypto_ops "$bufsz")
+	wire=$((size + 40 + 42)) # the ingest frame on the wire: payload, our header, Eth/IPv4/UDP
+	printf '%-6s %12.0f %8.2f %12.0f %7.2f %10.1f %10.2f %12.2f %7.2f\n' "$size" "$rate" \
+		"$(calc "$rate * $wire * 8 / 1000000000")" "$pps" "$(calc "$rate / $pps")" \
+		"$per" "$(calc "$rate * (56 + $size) * 8 / 1000000000")" "$cgbps" \
+		"$(calc "$rate * (56 + $size) * 8 / 1000000000 / $cgbps")"
+done
+echo "   ratio 1: records/s over testpmd's packets/s (target >= 0.6 at 64 B)"
+echo "   ratio 2: the plaintext the seal path sealed over crypto-perf's at that batch size (target >= 0.9 at 1024 B)"
