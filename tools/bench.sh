@@ -31,3 +31,9 @@ if [ $quick = 1 ]; then
 else
 	tools/bench-dataplane.sh 1000000 100
 fi
+echo
+if [ $quick = 1 ]; then
+	tools/bench-seal.sh 1 1 2>&1 | grep -v '^TELEMETRY'
+else
+	tools/bench-seal.sh 2 5 2>&1 | grep -v '^TELEMETRY'
+fi
