@@ -114,14 +114,19 @@ stream_arg(struct dp *dp, json_t *req, struct vr_stream_id *id)
 	return NULL;
 }
 
+/* The stream a request names, or NULL with *err (bad arguments, or no such stream). */
 static struct dp_stream *
-stream_or_fail(struct dp *dp, const struct vr_stream_id *id, json_t **err)
+stream_req(struct dp *dp, json_t *req, json_t **err)
 {
-	struct dp_stream *st = dp_stream_find(dp, id->account, id->vault, id->primary);
+	struct vr_stream_id id;
+	struct dp_stream *st;
 
+	if ((*err = stream_arg(dp, req, &id)))
+		return NULL;
+	st = dp_stream_find(dp, id.account, id.vault, id.primary);
 	if (!st)
-		*err = fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id->account, id->vault,
-		            id->primary);
+		*err = fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
+		            id.primary);
 	return st;
 }
 
@@ -315,16 +320,13 @@ op_key_set(struct dp *dp, json_t *req)
 {
 	json_t *err, *kid = json_object_get(req, "key_id");
 	const char *b64 = json_string_value(json_object_get(req, "key"));
-	struct vr_stream_id id;
 	struct dp_stream *st;
 	struct dp_key *k, *old;
 	uint8_t *key = NULL;
 	size_t n = 0;
 	char msg[256];
 
-	if ((err = stream_arg(dp, req, &id)))
-		return err;
-	if (!(st = stream_or_fail(dp, &id, &err)))
+	if (!(st = stream_req(dp, req, &err)))
 		return err;
 	if (!json_is_integer(kid) || json_integer_value(kid) < 1 ||
 	    json_integer_value(kid) > UINT32_MAX)
@@ -366,15 +368,12 @@ op_key_set(struct dp *dp, json_t *req)
 static json_t *
 op_key_install(struct dp *dp, json_t *req)
 {
-	struct vr_stream_id id;
 	struct dp_stream *st;
 	json_t *err;
 	char msg[512];
 	int rc;
 
-	if ((err = stream_arg(dp, req, &id)))
-		return err;
-	if (!(st = stream_or_fail(dp, &id, &err)))
+	if (!(st = stream_req(dp, req, &err)))
 		return err;
 	if (!dp->conf.hsm[0])
 		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
@@ -389,14 +388,11 @@ op_key_install(struct dp *dp, json_t *req)
 static json_t *
 op_stream_rekey(struct dp *dp, json_t *req)
 {
-	struct vr_stream_id id;
 	struct dp_stream *st;
 	struct dp_msg *m;
 	json_t *err;
 
-	if ((err = stream_arg(dp, req, &id)))
-		return err;
-	if (!(st = stream_or_fail(dp, &id, &err)))
+	if (!(st = stream_req(dp, req, &err)))
 		return err;
 	if (!dp->conf.hsm[0])
 		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
@@ -500,13 +496,10 @@ stream_json(struct dp_stream *st)
 static json_t *
 op_stream_show(struct dp *dp, json_t *req)
 {
-	struct vr_stream_id id;
 	struct dp_stream *st;
 	json_t *err;
 
-	if ((err = stream_arg(dp, req, &id)))
-		return err;
-	if (!(st = stream_or_fail(dp, &id, &err)))
+	if (!(st = stream_req(dp, req, &err)))
 		return err;
 	return ok(stream_json(st));
 }

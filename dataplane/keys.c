@@ -111,12 +111,15 @@ import_self(struct dp *dp, char *err, size_t err_n)
 	return rc;
 }
 
-/* The key of a blob made for this site; 0, or -errno with err. */
+/*
+ * payload.unwrap of a blob made for this site, under the shard's current site key or an older
+ * one still kept; keep: into the site token (wrappable again), else the key in *res. 0 with
+ * *res, or -errno with err.
+ */
 static int
-unwrap(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *blob, size_t n,
-       uint8_t key[DP_KEY_SIZE], char *err, size_t err_n)
+unwrap_any(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *blob, size_t n,
+           bool keep, json_t **res, char *err, size_t err_n)
 {
-	json_t *res;
 	char pid[64], *b64 = vr_hsm_b64(blob, n);
 	long version;
 	int rc;
@@ -126,40 +129,20 @@ unwrap(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *bl
 		return -ENOMEM;
 	}
 	rc = call(dp, json_pack("{s:s, s:s}", "op", "site.public", "shard", dp->conf.hsm_shard),
-	          &res, err, err_n);
-	if (rc) {
-		free(b64);
-		return rc;
-	}
-	version = (long)json_integer_value(json_object_get(res, "version"));
-	json_decref(res);
+	          res, err, err_n);
+	version = rc ? 0 : (long)json_integer_value(json_object_get(*res, "version"));
+	json_decref(*res);
+	*res = NULL;
 	payload_id(st, id, pid);
-	rc = -EBADMSG;
 	for (long v = version; v >= 1 && v > version - OLD_VERSIONS; v--) {
-		const char *k;
-		uint8_t *raw = NULL;
-		size_t rn = 0;
-
 		rc = call(dp,
-		          json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", pid,
-		                    "shard", dp->conf.hsm_shard, "version", (int)v, "blob", b64),
-		          &res, err, err_n);
-		if (rc == -EBADMSG || rc == -ENOENT)
-			continue; /* another version of the site key, or one retired */
-		if (rc)
+		          json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "payload.unwrap", "id",
+		                    pid, "shard", dp->conf.hsm_shard, "version", (int)v, "blob",
+		                    b64, "keep", keep),
+		          res, err, err_n);
+		/* Another version of the site key, or one retired: try the one before. */
+		if (rc != -EBADMSG && rc != -ENOENT)
 			break;
-		k = json_string_value(json_object_get(res, "key"));
-		if (!k || vr_hsm_unb64(k, &raw, &rn) || rn != DP_KEY_SIZE) {
-			snprintf(err, err_n, "the hsm_agent returned no 32-byte key");
-			rc = -EPROTO;
-		} else {
-			memcpy(key, raw, DP_KEY_SIZE);
-		}
-		if (raw)
-			explicit_bzero(raw, rn);
-		free(raw);
-		json_decref(res);
-		break;
 	}
 	if (rc == -EBADMSG || rc == -ENOENT)
 		snprintf(err, err_n,
@@ -167,6 +150,33 @@ unwrap(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *bl
 		         (unsigned long long)st->id.account, st->id.vault, st->id.primary,
 		         dp->conf.hsm_shard);
 	free(b64);
+	return rc;
+}
+
+/* The key of a blob made for this site; 0, or -errno with err. */
+static int
+unwrap(struct dp *dp, const struct dp_stream *st, uint32_t id, const uint8_t *blob, size_t n,
+       uint8_t key[DP_KEY_SIZE], char *err, size_t err_n)
+{
+	json_t *res;
+	const char *k;
+	uint8_t *raw = NULL;
+	size_t rn = 0;
+	int rc = unwrap_any(dp, st, id, blob, n, false, &res, err, err_n);
+
+	if (rc)
+		return rc;
+	k = json_string_value(json_object_get(res, "key"));
+	if (!k || vr_hsm_unb64(k, &raw, &rn) || rn != DP_KEY_SIZE) {
+		snprintf(err, err_n, "the hsm_agent returned no 32-byte key");
+		rc = -EPROTO;
+	} else {
+		memcpy(key, raw, DP_KEY_SIZE);
+	}
+	if (raw)
+		explicit_bzero(raw, rn);
+	free(raw);
+	json_decref(res);
 	return rc;
 }
 
@@ -301,76 +311,89 @@ dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[D
 }
 
 /*
+ * Wraps payload key `pid` (in the site token) for every member, into rk's records, and, with
+ * self_blob, for this site too; then deletes it from the token either way. 0, or -errno.
+ */
+static int
+wrap_out(struct dp *dp, struct dp_stream *st, const char *pid, struct dp_rekey *rk,
+         uint8_t **self_blob, size_t *self_n, char *err, size_t err_n)
+{
+	json_t *peers = json_array(), *res = NULL, *blobs, *d = NULL;
+	char name[16];
+	int rc = 0;
+
+	for (unsigned i = 0; i < st->n_members; i++) {
+		snprintf(name, sizeof(name), "site%u", st->members[i].site);
+		json_array_append_new(peers, json_string(name));
+	}
+	if (self_blob) {
+		snprintf(name, sizeof(name), "site%u", dp->conf.site);
+		json_array_append_new(peers, json_string(name));
+	}
+	if (json_array_size(peers))
+		rc = call(
+		    dp,
+		    json_pack("{s:s, s:s, s:O}", "op", "payload.wrap", "id", pid, "peers", peers),
+		    &res, err, err_n);
+	call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &d, NULL, 0);
+	json_decref(d);
+	blobs = json_object_get(res, "blobs");
+	for (unsigned i = 0; !rc && i <= st->n_members; i++) {
+		bool self = i == st->n_members;
+		const char *b;
+		uint8_t *raw = NULL;
+		size_t rn = 0;
+
+		if (self && !self_blob)
+			break;
+		snprintf(name, sizeof(name), "site%u", self ? dp->conf.site : st->members[i].site);
+		b = json_string_value(json_object_get(blobs, name));
+		if (!b || vr_hsm_unb64(b, &raw, &rn) || !rn || rn > VR_WIRE_KEYREC_MAX_BLOB) {
+			free(raw);
+			snprintf(err, err_n, "the hsm_agent returned no blob for %s", name);
+			rc = -EPROTO;
+		} else if (self) {
+			*self_blob = raw;
+			*self_n = rn;
+		} else {
+			rk->rec[i].site = st->members[i].site;
+			rk->rec[i].blob_size = (uint16_t)rn;
+			memcpy(rk->rec[i].blob, raw, rn);
+			free(raw);
+		}
+	}
+	rk->n = st->n_members;
+	json_decref(res);
+	json_decref(peers);
+	return rc;
+}
+
+/*
  * Makes key `id` at the origin: generated in the site token, wrapped for every member (into
- * rk, when not NULL) and for this site (stored), then deleted from the token. Returns the
- * dp_key, or NULL with err.
+ * rk) and for this site (stored), then deleted from the token. Returns the dp_key, or NULL
+ * with err.
  */
 static struct dp_key *
 make(struct dp *dp, struct dp_stream *st, uint32_t id, struct dp_rekey *rk, char *err, size_t err_n)
 {
-	json_t *peers = json_array(), *res = NULL, *blobs;
-	char pid[64], name[16];
+	json_t *res = NULL;
+	char pid[64];
 	uint8_t key[DP_KEY_SIZE], *blob = NULL;
 	size_t n = 0;
 	struct dp_key *k = NULL;
 	int rc;
 
 	if ((rc = import_self(dp, err, err_n)))
-		goto out;
+		return NULL;
 	payload_id(st, id, pid);
 	/* A crash between generate and delete leaves the object: it is nobody's key. */
-	rc = call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &res, err, err_n);
+	call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &res, NULL, 0);
 	json_decref(res);
 	rc = call(dp, json_pack("{s:s, s:s}", "op", "payload.generate", "id", pid), &res, err,
 	          err_n);
 	json_decref(res);
-	if (rc)
-		goto out;
-	for (unsigned i = 0; i < st->n_members; i++) {
-		snprintf(name, sizeof(name), "site%u", st->members[i].site);
-		json_array_append_new(peers, json_string(name));
-	}
-	snprintf(name, sizeof(name), "site%u", dp->conf.site);
-	json_array_append_new(peers, json_string(name));
-	rc = call(dp, json_pack("{s:s, s:s, s:O}", "op", "payload.wrap", "id", pid, "peers", peers),
-	          &res, err, err_n);
-	{
-		json_t *d = NULL;
-
-		call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &d, NULL, 0);
-		json_decref(d);
-	}
-	if (rc)
-		goto out;
-	blobs = json_object_get(res, "blobs");
-	for (unsigned i = 0; rk && i < st->n_members; i++) {
-		const char *b;
-		uint8_t *raw = NULL;
-		size_t rn = 0;
-
-		snprintf(name, sizeof(name), "site%u", st->members[i].site);
-		b = json_string_value(json_object_get(blobs, name));
-		if (!b || vr_hsm_unb64(b, &raw, &rn) || !rn || rn > VR_WIRE_KEYREC_MAX_BLOB) {
-			free(raw);
-			snprintf(err, err_n, "the hsm_agent returned no blob for %s", name);
-			rc = -EPROTO;
-			goto out;
-		}
-		rk->rec[i].site = st->members[i].site;
-		rk->rec[i].blob_size = (uint16_t)rn;
-		memcpy(rk->rec[i].blob, raw, rn);
-		free(raw);
-	}
-	if (rk)
-		rk->n = st->n_members;
-	snprintf(name, sizeof(name), "site%u", dp->conf.site);
-	if (vr_hsm_unb64(json_string_value(json_object_get(blobs, name)), &blob, &n) || !n ||
-	    n > VR_WIRE_KEYREC_MAX_BLOB) {
-		snprintf(err, err_n, "the hsm_agent returned no blob for this site");
-		rc = -EPROTO;
-		goto out;
-	}
-	if ((rc = unwrap(dp, st, id, blob, n, key, err, err_n)))
+	if (rc || wrap_out(dp, st, pid, rk, &blob, &n, err, err_n) ||
+	    unwrap(dp, st, id, blob, n, key, err, err_n))
 		goto out;
 	if ((rc = stored_put(dp, st, id, blob, n))) {
 		snprintf(err, err_n, "cannot store the key: %s", vr_rec_strerror(rc));
@@ -380,8 +403,6 @@ make(struct dp *dp, struct dp_stream *st, uint32_t id, struct dp_rekey *rk, char
 out:
 	explicit_bzero(key, sizeof(key));
 	free(blob);
-	json_decref(res);
-	json_decref(peers);
 	return k;
 }
 
@@ -402,73 +423,20 @@ records_json(const struct dp_rekey *rk)
 	return o;
 }
 
-/* Rewraps the stored key of an origin stream for its members (after a restart). */
+/* The stored key of an origin stream, wrapped again for its members (after a restart). */
 static int
 rewrap(struct dp *dp, struct dp_stream *st, const struct stored *s, struct dp_rekey *rk, char *err,
        size_t err_n)
 {
-	json_t *res = NULL, *peers = json_array();
-	char pid[64], *b64 = vr_hsm_b64(s->blob, s->n), name[16];
-	long version;
-	int rc;
+	json_t *res = NULL;
+	char pid[64];
+	int rc = unwrap_any(dp, st, s->id, s->blob, s->n, true, &res, err, err_n);
 
-	payload_id(st, s->id, pid);
-	rc = call(dp, json_pack("{s:s, s:s}", "op", "site.public", "shard", dp->conf.hsm_shard),
-	          &res, err, err_n);
-	version = rc ? 0 : (long)json_integer_value(json_object_get(res, "version"));
 	json_decref(res);
-	res = NULL;
-	for (long v = version; v >= 1 && v > version - OLD_VERSIONS; v--) {
-		rc = call(dp,
-		          json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "payload.unwrap", "id",
-		                    pid, "shard", dp->conf.hsm_shard, "version", (int)v, "blob",
-		                    b64 ? b64 : "", "keep", 1),
-		          &res, err, err_n);
-		json_decref(res);
-		res = NULL;
-		if (rc != -EBADMSG && rc != -ENOENT)
-			break;
-	}
-	free(b64);
 	if (rc)
-		goto out;
-	for (unsigned i = 0; i < st->n_members; i++) {
-		snprintf(name, sizeof(name), "site%u", st->members[i].site);
-		json_array_append_new(peers, json_string(name));
-	}
-	if (st->n_members)
-		rc = call(
-		    dp,
-		    json_pack("{s:s, s:s, s:O}", "op", "payload.wrap", "id", pid, "peers", peers),
-		    &res, err, err_n);
-	{
-		json_t *d = NULL;
-
-		call(dp, json_pack("{s:s, s:s}", "op", "payload.delete", "id", pid), &d, NULL, 0);
-		json_decref(d);
-	}
-	for (unsigned i = 0; !rc && i < st->n_members; i++) {
-		const char *b;
-		uint8_t *raw = NULL;
-		size_t rn = 0;
-
-		snprintf(name, sizeof(name), "site%u", st->members[i].site);
-		b = json_string_value(json_object_get(json_object_get(res, "blobs"), name));
-		if (!b || vr_hsm_unb64(b, &raw, &rn) || !rn || rn > VR_WIRE_KEYREC_MAX_BLOB) {
-			snprintf(err, err_n, "the hsm_agent returned no blob for %s", name);
-			rc = -EPROTO;
-		} else {
-			rk->rec[i].site = st->members[i].site;
-			rk->rec[i].blob_size = (uint16_t)rn;
-			memcpy(rk->rec[i].blob, raw, rn);
-		}
-		free(raw);
-	}
-	rk->n = st->n_members;
-out:
-	json_decref(res);
-	json_decref(peers);
-	return rc;
+		return rc;
+	payload_id(st, s->id, pid);
+	return wrap_out(dp, st, pid, rk, NULL, NULL, err, err_n);
 }
 
 /*
