@@ -325,15 +325,22 @@ gen_wait(int pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static uint64_t
-durable(struct site *s, unsigned account, int primary)
+/* One figure of stream.show for stream (account, vault 1, primary) at site s. */
+static long long
+show(struct site *s, unsigned account, int primary, const char *field)
 {
 	json_t *r = ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.show", "account",
 	                             account, "vault", 1, "primary", primary));
-	uint64_t l = (uint64_t)json_integer_value(json_object_get(r, "durable_lsn"));
+	long long v = (long long)json_integer_value(json_object_get(r, field));
 
 	json_decref(r);
-	return l;
+	return v;
+}
+
+static uint64_t
+durable(struct site *s, unsigned account, int primary)
+{
+	return (uint64_t)show(s, account, primary, "durable_lsn");
 }
 
 /* Waits (bounded) until the receiver's durable LSN of every stream equals the origin's. */
@@ -1091,12 +1098,7 @@ streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsign
 static int
 key_id(struct site *s, unsigned account, int primary)
 {
-	json_t *r = ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.show", "account",
-	                             account, "vault", 1, "primary", primary));
-	int k = (int)json_integer_value(json_object_get(r, "key_id"));
-
-	json_decref(r);
-	return k;
+	return (int)show(s, account, primary, "key_id");
 }
 
 START_TEST(payload_keys_hsm_memif)
