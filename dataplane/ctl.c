@@ -223,6 +223,7 @@ op_stream_add(struct dp *dp, json_t *req)
 	struct vr_log_stream ls;
 	struct dp_stream *st;
 	struct dp_key *cur;
+	struct dp_rekey *rk;
 	struct dp_skey k;
 	char msg[512];
 	size_t i;
@@ -288,23 +289,30 @@ op_stream_add(struct dp *dp, json_t *req)
 			return fail(-rc, "payload keys: %s", msg);
 		}
 	}
+	/* A rotation under way before a restart is the worker's, through a message. */
+	rk = st->rekey;
+	st->rekey = NULL;
 	k = dp_skey(id.account, id.vault, id.primary);
 	rc = rte_hash_add_key_data(dp->streams, &k, st);
 	if (rc) {
 		json_decref(records);
+		free(rk); /* its key is the stream's current one */
 		stream_free(dp, st);
 		return fail(-rc, "cannot add the stream: %s", strerror(-rc));
 	}
-	if (st->rekey) {
-		/* Restarted in the middle of a rotation: the worker sends the records again. */
+	if (rk) {
 		struct dp_msg *nk = calloc(1, sizeof(*nk));
 
-		if (nk) {
+		if (nk)
 			*nk = (struct dp_msg){
-			    .kind = DP_MSG_NEXT_KEY, .status = 1, .st = st, .rekey = st->rekey};
-			st->rekey = NULL;
-			if (dp_msg_to_worker(dp, nk))
-				free(nk);
+			    .kind = DP_MSG_NEXT_KEY, .status = 1, .st = st, .rekey = rk};
+		if (!nk || dp_msg_to_worker(dp, nk)) {
+			vr_err("dataplane",
+			       "stream %lu/%u/%u: key %u's records are not sent again "
+			       "(out of memory): a member without it needs key.install",
+			       (unsigned long)id.account, id.vault, id.primary, rk->key->id);
+			free(nk);
+			free(rk);
 		}
 	}
 	cur = atomic_load(&st->key);
