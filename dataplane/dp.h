@@ -119,8 +119,7 @@ struct dp_stats {
 /* A payload key as the worker uses it (immutable once published). */
 struct dp_key {
 	uint32_t id;
-	uint64_t rekey_tsc; /* origin: ask for the next key at this TSC (age bound) */
-	bool retired;       /* origin: no longer the stream's; freed once no job names it */
+	bool retired; /* origin: no longer the stream's; freed once no job names it */
 	uint8_t salt[VR_NONCE_SALT];
 	void *seal; /* cryptodev session, encrypt (origin) */
 	void *open; /* cryptodev session, decrypt (receiver) */

@@ -291,13 +291,14 @@ dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[D
 		dp_key_free(dp, k);
 		return NULL;
 	}
-	k->rekey_tsc = rte_rdtsc() + (uint64_t)dp->conf.rekey_seconds * dp->hz;
 	if (!seal)
 		return k;
 	/* Resume above every sequence ever reserved under this key, then reserve ahead. */
 	rc = dp_nonce_persisted(dp, st, id, &limit);
 	if (!rc) {
-		vr_nonce_start(&k->nonce, k->salt, limit, 0);
+		vr_nonce_start(&k->nonce, k->salt, limit, rte_rdtsc());
+		vr_nonce_policy(&k->nonce, dp->conf.rekey_batches,
+		                (uint64_t)dp->conf.rekey_seconds * dp->hz);
 		limit = vr_nonce_next_limit(&k->nonce);
 		rc = dp_nonce_persist(dp, st, id, limit);
 	}

@@ -10,7 +10,8 @@
  *      vr_nonce_reserved). After a crash the sealer resumes at the persisted limit: sequences
  *      of the lost range are skipped, never repeated.
  *   3. A key is retired at VR_NONCE_HARD_LIMIT batches (sealing refuses with -EKEYEXPIRED) and
- *      a rekey should start at VR_NONCE_SOFT_LIMIT batches or VR_NONCE_MAX_AGE_S seconds, so that
+ *      a rekey should start at VR_NONCE_SOFT_LIMIT batches or VR_NONCE_MAX_AGE_S seconds (by
+ *      default; vr_nonce_policy sets both, the age in the caller's clock), so that
  *      the stream never stops at the hard limit. The limit keeps far below GCM's 2^32
  *      invocations for random nonces; with counter nonces it bounds the data under one key.
  *
@@ -39,9 +40,11 @@ enum {
 
 struct vr_nonce {
 	uint8_t salt[VR_NONCE_SALT];
-	uint64_t next;   /* next sequence to use */
-	uint64_t limit;  /* sequences < limit are durably reserved */
-	uint64_t born_s; /* when the key started sealing */
+	uint64_t next;    /* next sequence to use */
+	uint64_t limit;   /* sequences < limit are durably reserved */
+	uint64_t born;    /* when the key started sealing, in the caller's clock */
+	uint64_t soft;    /* rekey at this sequence ... */
+	uint64_t max_age; /* ... or this long after born */
 };
 
 /*
@@ -50,12 +53,22 @@ struct vr_nonce {
  */
 static inline void
 vr_nonce_start(struct vr_nonce *n, const uint8_t salt[VR_NONCE_SALT], uint64_t persisted_limit,
-               uint64_t now_s)
+               uint64_t now)
 {
 	memcpy(n->salt, salt, VR_NONCE_SALT);
 	n->next = persisted_limit ? persisted_limit : 1;
 	n->limit = n->next;
-	n->born_s = now_s;
+	n->born = now;
+	n->soft = VR_NONCE_SOFT_LIMIT;
+	n->max_age = VR_NONCE_MAX_AGE_S;
+}
+
+/* The rekey policy: at sequence soft (at most VR_NONCE_SOFT_LIMIT) or max_age after born. */
+static inline void
+vr_nonce_policy(struct vr_nonce *n, uint64_t soft, uint64_t max_age)
+{
+	n->soft = soft < VR_NONCE_SOFT_LIMIT ? soft : VR_NONCE_SOFT_LIMIT;
+	n->max_age = max_age;
 }
 
 /* The limit to persist next (then call vr_nonce_reserved with it). */
@@ -84,9 +97,9 @@ vr_nonce_low(const struct vr_nonce *n)
 
 /* True when a rekey should start (by count or age). */
 static inline bool
-vr_nonce_should_rekey(const struct vr_nonce *n, uint64_t now_s)
+vr_nonce_should_rekey(const struct vr_nonce *n, uint64_t now)
 {
-	return n->next >= VR_NONCE_SOFT_LIMIT || now_s - n->born_s >= VR_NONCE_MAX_AGE_S;
+	return n->next >= n->soft || now - n->born >= n->max_age;
 }
 
 /*

@@ -488,10 +488,10 @@ scan_rotations(struct worker *w)
 	}
 }
 
-/* A member proved it holds the next key: an ack tagged under it. */
 static void resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn,
                    unsigned max);
 
+/* A member proved it holds the next key: an ack tagged under it. */
 static void
 confirmed(struct worker *w, struct dp_stream *st, unsigned i)
 {
@@ -530,7 +530,7 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 		DP_INC(w->s, nonce_waits);
 		return -EAGAIN;
 	}
-	if (vr_unlikely(seq >= dp->conf.rekey_batches || w->now >= k->rekey_tsc))
+	if (vr_unlikely(vr_nonce_should_rekey(&k->nonce, w->now)))
 		ask_rekey(w, st);
 	h = (struct vr_batch_hdr){
 	    .kind = VR_WIRE_DATA,

@@ -848,8 +848,13 @@ cmp_seen(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+typedef void streams_fn(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                        unsigned n);
+
+/* SIGKILL site s, start it again, and configure its streams again as control would (config). */
 static void
-site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n)
+site_kill_restart_with(struct site *s, struct site *origin, struct site *rcv, unsigned n,
+                       streams_fn *config)
 {
 	int st;
 
@@ -859,22 +864,13 @@ site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigne
 	stage("killed");
 	site_start(s);
 	stage("started again");
-	streams_config(s, origin, rcv, 1, n);
+	config(s, origin, rcv, 1, n);
 }
 
-static void streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base,
-                               unsigned n);
-
 static void
-site_kill_restart_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned n)
+site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n)
 {
-	int st;
-
-	kill(s->pid, SIGKILL);
-	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-	unlink(s->lan);
-	site_start(s);
-	streams_config_hsm(s, origin, rcv, 1, n);
+	site_kill_restart_with(s, origin, rcv, n, streams_config);
 }
 
 START_TEST(restarts_af_packet)
@@ -1149,7 +1145,7 @@ START_TEST(payload_keys_hsm_memif)
 	for (int i = 0; i < 400 && counter(&a, "keys_promoted") < STREAMS; i++)
 		usleep(25000);
 	installed = counter(&b, "keys_installed"); /* the counters start again with the process */
-	site_kill_restart_hsm(&b, &a, &b, STREAMS);
+	site_kill_restart_with(&b, &a, &b, STREAMS, streams_config_hsm);
 	stage("receiver killed and restarted under load");
 	st = gen_wait(g);
 	print_stats(&a);
