@@ -168,7 +168,6 @@ write_seed(struct dp *dp, struct dp_stream *st)
 	n = vr_log_append(dp->log, &iov, 1, &d, &nd, NULL);
 	if (n)
 		return n;
-	memcpy(st->entropy, r.entropy, sizeof(st->entropy));
 	st->durable_lsn = 1;
 	return 0;
 }
@@ -262,7 +261,6 @@ op_stream_add(struct dp *dp, json_t *req)
 	rc = vr_log_stream_get(dp->log, &id, &ls);
 	if (rc == 0) {
 		st->durable_lsn = ls.last_lsn;
-		memcpy(st->entropy, ls.last_entropy, sizeof(st->entropy));
 		/*
 		 * The members are the request's: the log names only those of its last record, and
 		 * data records name none (membership changes are control's, as MEMBERS records).
@@ -277,7 +275,6 @@ op_stream_add(struct dp *dp, json_t *req)
 		rte_free(st);
 		return fail(-rc, "cannot read the stream from the log: %s", vr_rec_strerror(rc));
 	}
-	memcpy(st->durable_entropy, st->entropy, sizeof(st->entropy));
 	st->next_lsn = st->durable_lsn + 1;
 	st->queued_lsn = st->durable_lsn;
 	if (dp->conf.hsm[0]) {

@@ -196,7 +196,6 @@ struct dp_job {
 	uint64_t read_from;     /* DP_JOB_READ */
 	uint8_t member;         /* DP_JOB_READ: index in st->members */
 	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
-	uint8_t last_entropy[VR_REC_ENTROPY_SIZE]; /* origin: of its last record */
 	struct dp_ackto *acks;                     /* origin: who to ack, one per record */
 	uint8_t *data;                             /* records, contiguous */
 };
@@ -230,8 +229,6 @@ struct dp_stream {
 	uint8_t n_members;
 	struct dp_member members[VR_REC_MAX_MEMBERS];
 	uint64_t next_lsn;                            /* origin: next LSN to assign */
-	uint8_t entropy[VR_REC_ENTROPY_SIZE];         /* origin: of the last assigned record */
-	uint8_t durable_entropy[VR_REC_ENTROPY_SIZE]; /* of the last durable record */
 	uint64_t durable_lsn;
 	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
 	uint32_t epoch;      /* bumped when a log failure resets the stream */

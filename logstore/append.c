@@ -9,7 +9,8 @@
  *   1. decode      every record (R1-R3) and group the records by stream, in call order;
  *   2. snapshot    under the mutex, copy each stream's tail (last accepted LSN and entropy, and a
  *                  generation number);
- *   3. validate    W1-W4 against the snapshot: LSN order, entropy chain, origin, seed;
+ *   3. validate    W1-W4 against the snapshot: LSN order, entropy chain, origin, seed (or,
+ *                  for the records this site originates, finish them: vr_log_append_as);
  *   4. reserve     under the mutex, check that no other call moved those tails meanwhile (else
  *                  go back to 2), move them, and join the commit queue.
  *
@@ -57,8 +58,8 @@ set_sticky(struct vr_log *log, int rc)
 
 /* Step 1. */
 static int
-decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group *groups,
-           unsigned *n_groups, unsigned *bad)
+decode_all(uint16_t site, const struct iovec *recs, unsigned n, struct slim *slim,
+           struct group *groups, unsigned *n_groups, unsigned *bad)
 {
 	struct group *table = NULL, *g = NULL;
 	struct vr_rec r;
@@ -68,7 +69,10 @@ decode_all(const struct iovec *recs, unsigned n, struct slim *slim, struct group
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t key[VR_STREAM_ID_SIZE];
 
-		rc = vr_rec_decode(recs[i].iov_base, recs[i].iov_len, &r);
+		if (site && vr_rec_peek_primary(recs[i].iov_base, recs[i].iov_len) == site)
+			rc = vr_rec_decode_unfinished(recs[i].iov_base, recs[i].iov_len, &r);
+		else
+			rc = vr_rec_decode(recs[i].iov_base, recs[i].iov_len, &r);
 		if (rc >= 0 && (size_t)rc != recs[i].iov_len)
 			rc = -VR_REC_ERR_SIZE; /* trailing bytes: one record per iovec */
 		if (rc < 0) {
@@ -135,10 +139,15 @@ snapshot(struct vr_log *log, struct group *groups, unsigned ng)
 	return rc;
 }
 
-/* Step 3: W1-W4 for one group, against its snapshot. */
+/*
+ * Step 3: W1-W4 for one group, against its snapshot. The records of a stream whose primary is
+ * `site` are unfinished: they get their entropy and checksum here instead of having them checked.
+ */
 static int
-validate_group(struct group *g, const struct iovec *recs, const struct slim *slim, unsigned *bad)
+validate_group(uint16_t site, struct group *g, const struct iovec *recs, const struct slim *slim,
+               unsigned *bad)
 {
+	bool finish = site && g->id.primary == site;
 	uint8_t prev[VR_REC_ENTROPY_SIZE];
 	uint64_t prev_lsn = g->snap_lsn;
 
@@ -162,7 +171,9 @@ validate_group(struct group *g, const struct iovec *recs, const struct slim *sli
 			rc = -VR_REC_ERR_STALE;
 		else if ((s->lsn == 1) != seed)
 			rc = -VR_REC_ERR_SEED;
-		if (!rc) {
+		if (!rc && finish) {
+			vr_rec_finish(recs[i].iov_base, recs[i].iov_len, prev, e);
+		} else if (!rc) {
 			vr_rec_entropy(prev, raw, recs[i].iov_len, e);
 			if (memcmp(e, raw + 4, sizeof(e)))
 				rc = -VR_REC_ERR_CHAIN;
@@ -179,15 +190,16 @@ validate_group(struct group *g, const struct iovec *recs, const struct slim *sli
 	return 0;
 }
 
-/* The stream row for a group: its last record's LSN, entropy and members. */
+/* The stream row for a validated group: its last record's LSN, entropy and members. */
 static void
 build_row(struct group *g, const struct iovec *recs)
 {
 	struct vr_rec r;
 
-	/* Already decoded once in step 1; cannot fail. */
-	vr_rec_decode(recs[g->last].iov_base, recs[g->last].iov_len, &r);
-	vr_log_row_encode(g->row, &g->row_size, r.lsn, r.entropy, r.n_members, r.members);
+	/* Already decoded once in step 1 (the checksum too, where there was one): cannot fail. */
+	vr_rec_decode_unfinished(recs[g->last].iov_base, recs[g->last].iov_len, &r);
+	vr_log_row_encode(g->row, &g->row_size, g->last_lsn, g->last_entropy, r.n_members,
+	                  r.members);
 }
 
 /* Step 4: 0 if reserved, 1 if another call moved a tail (retry), or the sticky error. */
@@ -316,6 +328,13 @@ int
 vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
               struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
 {
+	return vr_log_append_as(log, 0, recs, n, durable, n_durable, bad);
+}
+
+int
+vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
+                 struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
+{
 	struct commit_req req = {0};
 	struct slim *slim = NULL;
 	struct group *groups = NULL;
@@ -341,7 +360,7 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 	if (!slim || !groups || !req.parts || !req.part_sizes)
 		goto out;
 
-	rc = decode_all(recs, n, slim, groups, &ng, bad);
+	rc = decode_all(site, recs, n, slim, groups, &ng, bad);
 	if (rc)
 		goto out;
 
@@ -364,7 +383,6 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 			goto out;
 		}
 		vr_log_chunk_key(g->chunk_key, g->key, slim[g->first].lsn);
-		build_row(g, recs);
 	}
 
 	for (;;) {
@@ -372,9 +390,10 @@ vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 		if (rc)
 			goto out;
 		for (unsigned k = 0; k < ng; k++) {
-			rc = validate_group(&groups[k], recs, slim, bad);
+			rc = validate_group(site, &groups[k], recs, slim, bad);
 			if (rc)
 				goto out;
+			build_row(&groups[k], recs);
 			if (!groups[k].st && !groups[k].fresh) {
 				groups[k].fresh = calloc(1, sizeof(struct stream));
 				if (!groups[k].fresh) {

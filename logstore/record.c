@@ -40,6 +40,14 @@
  *   W4. LSN 1 is an infrastructure seed record, and only LSN 1 is.
  * Recovery: a record that fails R1-R3 on read is corruption of the store, never skipped.
  *
+ * Unfinished records. The site that is a WAL's primary makes its records in two steps, on two
+ * threads: the dataplane's worker encodes a record with its entropy and CRC left zero
+ * (vr_rec_encode with no previous entropy), and the log's writer finishes it (vr_rec_finish)
+ * as it appends it (vr_log_append_as), because it computes the chain for validation anyway.
+ * The hashing, the most expensive per-byte work of a record, so runs once per record and off
+ * the worker's seal path. An unfinished record never leaves the site: it is sealed and sent
+ * only once durable, and then finished.
+ *
  * Why SHA-256 truncated to 128 bits: the chain is an integrity check against accident and
  * against a peer that forges records without the stream key (the WAN batches are authenticated
  * separately by AES-GCM); 128 bits keep collisions out of reach, and SHA-NI makes it cheap.
@@ -47,6 +55,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -237,10 +246,14 @@ vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE],
 	if (r->payload_size && r->payload != buf + OFF_MEMBERS + 2 * r->n_members)
 		memmove(buf + OFF_MEMBERS + 2 * r->n_members, r->payload, r->payload_size);
 
-	vr_rec_entropy(prev_entropy, buf, size, r->entropy);
-	memcpy(buf + OFF_ENTROPY, r->entropy, VR_REC_ENTROPY_SIZE);
-	r->crc = vr_crc32c(buf + 4, size - 4);
-	vr_put_be32(buf + OFF_CRC, r->crc);
+	if (prev_entropy) {
+		vr_rec_finish(buf, size, prev_entropy, r->entropy);
+		r->crc = vr_get_be32(buf + OFF_CRC);
+	} else {
+		memset(buf, 0, OFF_VERSION);
+		memset(r->entropy, 0, VR_REC_ENTROPY_SIZE);
+		r->crc = 0;
+	}
 
 	r->payload = buf + OFF_MEMBERS + 2 * r->n_members;
 	r->raw = buf;
@@ -248,10 +261,19 @@ vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE],
 	return (int)size;
 }
 
-int
-vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r)
+void
+vr_rec_finish(uint8_t *raw, size_t size, const uint8_t prev[VR_REC_ENTROPY_SIZE],
+              uint8_t entropy[VR_REC_ENTROPY_SIZE])
 {
-	uint32_t payload_size, flags;
+	vr_rec_entropy(prev, raw, size, entropy);
+	memcpy(raw + OFF_ENTROPY, entropy, VR_REC_ENTROPY_SIZE);
+	vr_put_be32(raw + OFF_CRC, vr_crc32c(raw + 4, size - 4));
+}
+
+int
+vr_rec_span(const uint8_t *buf, size_t size)
+{
+	uint32_t payload_size;
 	uint8_t n_members;
 	size_t total;
 
@@ -265,12 +287,32 @@ vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r)
 	if (payload_size > VR_REC_MAX_PAYLOAD)
 		return -VR_REC_ERR_SIZE;
 	total = VR_REC_HDR_SIZE + 2u * n_members + payload_size;
-	if (total > size)
-		return -VR_REC_ERR_SIZE;
+	return total > size ? -VR_REC_ERR_SIZE : (int)total;
+}
+
+uint16_t
+vr_rec_peek_primary(const uint8_t *buf, size_t size)
+{
+	return size < VR_REC_HDR_SIZE ? 0 : vr_get_be16(buf + OFF_PRIMARY);
+}
+
+static int
+decode(const uint8_t *buf, size_t size, struct vr_rec *r, bool finished)
+{
+	int span = vr_rec_span(buf, size);
+	uint32_t payload_size, flags;
+	uint8_t n_members;
+	size_t total;
+
+	if (span < 0)
+		return span;
+	total = (size_t)span;
+	n_members = buf[OFF_N_MEMBERS];
+	payload_size = vr_get_be32(buf + OFF_PAYLOAD_SIZE);
 
 	/* R2: the checksum, before trusting any field. */
 	r->crc = vr_get_be32(buf + OFF_CRC);
-	if (vr_crc32c(buf + 4, total - 4) != r->crc)
+	if (finished && vr_crc32c(buf + 4, total - 4) != r->crc)
 		return -VR_REC_ERR_CHECKSUM;
 
 	/* R3: fields. */
@@ -295,6 +337,18 @@ vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r)
 	r->raw = buf;
 	r->raw_size = (uint32_t)total;
 	return (int)total;
+}
+
+int
+vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r)
+{
+	return decode(buf, size, r, true);
+}
+
+int
+vr_rec_decode_unfinished(const uint8_t *buf, size_t size, struct vr_rec *r)
+{
+	return decode(buf, size, r, false);
 }
 
 const char *

@@ -88,6 +88,16 @@ void vr_log_close(struct vr_log *log);
 int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
                   struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
 
+/*
+ * As vr_log_append, at the site `site`: the records of streams whose primary is `site` arrive
+ * unfinished (vr_rec_encode with no previous entropy; vr_record.h) and are finished in place,
+ * in recs' buffers, as they are validated: their entropy chains them to the stream's tail and
+ * their checksum is set, whatever those fields held. Records of other streams are checked as
+ * vr_log_append checks them. site 0 makes it vr_log_append.
+ */
+int vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
+                     struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
+
 /* Counters since open; commits < appends shows group commit at work. */
 struct vr_log_stats {
 	uint64_t appends;  /* calls that became durable */

@@ -91,8 +91,10 @@ vr_rec_size(const struct vr_rec *r)
 
 /*
  * Encodes r into buf (capacity cap) chained to prev_entropy: computes and stores the entropy and
- * the checksum (also into r->entropy and r->crc). Returns the encoded size, or -EMSGSIZE if cap
- * is too small or the record too large, or -EPROTO if a field is out of range.
+ * the checksum (also into r->entropy and r->crc). With prev_entropy NULL the record is left
+ * unfinished (entropy and checksum zero) for vr_rec_finish or vr_log_append_as to complete.
+ * Returns the encoded size, or -EMSGSIZE if cap is too small or the record too large, or
+ * -EPROTO if a field is out of range.
  */
 int vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SIZE], uint8_t *buf,
                   size_t cap);
@@ -103,6 +105,22 @@ int vr_rec_encode(struct vr_rec *r, const uint8_t prev_entropy[VR_REC_ENTROPY_SI
  * VR_REC_ERR_*.
  */
 int vr_rec_decode(const uint8_t *buf, size_t size, struct vr_rec *r);
+
+/* As vr_rec_decode, for an unfinished record: everything but the checksum (R2). */
+int vr_rec_decode_unfinished(const uint8_t *buf, size_t size, struct vr_rec *r);
+
+/*
+ * Finishes the encoded record raw (size bytes) as the successor of prev: stores its entropy
+ * (also into entropy) and then its checksum.
+ */
+void vr_rec_finish(uint8_t *raw, size_t size, const uint8_t prev[VR_REC_ENTROPY_SIZE],
+                   uint8_t entropy[VR_REC_ENTROPY_SIZE]);
+
+/* The size of the record at the start of buf from its header alone (R1), or -VR_REC_ERR_*. */
+int vr_rec_span(const uint8_t *buf, size_t size);
+
+/* The primary site named by the record at the start of buf, or 0 if buf is too short. */
+uint16_t vr_rec_peek_primary(const uint8_t *buf, size_t size);
 
 /* The entropy a record of raw bytes must carry when it follows prev. Any thread. */
 void vr_rec_entropy(const uint8_t prev[VR_REC_ENTROPY_SIZE], const uint8_t *raw, size_t size,

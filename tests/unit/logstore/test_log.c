@@ -128,6 +128,55 @@ START_TEST(append_and_read_many_streams)
 }
 END_TEST
 
+/*
+ * A site appends its own streams' records unfinished and its peers' finished, in one call: its
+ * own are chained and checksummed in place, exactly as the chained encoding; the others are
+ * still checked, and an unfinished record is refused where nobody finishes it.
+ */
+START_TEST(own_records_are_finished_in_place_others_checked)
+{
+	char *dir = vr_test_tmpdir("log");
+	struct vr_log *log = open_log(dir);
+	static struct batch b, ref;
+	struct vr_test_wal own, peer, own_ref;
+	struct vr_log_durable d[4];
+	unsigned nd, bad;
+	uint64_t checked;
+
+	vr_test_wal_init(&own, 1, 1, 1, 0, NULL);
+	vr_test_wal_init(&own_ref, 1, 1, 1, 0, NULL);
+	vr_test_wal_init(&peer, 2, 1, 2, 0, NULL);
+	for (int call = 0; call < 3; call++) {
+		b.n = ref.n = 0;
+		for (int k = 0; k < 20; k++) {
+			batch_add(&ref, &own_ref, 50 + (size_t)k);
+			batch_add(&b, &own, 50 + (size_t)k);
+			memset(b.buf[b.n - 1], 0, 20); /* as the worker leaves it */
+			batch_add(&b, &peer, 30);
+		}
+		ck_assert_int_eq(vr_log_append_as(log, 1, b.iov, b.n, d, &nd, &bad), 0);
+		ck_assert_uint_eq(nd, 2);
+		for (unsigned i = 0; i < ref.n; i++)
+			ck_assert_mem_eq(b.buf[2 * i], ref.buf[i], ref.iov[i].iov_len);
+	}
+	ck_assert_int_eq(vr_log_verify(log, &own.id, &checked), 0);
+	ck_assert_uint_eq(checked, 60);
+	ck_assert_uint_eq(read_all(log, &own.id, 1), 60);
+	/* The peer's records are not finished here: a broken one is refused. */
+	b.n = 0;
+	batch_add(&b, &peer, 30);
+	b.buf[0][5] ^= 1;
+	ck_assert_int_eq(vr_log_append_as(log, 1, b.iov, 1, d, &nd, &bad), -VR_REC_ERR_CHECKSUM);
+	/* Without a site, an unfinished record of its own stream is refused as it stands. */
+	b.n = 0;
+	batch_add(&b, &own, 30);
+	memset(b.buf[0], 0, 20);
+	ck_assert_int_eq(vr_log_append(log, b.iov, 1, d, &nd, &bad), -VR_REC_ERR_CHECKSUM);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
 static int
 count_stream(const struct vr_log_stream *s, void *arg)
 {
@@ -829,6 +878,7 @@ main(void)
 {
 	const TTest *tests[] = {
 	    append_and_read_many_streams,
+	    own_records_are_finished_in_place_others_checked,
 	    reopen_recovers_every_tail,
 	    gap_is_refused_and_nothing_written,
 	    repeat_is_refused_and_nothing_written,

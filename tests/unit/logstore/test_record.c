@@ -141,6 +141,37 @@ START_TEST(chain_accepts_true_prev_and_rejects_any_other)
 }
 END_TEST
 
+START_TEST(unfinished_record_finishes_to_the_chained_encoding)
+{
+	uint8_t payload[40], chained[256], buf[256], prev[16], e[16];
+	struct vr_rec r = sample(payload, sizeof(payload)), d;
+	int n, m;
+
+	memset(prev, 3, sizeof(prev));
+	n = vr_rec_encode(&r, prev, chained, sizeof(chained));
+	r = sample(payload, sizeof(payload));
+	m = vr_rec_encode(&r, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(m, n);
+	/* Unfinished: checksum and entropy zero, the rest the chained encoding's. */
+	for (int i = 0; i < 20; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_mem_eq(buf + 20, chained + 20, (size_t)n - 20);
+	ck_assert_int_eq(vr_rec_decode(buf, (size_t)m, &d), -VR_REC_ERR_CHECKSUM);
+	ck_assert_int_eq(vr_rec_decode_unfinished(buf, (size_t)m, &d), m);
+	ck_assert_uint_eq(d.lsn, 42);
+	ck_assert_int_eq(vr_rec_span(buf, (size_t)m + 9), m);
+	ck_assert_int_eq(vr_rec_span(buf, (size_t)m - 1), -VR_REC_ERR_SIZE);
+	ck_assert_uint_eq(vr_rec_peek_primary(buf, (size_t)m), 7);
+	ck_assert_uint_eq(vr_rec_peek_primary(buf, VR_REC_HDR_SIZE - 1), 0);
+	/* Finished, it is byte for byte the chained encoding and decodes as one. */
+	vr_rec_finish(buf, (size_t)m, prev, e);
+	ck_assert_mem_eq(buf, chained, (size_t)n);
+	ck_assert_mem_eq(e, chained + 4, 16);
+	ck_assert_int_eq(vr_rec_decode(buf, (size_t)m, &d), n);
+	ck_assert_int_eq(vr_rec_check_chain(prev, &d), 0);
+}
+END_TEST
+
 START_TEST(genesis_differs_per_stream)
 {
 	struct vr_stream_id a = {1, 2, 3}, b = {1, 2, 4}, c = {1, 3, 3};
@@ -360,6 +391,7 @@ main(void)
 	    layout_is_big_endian_at_documented_offsets,
 	    entropy_is_truncated_sha256_of_prev_and_body,
 	    chain_accepts_true_prev_and_rejects_any_other,
+	    unfinished_record_finishes_to_the_chained_encoding,
 	    genesis_differs_per_stream,
 	    every_truncation_is_refused,
 	    trailing_bytes_are_not_part_of_the_record,
