@@ -196,8 +196,8 @@ struct dp_job {
 	uint64_t read_from;     /* DP_JOB_READ */
 	uint8_t member;         /* DP_JOB_READ: index in st->members */
 	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
-	struct dp_ackto *acks;                     /* origin: who to ack, one per record */
-	uint8_t *data;                             /* records, contiguous */
+	struct dp_ackto *acks;  /* origin: who to ack, one per record */
+	uint8_t *data;          /* records, contiguous */
 };
 
 struct dp_member {
@@ -228,7 +228,7 @@ struct dp_stream {
 	/* worker-owned from here */
 	uint8_t n_members;
 	struct dp_member members[VR_REC_MAX_MEMBERS];
-	uint64_t next_lsn;                            /* origin: next LSN to assign */
+	uint64_t next_lsn; /* origin: next LSN to assign */
 	uint64_t durable_lsn;
 	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
 	uint32_t epoch;      /* bumped when a log failure resets the stream */

@@ -110,7 +110,7 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
 	}
 	if (!nrec)
 		return;
-	/* This site's own records arrive unfinished: the log chains them as it checks the others. */
+	/* This site's own records arrive unfinished: the log chains them, checks the rest. */
 	rc = vr_log_append_as(dp->log, dp->conf.site, iov, nrec, dur, &ndur, &bad);
 	if (rc == 0) {
 		for (unsigned i = 0; i < n; i++)
