@@ -432,9 +432,9 @@ worker_msgs(struct dp *dp)
 			m->kind = DP_MSG_NEXT_KEY;
 			m->rekey = dp_keys_next(dp, st, msg, sizeof(msg));
 			if (m->rekey) {
-				DP_INC(&dp->stats, rekeys);
+				DP_INC(&dp->stats[DP_STATS_CTL], rekeys);
 			} else {
-				DP_INC(&dp->stats, rekey_failed);
+				DP_INC(&dp->stats[DP_STATS_CTL], rekey_failed);
 				vr_err("dataplane", "stream %llu/%u/%u: no next key: %s",
 				       (unsigned long long)st->id.account, st->id.vault,
 				       st->id.primary, msg);
@@ -445,9 +445,9 @@ worker_msgs(struct dp *dp)
 			m->status = dp_keys_install(dp, st, m->key_id, m->blob, m->blob_size, msg,
 			                            sizeof(msg));
 			if (m->status == 0) {
-				DP_INC(&dp->stats, keys_installed);
+				DP_INC(&dp->stats[DP_STATS_CTL], keys_installed);
 			} else if (m->status != -EALREADY) {
-				DP_INC(&dp->stats, key_install_failed);
+				DP_INC(&dp->stats[DP_STATS_CTL], key_install_failed);
 				vr_err("dataplane", "stream %llu/%u/%u: key record %u: %s",
 				       (unsigned long long)st->id.account, st->id.vault,
 				       st->id.primary, m->key_id, msg);
@@ -532,11 +532,11 @@ dp_stats_json(struct dp *dp)
 
 	for (unsigned i = 0; i < DP_N_COUNTERS; i++)
 		json_object_set_new(c, counter_names[i],
-		                    json_integer((json_int_t)atomic_load(&dp->stats.c[i])));
+		                    json_integer((json_int_t)dp_counter(dp, i)));
 	for (unsigned i = 0; i < 32; i++)
-		json_array_append_new(h, json_integer((json_int_t)atomic_load(&dp->lat_hist[i])));
+		json_array_append_new(h, json_integer((json_int_t)dp_lat_hist(dp, i)));
 	return json_pack("{s:o, s:o, s:I}", "counters", c, "ack_latency_log2_us", h, "loops",
-	                 (json_int_t)atomic_load(&dp->worker_loops));
+	                 (json_int_t)dp_loops(dp));
 }
 
 static json_t *

@@ -20,6 +20,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <rte_ether.h>
@@ -108,13 +109,28 @@ enum dp_counter {
 	    DP_N_COUNTERS
 };
 
+/*
+ * One block of counters per writing thread (the control thread, each worker), each with a single
+ * writer: an increment is a plain load and store, never a locked instruction on the fast path
+ * (as DPDK's per-lcore stats). Readers sum the blocks (dp_counter).
+ */
 struct dp_stats {
-	_Atomic uint64_t c[DP_N_COUNTERS]; /* written by one thread each, read by any */
-};
+	_Atomic uint64_t c[DP_N_COUNTERS];
+	_Atomic uint64_t lat_hist[32]; /* ack latency (ingest to durable ack), log2 buckets of us */
+	_Atomic uint64_t loops;        /* worker poll loops */
+} __attribute__((aligned(64)));
 
-#define DP_INC(st, name) atomic_fetch_add_explicit(&(st)->c[DP_C_##name], 1, memory_order_relaxed)
-#define DP_ADD(st, name, v)                                                                        \
-	atomic_fetch_add_explicit(&(st)->c[DP_C_##name], (v), memory_order_relaxed)
+static inline void
+dp_count(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+	                      memory_order_relaxed);
+}
+
+#define DP_ADD(st, name, v) dp_count(&(st)->c[DP_C_##name], (v))
+#define DP_INC(st, name)    DP_ADD(st, name, 1)
+
+enum { DP_MAX_WORKERS = 1, DP_STATS_CTL = 0, DP_STATS_BLOCKS = 1 + DP_MAX_WORKERS };
 
 /* A payload key as the worker uses it (immutable once published). */
 struct dp_key {
@@ -288,13 +304,10 @@ struct dp {
 	struct rte_ring *to_worker; /* control -> worker (dp_msg) */
 	int ctl_wake;               /* eventfd: the control thread has messages */
 	struct vr_log *log;
-	struct dp_stats stats;
+	struct dp_stats stats[DP_STATS_BLOCKS]; /* DP_STATS_CTL, then one per worker */
 	uint64_t hz;
 	unsigned worker_lcore;
 	_Atomic bool quit;
-	_Atomic uint64_t worker_loops;
-	/* ack latency (ingest to durable ack), log2 buckets of microseconds */
-	_Atomic uint64_t lat_hist[32];
 };
 
 /* The key of a stream in the hash. */
@@ -352,5 +365,21 @@ void dp_job_put(struct dp *dp, struct dp_job *j);
 void dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32]);
 /* The 16-byte tag of a WAN ack's first VR_WIRE_WACK_MAC bytes. */
 void dp_ack_tag(const uint8_t ack_key[32], const uint8_t *msg, uint8_t tag[16]);
+
+/* A figure of struct dp_stats (at byte offset off) summed over every thread's block. */
+static inline uint64_t
+dp_stats_sum(struct dp *dp, size_t off)
+{
+	uint64_t v = 0;
+
+	for (unsigned b = 0; b < DP_STATS_BLOCKS; b++)
+		v += atomic_load_explicit((_Atomic uint64_t *)((char *)&dp->stats[b] + off),
+		                          memory_order_relaxed);
+	return v;
+}
+
+#define dp_counter(dp, i)  dp_stats_sum(dp, offsetof(struct dp_stats, c) + 8 * (i))
+#define dp_lat_hist(dp, i) dp_stats_sum(dp, offsetof(struct dp_stats, lat_hist) + 8 * (i))
+#define dp_loops(dp)       dp_stats_sum(dp, offsetof(struct dp_stats, loops))
 
 #endif /* DP_H */

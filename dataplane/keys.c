@@ -473,7 +473,7 @@ dp_keys_bootstrap(struct dp *dp, struct dp_stream *st, json_t **records, char *e
 			free(rk);
 			return -EIO;
 		}
-		DP_INC(&dp->stats, rekeys);
+		DP_INC(&dp->stats[DP_STATS_CTL], rekeys);
 		rk->key = k[0];
 		*records = records_json(rk);
 		free(rk);

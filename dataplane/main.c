@@ -124,7 +124,7 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 		    DP_COUNTERS(X)
 #undef X
 		};
-		rte_tel_data_add_dict_u64(d, names[i], atomic_load(&the_dp.stats.c[i]));
+		rte_tel_data_add_dict_u64(d, names[i], dp_counter(&the_dp, i));
 	}
 	return 0;
 }

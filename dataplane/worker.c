@@ -730,8 +730,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 		send_ingest_ack(w, st, &j->acks[i], 0, j->first_lsn + i);
 	}
 	us = (w->now - j->t_open) * 1000000 / dp->hz;
-	atomic_fetch_add_explicit(&dp->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n,
-	                          memory_order_relaxed);
+	dp_count(&w->s->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n);
 	if (!st->n_members) {
 		dp_job_put(dp, j);
 		return;
@@ -1418,7 +1417,7 @@ dp_worker_main(void *arg)
 	struct dp *dp = arg;
 	struct worker w = {
 	    .dp = dp,
-	    .s = &dp->stats,
+	    .s = &dp->stats[DP_STATS_CTL + 1],
 	    .lan_tx = {.port = dp->lan.id},
 	    .wan_tx = {.port = dp->wan.id},
 	};
@@ -1449,7 +1448,7 @@ dp_worker_main(void *arg)
 		tx_flush(&w, &w.lan_tx);
 		tx_flush(&w, &w.wan_tx);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lcore);
-		atomic_fetch_add_explicit(&dp->worker_loops, 1, memory_order_relaxed);
+		dp_count(&w.s->loops, 1);
 		/* Adaptive back-off: spin while busy, then sleep longer and longer when idle. */
 		if (work || w.open_list) {
 			idle = 0;
