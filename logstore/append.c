@@ -130,7 +130,10 @@ snapshot(struct vr_log *log, struct group *groups, unsigned ng)
 			g->snap_gen = st->gen;
 			g->snap_lsn = st->tail_lsn;
 			memcpy(g->snap_entropy, st->tail_entropy, VR_REC_ENTROPY_SIZE);
+			g->n_members = st->n_members;
+			memcpy(g->members, st->members, sizeof(g->members));
 		} else {
+			g->n_members = 0;
 			g->snap_gen = 0;
 			g->snap_lsn = 0;
 		}
@@ -190,16 +193,29 @@ validate_group(uint16_t site, struct group *g, const struct iovec *recs, const s
 	return 0;
 }
 
-/* The stream row for a validated group: its last record's LSN, entropy and members. */
+/*
+ * The stream row for a validated group: its last record's LSN and entropy, and the members named
+ * by the WAL's latest infrastructure record (seed or membership change: data and hsm records
+ * name none), from this group or else from before it.
+ */
 static void
-build_row(struct group *g, const struct iovec *recs)
+build_row(struct group *g, const struct iovec *recs, const struct slim *slim)
 {
-	struct vr_rec r;
+	unsigned infra = UINT32_MAX;
 
-	/* Already decoded once in step 1 (the checksum too, where there was one): cannot fail. */
-	vr_rec_decode_unfinished(recs[g->last].iov_base, recs[g->last].iov_len, &r);
-	vr_log_row_encode(g->row, &g->row_size, g->last_lsn, g->last_entropy, r.n_members,
-	                  r.members);
+	for (uint32_t i = g->first; i != UINT32_MAX; i = slim[i].next)
+		if (slim[i].type == VR_REC_INFRA)
+			infra = i;
+	if (infra != UINT32_MAX) {
+		struct vr_rec r;
+
+		/* Decoded once in step 1 (its checksum too, where it had one): cannot fail. */
+		vr_rec_decode_unfinished(recs[infra].iov_base, recs[infra].iov_len, &r);
+		g->n_members = r.n_members;
+		memcpy(g->members, r.members, sizeof(g->members));
+	}
+	vr_log_row_encode(g->row, &g->row_size, g->last_lsn, g->last_entropy, g->n_members,
+	                  g->members);
 }
 
 /* Step 4: 0 if reserved, 1 if another call moved a tail (retry), or the sticky error. */
@@ -232,6 +248,8 @@ reserve(struct vr_log *log, struct group *groups, unsigned ng)
 		}
 		st->tail_lsn = g->last_lsn;
 		memcpy(st->tail_entropy, g->last_entropy, VR_REC_ENTROPY_SIZE);
+		st->n_members = g->n_members;
+		memcpy(st->members, g->members, sizeof(st->members));
 		st->gen++;
 	}
 	return 0;
@@ -393,7 +411,7 @@ vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, un
 			rc = validate_group(site, &groups[k], recs, slim, bad);
 			if (rc)
 				goto out;
-			build_row(&groups[k], recs);
+			build_row(&groups[k], recs, slim);
 			if (!groups[k].st && !groups[k].fresh) {
 				groups[k].fresh = calloc(1, sizeof(struct stream));
 				if (!groups[k].fresh) {

@@ -163,6 +163,8 @@ remember_stream(const struct vr_log_stream *s, void *arg)
 	vr_stream_id_pack(&s->id, st->key);
 	st->tail_lsn = st->durable_lsn = s->last_lsn;
 	memcpy(st->tail_entropy, s->last_entropy, VR_REC_ENTROPY_SIZE);
+	st->n_members = s->n_members;
+	memcpy(st->members, s->members, sizeof(st->members));
 	HASH_ADD(hh, log->streams, key, VR_STREAM_ID_SIZE, st);
 	return 0;
 }

@@ -84,6 +84,8 @@ struct stream {
 	uint8_t tail_entropy[VR_REC_ENTROPY_SIZE];
 	uint64_t durable_lsn; /* last LSN in a synced frame */
 	uint64_t gen;         /* bumped on every tail change: detects concurrent appends */
+	uint8_t n_members;    /* named by the WAL's latest seed or membership record */
+	uint16_t members[VR_REC_MAX_MEMBERS];
 	UT_hash_handle hh;
 };
 
@@ -186,6 +188,8 @@ struct group {
 	struct stream *fresh;        /* pre-allocated entry for a WAL this call creates */
 	uint64_t snap_gen, snap_lsn; /* the WAL's tail when validation started (step 2) */
 	uint8_t snap_entropy[VR_REC_ENTROPY_SIZE];
+	uint8_t n_members; /* the WAL's members after this group (its row's) */
+	uint16_t members[VR_REC_MAX_MEMBERS];
 	uint64_t last_lsn; /* the group's last record, once validated (step 3) */
 	uint8_t last_entropy[VR_REC_ENTROPY_SIZE];
 	uint8_t row[ROW_MAX_SIZE];

@@ -460,6 +460,8 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 				}
 				if (rc)
 					break;
+				if (st.last_lsn == 0)
+					st.n_members = 0;
 				memcpy(prev, st.last_entropy, sizeof(prev));
 				expect = st.last_lsn + 1;
 				cid = r.stream;
@@ -474,6 +476,10 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 			}
 			memcpy(prev, r.entropy, sizeof(prev));
 			expect++;
+			if (r.type == VR_REC_INFRA) {
+				st.n_members = r.n_members;
+				memcpy(st.members, r.members, sizeof(st.members));
+			}
 		}
 		if (rc)
 			break;
@@ -483,7 +489,7 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		                         .n_records = n,
 		                         .last_lsn = r.lsn};
 		vr_log_chunk_val_encode(val, &loc);
-		vr_log_row_encode(row, &row_size, r.lsn, r.entropy, r.n_members, r.members);
+		vr_log_row_encode(row, &row_size, r.lsn, r.entropy, st.n_members, st.members);
 		rocksdb_writebatch_put_cf(wb, log->cf[CF_WAL], (const char *)ckey, sizeof(ckey),
 		                          (const char *)val, sizeof(val));
 		rocksdb_writebatch_put_cf(wb, log->cf[CF_STREAMS], (const char *)skey, sizeof(skey),

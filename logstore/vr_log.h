@@ -57,7 +57,7 @@ struct vr_log_stream {
 	 * the anchor the remaining chain is verified from. */
 	uint64_t trim_lsn;
 	uint8_t trim_entropy[VR_REC_ENTROPY_SIZE];
-	/* The members named by the last record. */
+	/* The members named by the latest seed or membership record (data records name none). */
 	uint8_t n_members;
 	uint16_t members[VR_REC_MAX_MEMBERS];
 };
@@ -157,10 +157,10 @@ int vr_log_cursor_get(struct vr_log *log, const struct vr_stream_id *id, uint16_
                       uint64_t *lsn);
 
 /*
- * Deletes the records of a WAL that every member (named by its last record, the primary
- * excepted) has acknowledged, in whole stored groups, always keeping the latest group; the
- * entropy of the last deleted record is kept as the chain anchor so the rest stays verifiable.
- * A WAL without members is never trimmed. *trim_lsn (optional) gets the new trim point.
+ * Deletes the records of a WAL that every member (named by its latest seed or membership
+ * record, the primary excepted) has acknowledged, in whole stored groups, always keeping the latest
+ * group; the entropy of the last deleted record is kept as the chain anchor so the rest stays
+ * verifiable. A WAL without members is never trimmed. *trim_lsn (optional) gets the new trim point.
  */
 int vr_log_trim(struct vr_log *log, const struct vr_stream_id *id, uint64_t *trim_lsn);
 

@@ -580,6 +580,59 @@ START_TEST(cursors_only_move_forward_and_survive_reopen)
 }
 END_TEST
 
+/*
+ * The dataplane's WALs name their members in the seed only: data records name none. The members
+ * a trim waits for are the latest seed's or membership record's, across later records, reopen
+ * and re-indexing.
+ */
+START_TEST(members_come_from_the_latest_infrastructure_record)
+{
+	char *dir = vr_test_tmpdir("log");
+	struct vr_log *log = open_log(dir);
+	static struct batch b;
+	struct vr_test_wal w;
+	struct vr_log_stream st;
+	uint16_t members[] = {2, 3};
+	uint64_t t;
+
+	vr_test_wal_init(&w, 7, 1, 1, 2, members);
+	b.n = 0;
+	batch_add(&b, &w, 0); /* the seed, naming 2 and 3 */
+	w.n_members = 0;
+	for (int k = 0; k < 9; k++)
+		batch_add(&b, &w, 40);
+	append_ok(log, &b);
+	for (int call = 0; call < 4; call++) { /* chunks from 11, 21, 31, 41 */
+		b.n = 0;
+		for (int k = 0; k < 10; k++)
+			batch_add(&b, &w, 40);
+		append_ok(log, &b);
+	}
+	ck_assert_int_eq(vr_log_stream_get(log, &w.id, &st), 0);
+	ck_assert_uint_eq(st.n_members, 2);
+	ck_assert_uint_eq(st.members[1], 3);
+	ck_assert_int_eq(vr_log_cursor_set(log, &w.id, 2, 45), 0);
+	ck_assert_int_eq(vr_log_trim(log, &w.id, &t), 0);
+	ck_assert_uint_eq(t, 0); /* site 3 acknowledged nothing */
+	ck_assert_int_eq(vr_log_cursor_set(log, &w.id, 3, 25), 0);
+	ck_assert_int_eq(vr_log_trim(log, &w.id, &t), 0);
+	ck_assert_uint_eq(t, 20);
+	vr_log_close(log);
+
+	log = open_log(dir);
+	b.n = 0;
+	batch_add(&b, &w, 40); /* after reopen, still no members in the record */
+	append_ok(log, &b);
+	ck_assert_int_eq(vr_log_stream_get(log, &w.id, &st), 0);
+	ck_assert_uint_eq(st.n_members, 2);
+	ck_assert_int_eq(vr_log_cursor_set(log, &w.id, 3, 45), 0);
+	ck_assert_int_eq(vr_log_trim(log, &w.id, &t), 0);
+	ck_assert_uint_eq(t, 40);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(trim_drops_acknowledged_chunks_and_keeps_chain_verifiable)
 {
 	char *dir = vr_test_tmpdir("log");
@@ -892,6 +945,7 @@ main(void)
 	    concurrent_appends_are_coalesced_into_fewer_syncs,
 	    racing_writers_of_one_wal_never_duplicate,
 	    cursors_only_move_forward_and_survive_reopen,
+	    members_come_from_the_latest_infrastructure_record,
 	    trim_drops_acknowledged_chunks_and_keeps_chain_verifiable,
 	    secondary_reader_follows_the_primary,
 	    secondary_reader_in_another_process,
