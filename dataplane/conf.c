@@ -171,6 +171,15 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			return -1;
 		return 0;
 	}
+	if (!strcmp(s, "log")) {
+		if (!strcmp(n, "cursor_ms") && !num(v, 1, 3600000, &x))
+			c->cursor_ms = (uint32_t)x;
+		else if (!strcmp(n, "trim_records") && !num(v, 1, UINT32_MAX, &x))
+			c->trim_records = (uint32_t)x;
+		else
+			return -1;
+		return 0;
+	}
 	if (!strcmp(s, "crypto")) {
 		if (strcmp(n, "pmd") ||
 		    (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
@@ -260,6 +269,8 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	    .rekey_batches = VR_NONCE_SOFT_LIMIT,
 	    .rekey_seconds = VR_NONCE_MAX_AGE_S,
 	    .grace_ms = 1000,
+	    .cursor_ms = 1000,
+	    .trim_records = 65536,
 	    .uids = {0},
 	    .n_uids = 1,
 	};

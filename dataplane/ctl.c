@@ -261,10 +261,22 @@ op_stream_add(struct dp *dp, json_t *req)
 	rc = vr_log_stream_get(dp->log, &id, &ls);
 	if (rc == 0) {
 		st->durable_lsn = ls.last_lsn;
+		atomic_store(&st->trim_lsn, ls.trim_lsn);
 		/*
-		 * The members are the request's: the log names only those of its last record, and
-		 * data records name none (membership changes are control's, as MEMBERS records).
+		 * The members are the request's (membership changes are control's, as MEMBERS
+		 * records); what each holds is its saved cursor, at most what is durable here.
 		 */
+		for (unsigned mi = 0; st->origin && !rc && mi < st->n_members; mi++) {
+			uint64_t c;
+
+			rc = vr_log_cursor_get(dp->log, &id, st->members[mi].site, &c);
+			st->members[mi].acked = st->members[mi].sent = RTE_MIN(c, st->durable_lsn);
+		}
+		if (rc) {
+			rte_free(st);
+			return fail(-rc, "cannot read the replication cursors: %s",
+			            vr_rec_strerror(rc));
+		}
 	} else if (rc == -ENOENT && st->origin) {
 		rc = write_seed(dp, st);
 		if (rc) {
@@ -495,6 +507,9 @@ stream_json(struct dp_stream *st)
 	}
 	json_object_set_new(o, "members", ms);
 	json_object_set_new(o, "window", json_integer(st->win_n));
+	if (st->origin)
+		json_object_set_new(o, "trim_lsn",
+		                    json_integer((json_int_t)atomic_load(&st->trim_lsn)));
 	return o;
 }
 

@@ -72,6 +72,8 @@
 	X(batches_sent, "batch datagrams sent to members")                                         \
 	X(retransmits, "batches sent again (timer or gap report)")                                 \
 	X(catchup_batches, "batches read back from the log for a member behind the window")        \
+	X(cursors_saved, "origin streams whose members' acks were saved (and the log trimmed)")    \
+	X(cursor_failed, "cursor saves or log trims that failed (tried again after cursor_ms)")    \
 	X(nonce_waits, "batches that waited for a nonce reservation")                              \
 	X(no_peer_mac, "batches or acks held back: peer address not resolved")                     \
 	X(wan_rx, "WAN batches received")                                                          \
@@ -194,6 +196,7 @@ enum dp_job_kind {
 	DP_JOB_RECORDS, /* append these records */
 	DP_JOB_RESERVE, /* persist a nonce reservation */
 	DP_JOB_READ,    /* read records from read_from (catch-up of a member from the log) */
+	DP_JOB_CURSOR,  /* save the members' acks (cursors), then trim the log below them */
 };
 
 /* One unit of work for the log writer, and, at the origin, one batch kept until acked. */
@@ -213,7 +216,7 @@ struct dp_job {
 	uint8_t member;         /* DP_JOB_READ: index in st->members */
 	uint64_t t_open;        /* TSC when its first record arrived (ack latency) */
 	struct dp_ackto *acks;  /* origin: who to ack, one per record */
-	uint8_t *data;          /* records, contiguous */
+	uint8_t *data;          /* records, contiguous (DP_JOB_CURSOR: u64 acked per member) */
 };
 
 struct dp_member {
@@ -255,7 +258,11 @@ struct dp_stream {
 	struct dp_job *win_head, *win_tail; /* origin: durable batches not yet acked by all */
 	uint32_t win_n;
 	struct dp_producer prod[DP_PRODUCERS];
-	uint64_t last_ack_tsc; /* receiver: rate limit of gap reports */
+	uint64_t last_ack_tsc;     /* receiver: rate limit of gap reports */
+	bool cursor_dirty;         /* origin: acks to save (on the worker's cursor list) */
+	bool cursor_busy;          /* origin: a cursor job is with the log writer */
+	uint64_t cursor_due;       /* origin: TSC before which no other cursor job is sent */
+	_Atomic uint64_t trim_lsn; /* origin: the log holds nothing at or below (log writer) */
 	/* payload key rotation (D4), worker-owned */
 	struct dp_rekey *rekey;  /* origin: the next key, while members confirm it */
 	uint32_t confirmed;      /* origin: members (bits) that hold rekey->key */
@@ -308,6 +315,7 @@ struct dp {
 	uint64_t hz;
 	unsigned worker_lcore;
 	_Atomic bool quit;
+	_Atomic bool logw_quit; /* set once the worker has returned */
 };
 
 /* The key of a stream in the hash. */

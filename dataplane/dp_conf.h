@@ -40,6 +40,12 @@
  *   grace_ms = 1000              ; how long the origin waits for every member to confirm the
  *                                ; next key before sealing under it anyway
  *
+ *   [log]
+ *   cursor_ms = 1000             ; how often an origin saves what each member acknowledged (the
+ *                                ; replication cursors, read back on restart)
+ *   trim_records = 65536         ; and trims its log below what every member holds, once that
+ *                                ; is this many records past the last trim
+ *
  *   [crypto]
  *   pmd = crypto_aesni_gcm       ; or crypto_openssl
  *
@@ -97,6 +103,8 @@ struct dp_conf {
 	uint64_t rekey_batches;
 	uint32_t rekey_seconds;
 	uint32_t grace_ms;
+	uint32_t cursor_ms;
+	uint32_t trim_records;
 	uid_t uids[DP_MAX_UIDS];
 	unsigned n_uids;
 	struct dp_conf_port lan, wan;

@@ -76,6 +76,32 @@ read_job(struct dp *dp, struct dp_job *j)
 	j->status = rc < 0 ? rc : 0;
 }
 
+/*
+ * The members' acks of an origin stream (a put each), then, once they are [log] trim_records
+ * past the last trim, a trim of the log below the lowest: a trim reads and deletes ranges of
+ * the index, far dearer than a put, so it is worth doing only for many records at once.
+ */
+static void
+save_cursors(struct dp *dp, struct dp_job *j)
+{
+	struct dp_stream *st = j->st;
+	uint64_t low = UINT64_MAX, trim = atomic_load_explicit(&st->trim_lsn, memory_order_relaxed);
+	int rc = 0;
+
+	for (unsigned m = 0; m < j->n && !rc; m++) {
+		uint64_t acked = vr_get_be64(j->data + 8 * m);
+
+		rc = vr_log_cursor_set(dp->log, &st->id, st->members[m].site, acked);
+		low = RTE_MIN(low, acked);
+	}
+	if (!rc && j->n && low >= trim + dp->conf.trim_records) {
+		rc = vr_log_trim(dp->log, &st->id, &trim);
+		if (!rc)
+			atomic_store_explicit(&st->trim_lsn, trim, memory_order_relaxed);
+	}
+	j->status = rc;
+}
+
 static void
 write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
            struct vr_log_durable *dur)
@@ -88,6 +114,10 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
 
 		if (j->kind == DP_JOB_READ) {
 			read_job(dp, j);
+			continue;
+		}
+		if (j->kind == DP_JOB_CURSOR) {
+			save_cursors(dp, j);
 			continue;
 		}
 		if (j->kind == DP_JOB_RESERVE) {
@@ -161,7 +191,9 @@ logw_main(void *arg)
 		free(dur);
 		return NULL;
 	}
-	while (!atomic_load_explicit(&dp->quit, memory_order_relaxed) ||
+	/* Until the worker has stopped (its last jobs are the clean stop's cursors) and all done.
+	 */
+	while (!atomic_load_explicit(&dp->logw_quit, memory_order_relaxed) ||
 	       rte_ring_count(dp->log_ring)) {
 		unsigned n = 0, nrec = 0;
 
@@ -209,7 +241,7 @@ dp_logw_start(struct dp *dp)
 void
 dp_logw_stop(struct dp *dp)
 {
-	(void)dp;
+	atomic_store(&dp->logw_quit, true);
 	pthread_join(logw_tid, NULL);
 }
 

@@ -46,10 +46,30 @@ struct worker {
 	unsigned n_win, cap_win;
 	struct dp_stream **rk; /* origin streams rotating their key */
 	unsigned n_rk, cap_rk;
+	struct dp_stream **cur; /* origin streams with member acks to save */
+	unsigned n_cur, cap_cur;
+	uint64_t cursor_every;
 	uint64_t next_scan, scan_every, rto, max_wait;
 	uint64_t next_arp, next_win;
 	uint64_t now;
 };
+
+/* Appends st to a growable list of streams the worker scans; -ENOMEM leaves it unchanged. */
+static int
+list_add(struct dp_stream ***list, unsigned *n, unsigned *cap, struct dp_stream *st)
+{
+	if (*n == *cap) {
+		unsigned c = *cap ? *cap * 2 : 64;
+		struct dp_stream **l = realloc(*list, c * sizeof(*l));
+
+		if (!l)
+			return -ENOMEM;
+		*list = l;
+		*cap = c;
+	}
+	(*list)[(*n)++] = st;
+	return 0;
+}
 
 /* --- transmit --- */
 
@@ -443,20 +463,12 @@ next_key(struct worker *w, struct dp_stream *st, struct dp_rekey *rk, bool promo
 	st->confirmed = 0;
 	st->promoted = promoted;
 	st->rekey_since = w->now;
-	if (w->n_rk == w->cap_rk) {
-		unsigned cap = w->cap_rk ? w->cap_rk * 2 : 16;
-		struct dp_stream **n = realloc(w->rk, cap * sizeof(*n));
-
-		if (!n) {
-			vr_err("dataplane", "out of memory: rotation dropped");
-			st->rekey = NULL;
-			free(rk);
-			return;
-		}
-		w->rk = n;
-		w->cap_rk = cap;
+	if (list_add(&w->rk, &w->n_rk, &w->cap_rk, st)) {
+		vr_err("dataplane", "out of memory: rotation dropped");
+		st->rekey = NULL;
+		free(rk);
+		return;
 	}
-	w->rk[w->n_rk++] = st;
 	send_keyrecs(w, st);
 }
 
@@ -615,18 +627,9 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 static void
 win_track(struct worker *w, struct dp_stream *st)
 {
-	if (st->win_n != 1)
-		return;
-	if (w->n_win == w->cap_win) {
-		unsigned cap = w->cap_win ? w->cap_win * 2 : 64;
-		struct dp_stream **n = realloc(w->win, cap * sizeof(*n));
-
-		if (!n)
-			return; /* the stream still retransmits on gap reports */
-		w->win = n;
-		w->cap_win = cap;
-	}
-	w->win[w->n_win++] = st;
+	/* Out of memory: the stream still retransmits on gap reports. */
+	if (st->win_n == 1)
+		list_add(&w->win, &w->n_win, &w->cap_win, st);
 }
 
 /*
@@ -918,6 +921,39 @@ scan_open(struct worker *w)
 	}
 }
 
+/*
+ * Streams whose members acknowledged more: at most one cursor job per stream in flight and
+ * per [log] cursor_ms, carrying every member's ack to the log writer (which saves them and
+ * trims the log below the lowest).
+ */
+static void
+scan_cursors(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_cur;) {
+		struct dp_stream *st = w->cur[i];
+		struct dp_job *j;
+
+		if (st->cursor_busy || w->now < st->cursor_due || !(j = dp_job_get(w->dp))) {
+			i++;
+			continue;
+		}
+		j->kind = DP_JOB_CURSOR;
+		j->st = st;
+		j->n = st->n_members;
+		for (unsigned m = 0; m < st->n_members; m++)
+			vr_put_be64(j->data + 8 * m, st->members[m].acked);
+		if (log_push(w, j)) {
+			dp_job_put(w->dp, j);
+			i++;
+			continue;
+		}
+		st->cursor_busy = true;
+		st->cursor_dirty = false;
+		st->cursor_due = w->now + w->cursor_every;
+		w->cur[i] = w->cur[--w->n_cur];
+	}
+}
+
 static void
 scan_windows(struct worker *w)
 {
@@ -1001,6 +1037,8 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 		mb->deadline = w->now + w->rto;
 		mb->rto = 0;
 		win_release(w, st);
+		if (!st->cursor_dirty && !list_add(&w->cur, &w->n_cur, &w->cap_cur, st))
+			st->cursor_dirty = true;
 		if (mb->recover)
 			resend(w, st, i, RTE_MAX(mb->recover, a.lsn + 1), 8);
 	}
@@ -1290,6 +1328,19 @@ completions(struct worker *w)
 				mb->recover = j->last_lsn < st->durable_lsn ? j->last_lsn + 1 : 0;
 			}
 			dp_job_put(w->dp, j);
+		} else if (j->kind == DP_JOB_CURSOR) {
+			struct dp_stream *st = j->st;
+
+			st->cursor_busy = false;
+			if (!j->status) {
+				DP_INC(w->s, cursors_saved);
+			} else {
+				DP_INC(w->s, cursor_failed); /* again after cursor_ms */
+				if (!st->cursor_dirty &&
+				    !list_add(&w->cur, &w->n_cur, &w->cap_cur, st))
+					st->cursor_dirty = true;
+			}
+			dp_job_put(w->dp, j);
 		} else if (j->origin) {
 			origin_done(w, j->st, j);
 		} else {
@@ -1411,6 +1462,21 @@ rx_port(struct worker *w, struct dp_port *p, struct txq *q)
 	return n;
 }
 
+/* A clean stop saves every member's latest ack (bounded: 1 s for the log writer to answer). */
+static void
+flush_cursors(struct worker *w)
+{
+	uint64_t end = rte_rdtsc() + w->dp->hz;
+
+	while (w->n_cur && (w->now = rte_rdtsc()) < end) {
+		for (unsigned i = 0; i < w->n_cur; i++)
+			w->cur[i]->cursor_due = 0;
+		completions(w);
+		scan_cursors(w);
+		rte_pause();
+	}
+}
+
 int
 dp_worker_main(void *arg)
 {
@@ -1426,6 +1492,7 @@ dp_worker_main(void *arg)
 
 	w.rto = dp->hz * dp->conf.rto_us / 1000000;
 	w.max_wait = dp->hz * dp->conf.max_delay_us / 1000000;
+	w.cursor_every = dp->hz * dp->conf.cursor_ms / 1000;
 	w.scan_every = w.max_wait / 4 ? w.max_wait / 4 : 1;
 	rte_rcu_qsbr_thread_register(dp->qsbr, lcore);
 	rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
@@ -1441,6 +1508,7 @@ dp_worker_main(void *arg)
 			w.next_win = w.now + w.rto / 8;
 			ctl_msgs(&w);
 			scan_windows(&w);
+			scan_cursors(&w);
 			scan_rotations(&w);
 			arp_resolve(&w);
 		}
@@ -1465,9 +1533,11 @@ dp_worker_main(void *arg)
 			rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
 		}
 	}
+	flush_cursors(&w);
 	rte_rcu_qsbr_thread_offline(dp->qsbr, lcore);
 	rte_rcu_qsbr_thread_unregister(dp->qsbr, lcore);
 	free(w.win);
 	free(w.rk);
+	free(w.cur);
 	return 0;
 }
