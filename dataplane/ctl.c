@@ -25,6 +25,10 @@
  *                previous one stays valid for batches in flight
  *   stream.show  account, vault, [primary]            -> figures of one stream
  *   stream.list                                       -> every stream
+ *   stream.read  account, vault, [primary], from, [max] -> records from LSN from (D7): at most
+ *                max (default 256, up to 4096), each {lsn, type, op, payload (base64)}, and
+ *                next, the LSN to ask for next; the local consumer's read-by-LSN interface
+ *                (records delivered over UDP may be lost: the consumer fills gaps from here)
  *   stats                                             -> every counter, ack latency histogram
  *
  * Responses carry "status": 0, or an errno with "error" saying what was wrong (the agent's
@@ -514,6 +518,53 @@ stream_json(struct dp_stream *st)
 }
 
 static json_t *
+op_stream_read(struct dp *dp, json_t *req)
+{
+	json_t *from = json_object_get(req, "from"), *max = json_object_get(req, "max"), *err,
+	       *recs;
+	struct dp_stream *st;
+	struct vr_log_iter *it;
+	struct vr_rec r;
+	uint64_t next;
+	long long n = 256;
+	int rc = 0;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (!json_is_integer(from) || json_integer_value(from) < 1)
+		return fail(EINVAL, "\"from\" must be an LSN (1 or more)");
+	if (max && (!json_is_integer(max) || json_integer_value(max) < 1 ||
+	            json_integer_value(max) > 4096))
+		return fail(EINVAL, "\"max\" must be 1..4096");
+	if (max)
+		n = json_integer_value(max);
+	next = (uint64_t)json_integer_value(from);
+	it = vr_log_iter_open(dp->log, &st->id, next);
+	if (!it)
+		return fail(errno, "cannot read the log: %s", strerror(errno));
+	recs = json_array();
+	while (n-- > 0 && (rc = vr_log_iter_next(it, &r)) == 1) {
+		char *pl = vr_hsm_b64(r.payload, r.payload_size);
+
+		if (!pl) {
+			rc = -ENOMEM;
+			break;
+		}
+		json_array_append_new(recs,
+		                      json_pack("{s:I, s:i, s:i, s:s}", "lsn", (json_int_t)r.lsn,
+		                                "type", r.type, "op", r.op, "payload", pl));
+		free(pl);
+		next = r.lsn + 1;
+	}
+	vr_log_iter_close(it);
+	if (rc < 0) {
+		json_decref(recs);
+		return fail(-rc, "cannot read the log: %s", vr_rec_strerror(rc));
+	}
+	return ok(json_pack("{s:o, s:I}", "records", recs, "next", (json_int_t)next));
+}
+
+static json_t *
 op_stream_show(struct dp *dp, json_t *req)
 {
 	struct dp_stream *st;
@@ -579,6 +630,7 @@ static const struct {
     {"stream.rekey", op_stream_rekey},
     {"stream.show", op_stream_show},
     {"stream.list", op_stream_list},
+    {"stream.read", op_stream_read},
     {"stats", op_stats},
 };
 

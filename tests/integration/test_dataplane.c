@@ -57,6 +57,7 @@ struct site {
 	int id;
 	char dir[256], ctl[300], wal[300], ini[300], lan[300], prefix[32];
 	char netns[32], iface[16]; /* af_packet WAN in a namespace of the test's, or memif */
+	char lan_iface[16];        /* af_packet LAN (in netns), or memif */
 	int pid;
 	char hsm[300]; /* the site's hsm_agent socket: payload keys through it (D4) */
 };
@@ -150,11 +151,15 @@ site_start(struct site *s)
 	const char *argv[40];
 	unsigned n = 0;
 
-	snprintf(lan, sizeof(lan),
-	         "net_memif0,role=server,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:01",
-	         s->lan, s->id);
+	if (s->lan_iface[0])
+		snprintf(lan, sizeof(lan), "net_af_packet0,iface=%s,qpairs=1", s->lan_iface);
+	else
+		snprintf(
+		    lan, sizeof(lan),
+		    "net_memif0,role=server,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:01",
+		    s->lan, s->id);
 	if (s->netns[0]) {
-		snprintf(wan, sizeof(wan), "net_af_packet0,iface=%s,qpairs=1", s->iface);
+		snprintf(wan, sizeof(wan), "net_af_packet1,iface=%s,qpairs=1", s->iface);
 		argv[n++] = "/usr/sbin/ip";
 		argv[n++] = "netns";
 		argv[n++] = "exec";
@@ -171,21 +176,28 @@ site_start(struct site *s)
 	ck_assert_msg(s->pid > 0, "vaultrep-dataplane of site %d did not start", s->id);
 }
 
+/* A control request to site s that must end with errno want (0: succeed). */
 static json_t *
-ctl(struct site *s, json_t *req)
+ctl_want(struct site *s, int want, json_t *req)
 {
 	struct vr_hsm *h = vr_hsm_connect(s->ctl);
 	json_t *res = NULL;
-	char err[256];
+	char err[256] = "";
 	int rc;
 
 	ck_assert_ptr_nonnull(h);
 	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
-	ck_assert_msg(rc == 0, "site %d: %s: %s", s->id,
-	              json_string_value(json_object_get(req, "op")), err);
+	ck_assert_msg(rc == -want, "site %d: %s: %d %s", s->id,
+	              json_string_value(json_object_get(req, "op")), rc, err);
 	json_decref(req);
 	vr_hsm_close(h);
 	return res;
+}
+
+static json_t *
+ctl(struct site *s, json_t *req)
+{
+	return ctl_want(s, 0, req);
 }
 
 /* Streams account base..base+n-1, vault 1, primary origin->id, replicated to rcv. */
@@ -396,6 +408,23 @@ wait_acked(struct site *origin, unsigned base, unsigned n)
 	}
 }
 
+/* NULL if the record (account a) carries the generator's payload for its frame, else why not. */
+static const char *
+payload_bad(unsigned a, const struct vr_rec *r)
+{
+	uint64_t seq = r->lsn - 1, acc;
+
+	if (r->payload_size != 64)
+		return "a payload of the wrong size";
+	memcpy(&acc, r->payload, 8);
+	if (acc != a || memcmp(r->payload + 8, &seq, 8))
+		return "a payload naming another stream or frame";
+	for (unsigned i = 16; i < 64; i++)
+		if (r->payload[i] != (seq & 0xff))
+			return "a payload byte that the generator did not send";
+	return NULL;
+}
+
 /*
  * Compares the logs: for each stream, the receiver's records are the origin's byte for byte
  * (LSN 1..last; the origin's from where it trimmed what the receiver acknowledged), both chains
@@ -450,17 +479,7 @@ compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, c
 			                  memcmp(ro.raw, rr.raw, ro.raw_size)))
 				bad = "a record differs between the sites";
 			else if (expect > 1) {
-				uint64_t seq = expect - 1, acc;
-
-				if (rr.payload_size != 64)
-					bad = "a payload of the wrong size";
-				memcpy(&acc, rr.payload, 8);
-				if (!bad && (acc != a || memcmp(rr.payload + 8, &seq, 8)))
-					bad = "a payload naming another stream or frame";
-				for (unsigned i = 16; !bad && i < 64; i++)
-					if (rr.payload[i] != (seq & 0xff))
-						bad = "a payload byte that the generator did not "
-						      "send";
+				bad = payload_bad(a, &rr);
 				checked++;
 			}
 			if (bad)
@@ -922,6 +941,179 @@ site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigne
 	site_kill_restart_with(s, origin, rcv, n, streams_config);
 }
 
+/* --- delivery (D7): what site 2 applies reaches a local consumer, a plain UDP socket --- */
+
+/* A UDP socket on addr:port inside namespace ns (the test process moves there). */
+static int
+udp_open(const char *ns, const char *addr, uint16_t port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	int nsfd, fd, big = 64 << 20;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	nsfd = open(path, O_RDONLY);
+	ck_assert_int_ge(nsfd, 0);
+	ck_assert_int_eq(setns(nsfd, CLONE_NEWNET), 0);
+	close(nsfd);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ck_assert_int_eq(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+enum { DL_STREAMS = 10, DL_PER = 2000 };
+
+/* One datagram from site 2: one record of one of the test's streams; marks its LSN. */
+static void
+consume(const uint8_t *b, ssize_t n, uint8_t got[DL_STREAMS][DL_PER + 2], unsigned *fresh)
+{
+	struct vr_rec r;
+	const char *bad = NULL;
+
+	ck_assert_int_eq(vr_rec_decode(b, (size_t)n, &r), (int)n);
+	ck_assert_uint_eq(r.stream.primary, 1);
+	ck_assert_uint_eq(r.stream.vault, 1);
+	ck_assert(r.stream.account >= 1 && r.stream.account <= DL_STREAMS);
+	ck_assert(r.lsn >= 1 && r.lsn <= DL_PER + 1);
+	if (r.lsn > 1)
+		bad = payload_bad((unsigned)r.stream.account, &r);
+	ck_assert_msg(!bad, "delivered record %u/%llu: %s", (unsigned)r.stream.account,
+	              (unsigned long long)r.lsn, bad);
+	if (!got[r.stream.account - 1][r.lsn]++)
+		(*fresh)++;
+}
+
+START_TEST(delivery_af_packet)
+{
+	static uint8_t got[DL_STREAMS][DL_PER + 2], buf[2048];
+	unsigned delivered = 0, read_back = 0, total = DL_STREAMS * (DL_PER + 1);
+	struct site a, b;
+	char report[400];
+	int g, st = -1, fd;
+	double quiet = 0, end;
+	FILE *f;
+
+	root = vr_test_tmpdir("dpd");
+	veth_up();
+	ck_assert_int_eq(sh("ip link add vC netns %s type veth peer name vD netns %s && "
+	                    "ip -n %s addr add 198.18.2.9/24 dev vD && "
+	                    "ip -n %s link set vC up && ip -n %s link set vD up && "
+	                    "ip netns exec %s ethtool -K vC tx off >/dev/null",
+	                    ns_b, ns_b, ns_b, ns_b, ns_b, ns_b),
+	                 0);
+	site_conf(&a, 1, 2);
+	site_conf(&b, 2, 1);
+	f = fopen(b.ini, "a");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[consumer]\nip = 198.18.2.9\nudp = 4792\n");
+	fclose(f);
+	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
+	snprintf(a.iface, sizeof(a.iface), "vA");
+	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
+	snprintf(b.iface, sizeof(b.iface), "vB");
+	snprintf(b.lan_iface, sizeof(b.lan_iface), "vC");
+	site_start(&a);
+	site_start(&b);
+	fd = udp_open(ns_b, "198.18.2.9", 4792);
+	streams_add(&a, &b, 1, DL_STREAMS);
+	snprintf(report, sizeof(report), "%s/gen.json", root);
+	g = gen_start(&a, 1, DL_STREAMS, DL_STREAMS * DL_PER, report);
+	/* Read while the generator runs (the socket buffer is bounded), then until 1 s quiet. */
+	end = now_s() + 180;
+	while (now_s() < end && (st < 0 || now_s() < quiet + 1)) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n > 0) {
+			consume(buf, n, got, &delivered);
+			quiet = now_s();
+		}
+		if (st < 0 && waitpid(g, &st, WNOHANG) == g) {
+			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "generator: %d", st);
+			wait_caught_up(&a, &b, 1, DL_STREAMS);
+			quiet = now_s();
+		}
+	}
+	close(fd);
+	ck_assert_int_ge(st, 0);
+	ck_assert_int_eq(counter(&b, "delivered"), total);
+	/* Whatever the UDP socket missed, the consumer reads by LSN: every record, in order. */
+	for (unsigned s = 1; s <= DL_STREAMS; s++) {
+		uint64_t from = 1;
+
+		while (from <= DL_PER + 1) {
+			json_t *r = ctl(&b, json_pack("{s:s, s:i, s:i, s:i, s:I, s:i}", "op",
+			                              "stream.read", "account", s, "vault", 1,
+			                              "primary", 1, "from", (json_int_t)from, "max",
+			                              777)),
+			       *recs = json_object_get(r, "records"), *x;
+			size_t i;
+
+			ck_assert_uint_gt(json_array_size(recs), 0);
+			json_array_foreach(recs, i, x)
+			{
+				uint64_t lsn =
+				    (uint64_t)json_integer_value(json_object_get(x, "lsn"));
+				uint8_t *pl = NULL;
+				size_t pn = 0;
+				struct vr_rec rec = {.lsn = lsn};
+				const char *bad = NULL;
+
+				ck_assert_uint_eq(lsn, from + i);
+				ck_assert_int_eq(
+				    vr_hsm_unb64(json_string_value(json_object_get(x, "payload")),
+				                 &pl, &pn),
+				    0);
+				rec.payload = pl;
+				rec.payload_size = (uint32_t)pn;
+				if (lsn > 1)
+					bad = payload_bad(s, &rec);
+				ck_assert_msg(!bad, "read %u/%llu: %s", s, (unsigned long long)lsn,
+				              bad);
+				if (!got[s - 1][lsn])
+					read_back++;
+				got[s - 1][lsn] = 1;
+				free(pl);
+			}
+			from += json_array_size(recs);
+			ck_assert_uint_eq(json_integer_value(json_object_get(r, "next")), from);
+			json_decref(r);
+		}
+	}
+	ck_assert_uint_eq(delivered + read_back, total);
+	/* Past the end: nothing, and the same LSN to ask for next. */
+	{
+		json_t *r =
+		    ctl(&b, json_pack("{s:s, s:i, s:i, s:i, s:i}", "op", "stream.read", "account",
+		                      1, "vault", 1, "primary", 1, "from", DL_PER + 2));
+
+		ck_assert_uint_eq(json_array_size(json_object_get(r, "records")), 0);
+		ck_assert_int_eq(json_integer_value(json_object_get(r, "next")), DL_PER + 2);
+		json_decref(r);
+	}
+	json_decref(ctl_want(&b, EINVAL,
+	                     json_pack("{s:s, s:i, s:i, s:i, s:i}", "op", "stream.read", "account",
+	                               1, "vault", 1, "primary", 1, "from", 0)));
+	json_decref(
+	    ctl_want(&b, EINVAL,
+	             json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "op", "stream.read", "account", 1,
+	                       "vault", 1, "primary", 1, "from", 1, "max", 5000)));
+	json_decref(ctl_want(&b, ENOENT,
+	                     json_pack("{s:s, s:i, s:i, s:i, s:i}", "op", "stream.read", "account",
+	                               99, "vault", 1, "primary", 1, "from", 1)));
+	teardown(&a, &b);
+	veth_down();
+	printf("dataplane: delivery to a local consumer: %u records applied at site 2, %u "
+	       "delivered over UDP, %u missed and read back by LSN (stream.read)\n",
+	       total, delivered, read_back);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 START_TEST(restarts_af_packet)
 {
 	enum { STREAMS = 10, RECORDS = 30000, KILLS = 4 };
@@ -1300,8 +1492,8 @@ END_TEST
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif, both_ways_memif, wan_adversary_af_packet,
-	                        restarts_af_packet, payload_keys_hsm_memif};
+	const TTest *tests[] = {one_way_memif,      both_ways_memif,    wan_adversary_af_packet,
+	                        delivery_af_packet, restarts_af_packet, payload_keys_hsm_memif};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));
