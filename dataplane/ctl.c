@@ -245,7 +245,9 @@ op_stream_add(struct dp *dp, json_t *req)
 		            VR_REC_MAX_MEMBERS);
 	if (members && json_array_size(members) && id.primary != dp->conf.site)
 		return fail(EINVAL, "only the primary names the members of a stream");
-	st = rte_zmalloc("vr_stream", sizeof(*st), RTE_CACHE_LINE_SIZE);
+	st = rte_zmalloc("vr_stream",
+	                 sizeof(*st) + json_array_size(members) * sizeof(st->members[0]),
+	                 RTE_CACHE_LINE_SIZE);
 	if (!st)
 		return fail(ENOMEM, "out of memory for a stream");
 	st->id = id;

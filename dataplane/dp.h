@@ -246,7 +246,6 @@ struct dp_stream {
 	_Atomic(struct dp_key *) prev_key; /* receiver: batches in flight under the last key */
 	/* worker-owned from here */
 	uint8_t n_members;
-	struct dp_member members[VR_REC_MAX_MEMBERS];
 	uint64_t next_lsn; /* origin: next LSN to assign */
 	uint64_t durable_lsn;
 	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
@@ -274,6 +273,9 @@ struct dp_stream {
 	bool installing;         /* receiver: a key record is with control */
 	/* figures for stream.show and telemetry */
 	uint64_t records, bytes, batches;
+	/* n_members of them, allocated with the stream: most streams have one or two (an idle
+	 * stream's memory is a figure of the 100 000-stream benchmark) */
+	struct dp_member members[];
 };
 
 struct dp_peer {
