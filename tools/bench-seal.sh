@@ -5,7 +5,8 @@
 #   1. dpdk-testpmd, io forwarding net_pcap -> net_null: the packet I/O ceiling (packets/s);
 #   2. vaultrep-dataplane with [bench] seal_only: ingest -> records -> batches -> one
 #      AES-256-GCM seal per batch (crypto_aesni_gcm, CPU crypto) -> the WAN port (net_null).
-#      No log, no acks: the durable path is tools/bench-dataplane.sh's;
+#      No log, no acks: the durable path is tools/bench-dataplane.sh's (and so is the records'
+#      entropy chain and checksum, which the log writer adds: vr_log_append_as);
 #   3. dpdk-test-crypto-perf, crypto_aesni_gcm, AES-256-GCM at the batch size the dataplane
 #      made (the crypto ceiling).
 # Each figure is the median of REPS samples of SECONDS; ratios are against the same run.
