@@ -921,6 +921,14 @@ scan_open(struct worker *w)
 	}
 }
 
+/* st has member acks to save: on the cursor list once (out of memory: at its next ack). */
+static void
+cursor_mark(struct worker *w, struct dp_stream *st)
+{
+	if (!st->cursor_dirty && !list_add(&w->cur, &w->n_cur, &w->cap_cur, st))
+		st->cursor_dirty = true;
+}
+
 /*
  * Streams whose members acknowledged more: at most one cursor job per stream in flight and
  * per [log] cursor_ms, carrying every member's ack to the log writer (which saves them and
@@ -1037,8 +1045,7 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 		mb->deadline = w->now + w->rto;
 		mb->rto = 0;
 		win_release(w, st);
-		if (!st->cursor_dirty && !list_add(&w->cur, &w->n_cur, &w->cap_cur, st))
-			st->cursor_dirty = true;
+		cursor_mark(w, st);
 		if (mb->recover)
 			resend(w, st, i, RTE_MAX(mb->recover, a.lsn + 1), 8);
 	}
@@ -1336,9 +1343,7 @@ completions(struct worker *w)
 				DP_INC(w->s, cursors_saved);
 			} else {
 				DP_INC(w->s, cursor_failed); /* again after cursor_ms */
-				if (!st->cursor_dirty &&
-				    !list_add(&w->cur, &w->n_cur, &w->cap_cur, st))
-					st->cursor_dirty = true;
+				cursor_mark(w, st);
 			}
 			dp_job_put(w->dp, j);
 		} else if (j->origin) {

@@ -176,22 +176,37 @@ site_start(struct site *s)
 	ck_assert_msg(s->pid > 0, "vaultrep-dataplane of site %d did not start", s->id);
 }
 
-/* A control request to site s that must end with errno want (0: succeed). */
+/* The error text of the last call_want(). */
+static char call_err[256];
+
+/*
+ * One request (consumed) to the socket of a site's dataplane or agent (named who in a
+ * failure), which must end with errno want (0: succeed). Returns the answer.
+ */
 static json_t *
-ctl_want(struct site *s, int want, json_t *req)
+call_want(const char *sock, const char *who, int want, json_t *req)
 {
-	struct vr_hsm *h = vr_hsm_connect(s->ctl);
+	struct vr_hsm *h = vr_hsm_connect(sock);
 	json_t *res = NULL;
-	char err[256] = "";
 	int rc;
 
 	ck_assert_ptr_nonnull(h);
-	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
-	ck_assert_msg(rc == -want, "site %d: %s: %d %s", s->id,
-	              json_string_value(json_object_get(req, "op")), rc, err);
+	call_err[0] = 0;
+	rc = vr_hsm_call(h, req, &res, call_err, sizeof(call_err));
+	ck_assert_msg(rc == -want, "%s: %s: %d %s", who,
+	              json_string_value(json_object_get(req, "op")), rc, call_err);
 	json_decref(req);
 	vr_hsm_close(h);
 	return res;
+}
+
+static json_t *
+ctl_want(struct site *s, int want, json_t *req)
+{
+	char who[16];
+
+	snprintf(who, sizeof(who), "site %d", s->id);
+	return call_want(s->ctl, who, want, req);
 }
 
 static json_t *
@@ -1253,18 +1268,7 @@ agent_start(struct agent *ag)
 static json_t *
 agent_call(struct agent *ag, int want, json_t *req)
 {
-	struct vr_hsm *h = vr_hsm_connect(ag->sock);
-	json_t *res = NULL;
-	char err[256] = "";
-	int rc;
-
-	ck_assert_ptr_nonnull(h);
-	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
-	ck_assert_msg(rc == -want, "agent: %s: %d %s",
-	              json_string_value(json_object_get(req, "op")), rc, err);
-	json_decref(req);
-	vr_hsm_close(h);
-	return res;
+	return call_want(ag->sock, "agent", want, req);
 }
 
 /* Each site's key pair, and each one's public key known to the other as "site<id>". */
@@ -1363,20 +1367,17 @@ START_TEST(payload_keys_hsm_memif)
 
 	/* A key record that does not unwrap is refused with the agent's error; nothing changes. */
 	{
-		struct vr_hsm *h = vr_hsm_connect(b.ctl);
 		uint8_t junk[384];
-		char *b64, err[256] = "";
-		json_t *res = NULL, *req;
+		char *b64;
 
 		memset(junk, 0x5a, sizeof(junk));
 		b64 = vr_hsm_b64(junk, sizeof(junk));
-		req = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.install", "account", 1,
-		                "vault", 1, "primary", 1, "key_id", 1000, "blob", b64);
-		ck_assert_int_eq(vr_hsm_call(h, req, &res, err, sizeof(err)), -EBADMSG);
-		ck_assert_msg(strstr(err, "does not unwrap"), "error: %s", err);
-		json_decref(req);
+		json_decref(ctl_want(&b, EBADMSG,
+		                     json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op",
+		                               "key.install", "account", 1, "vault", 1, "primary",
+		                               1, "key_id", 1000, "blob", b64)));
+		ck_assert_msg(strstr(call_err, "does not unwrap"), "error: %s", call_err);
 		free(b64);
-		vr_hsm_close(h);
 		ck_assert_int_eq(key_id(&b, 1, 1), 1);
 	}
 
