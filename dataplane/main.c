@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -102,8 +103,21 @@ port_init(struct dp *dp, struct dp_port *p, const struct dp_conf_port *c)
 	if (!rc)
 		rc = rte_eth_tx_queue_setup(p->id, 0, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
 		                            NULL);
-	if (!rc)
+	/*
+	 * A port whose far end is not there yet (a memif client before its server, or one that
+	 * connects while the server still holds the connection of a killed predecessor) fails to
+	 * start: try again for up to 5 s, as an appliance booting before its peer would.
+	 */
+	for (int tries = 0; !rc; tries++) {
 		rc = rte_eth_dev_start(p->id);
+		if (!rc || tries == 100)
+			break;
+		if (tries == 0)
+			fprintf(stderr, "vaultrep-dataplane: port %u: %s; trying again for 5 s\n",
+			        c->port, rte_strerror(-rc));
+		usleep(50000);
+		rc = 0;
+	}
 	if (!rc)
 		rc = rte_eth_macaddr_get(p->id, &p->mac);
 	if (rc)
