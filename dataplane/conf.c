@@ -68,6 +68,8 @@ port_key(struct dp_conf_port *p, const char *name, const char *v)
 		p->udp = (uint16_t)x;
 	else if (!strcmp(name, "mtu") && !num(v, 576, 9000, &x) && (x == 1500 || x == 9000))
 		p->mtu = (uint16_t)x;
+	else if (!strcmp(name, "queues") && !num(v, 1, DP_MAX_WORKERS, &x))
+		p->queues = (uint16_t)x;
 	else
 		return -1;
 	return 0;
@@ -193,6 +195,12 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 		c->max_sleep_us = (uint32_t)x;
 		return 0;
 	}
+	if (!strcmp(s, "lcores")) {
+		if (strcmp(n, "workers") || num(v, 1, DP_MAX_WORKERS, &x))
+			return -1;
+		c->workers = (uint8_t)x;
+		return 0;
+	}
 	if (!strcmp(s, "bench")) {
 		if (strcmp(n, "seal_only") || num(v, 0, 1, &x))
 			return -1;
@@ -257,14 +265,15 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	int line;
 
 	*c = (struct dp_conf){
-	    .lan = {.port = 0, .udp = 4790, .mtu = 1500},
-	    .wan = {.port = 1, .udp = 4791, .mtu = 1500},
+	    .lan = {.port = 0, .udp = 4790, .mtu = 1500, .queues = 1},
+	    .wan = {.port = 1, .udp = 4791, .mtu = 1500, .queues = 1},
 	    .max_records = 64,
 	    .max_delay_us = 50,
 	    .window = 1024,
 	    .rto_us = 20000,
 	    .pmd = "crypto_aesni_gcm",
 	    .max_sleep_us = 200,
+	    .workers = 1,
 	    .hsm_shard = "0",
 	    .rekey_batches = VR_NONCE_SOFT_LIMIT,
 	    .rekey_seconds = VR_NONCE_MAX_AGE_S,

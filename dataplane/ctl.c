@@ -23,13 +23,15 @@
  *   key.set      account, vault, [primary], key_id, key (base64, 32 bytes)
  *                installs a payload key in clear (without an hsm_agent: tests, a lab); the
  *                previous one stays valid for batches in flight
- *   stream.show  account, vault, [primary]            -> figures of one stream
+ *   stream.show  account, vault, [primary]            -> figures of one stream (and the
+ *                worker lcore that owns it)
  *   stream.list                                       -> every stream
  *   stream.read  account, vault, [primary], from, [max] -> records from LSN from (D7): at most
  *                max (default 256, up to 4096), each {lsn, type, op, payload (base64)}, and
  *                next, the LSN to ask for next; the local consumer's read-by-LSN interface
  *                (records delivered over UDP may be lost: the consumer fills gaps from here)
- *   stats                                             -> every counter, ack latency histogram
+ *   stats                                             -> every counter, ack latency histogram,
+ *                and "workers": each worker lcore's non-zero counters and poll loops (D9)
  *
  * Responses carry "status": 0, or an errno with "error" saying what was wrong (the agent's
  * convention, so vr_hsm_call() is the client for both).
@@ -252,6 +254,7 @@ op_stream_add(struct dp *dp, json_t *req)
 		return fail(ENOMEM, "out of memory for a stream");
 	st->id = id;
 	st->origin = id.primary == dp->conf.site;
+	st->worker = (uint8_t)vr_wire_stream_owner(id.account, id.vault, id.primary, dp->n_workers);
 	json_array_foreach(members, i, m)
 	{
 		json_int_t s = json_integer_value(m);
@@ -500,6 +503,7 @@ stream_json(struct dp_stream *st)
 	json_t *ms = json_array();
 
 	json_object_set_new(o, "key_id", json_integer(k ? k->id : 0));
+	json_object_set_new(o, "worker", json_integer(st->worker));
 	if (st->origin && k)
 		json_object_set_new(o, "next_seq", json_integer((json_int_t)k->nonce.next));
 	for (unsigned i = 0; i < st->n_members; i++) {
@@ -601,10 +605,27 @@ dp_stats_json(struct dp *dp)
 	for (unsigned i = 0; i < DP_N_COUNTERS; i++)
 		json_object_set_new(c, counter_names[i],
 		                    json_integer((json_int_t)dp_counter(dp, i)));
+	json_t *ws = json_array();
+
 	for (unsigned i = 0; i < 32; i++)
 		json_array_append_new(h, json_integer((json_int_t)dp_lat_hist(dp, i)));
-	return json_pack("{s:o, s:o, s:I}", "counters", c, "ack_latency_log2_us", h, "loops",
-	                 (json_int_t)dp_loops(dp));
+	/* Each worker lcore's own figures (D9): its non-zero counters and its poll loops. */
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		const struct dp_stats *b = &dp->stats[DP_STATS_CTL + 1 + w];
+		json_t *o = json_object();
+
+		for (unsigned i = 0; i < DP_N_COUNTERS; i++) {
+			uint64_t v = atomic_load_explicit(&b->c[i], memory_order_relaxed);
+
+			if (v)
+				json_object_set_new(o, counter_names[i],
+				                    json_integer((json_int_t)v));
+		}
+		json_object_set_new(o, "loops", json_integer((json_int_t)atomic_load(&b->loops)));
+		json_array_append_new(ws, o);
+	}
+	return json_pack("{s:o, s:o, s:I, s:o}", "counters", c, "ack_latency_log2_us", h, "loops",
+	                 (json_int_t)dp_loops(dp), "workers", ws);
 }
 
 static json_t *

@@ -4,16 +4,21 @@
  *
  * Threads:
  *   - the main lcore serves the control socket (ctl.c): streams, keys, stats;
- *   - one worker lcore polls both ports (worker.c): ARP, ingest, batching, sealing, WAN send
- *     and receive, acks, retransmission;
- *   - the log writer (logw.c, an ordinary thread) takes jobs from an rte_ring, appends them to
- *     logstore with group commit and hands them back on the worker's completion ring, so that
- *     no lcore ever waits on a disk.
+ *   - [lcores] workers worker lcores (worker.c, D9) each poll their own rx queue of both ports
+ *     and send on their own tx queue: ARP, ingest, batching, sealing, WAN send and receive,
+ *     acks, retransmission. A stream is owned by one worker, vr_wire_stream_owner() of its id;
+ *     a worker that reads a datagram of a stream it does not own passes the mbuf to the owner
+ *     on a single-producer ring (dp->handoff[from][to]), so that nothing of a stream is ever
+ *     touched by two lcores;
+ *   - the log writer (logw.c, an ordinary thread) takes jobs from an rte_ring (many
+ *     producers: the workers), appends them to logstore with group commit and hands each back
+ *     on its stream's worker's completion ring, so that no lcore ever waits on a disk.
  *
  * Publication without locks: streams live in a lock-free rte_hash (RW_CONCURRENCY_LF) that the
- * control thread writes and the worker reads; a stream's keys are pointers the control thread
+ * control thread writes and the workers read; a stream's keys are pointers the control thread
  * swaps with release stores; a replaced key is freed after an RCU (QSBR) grace period in which
- * the worker reported a quiescent state. Everything else in a stream belongs to the worker.
+ * every worker reported a quiescent state. A neighbour's MAC address is one atomic word that
+ * any worker may learn (ARP) and all read. Everything else in a stream belongs to its worker.
  */
 #ifndef DP_H
 #define DP_H
@@ -102,6 +107,8 @@
 	X(keys_installed, "payload keys unwrapped and installed at this receiver")                 \
 	X(key_install_failed, "key records whose key did not unwrap or persist here")              \
 	X(no_mbuf, "mbuf or job allocations that failed")                                          \
+	X(handoffs, "datagrams passed to the worker lcore that owns their stream")                 \
+	X(handoff_full, "datagrams dropped: the owning worker's ring was full (peers resend)")     \
 	X(records_sealed_only, "records sealed and sent in [bench] seal_only mode (no log)")
 
 enum dp_counter {
@@ -132,7 +139,7 @@ dp_count(_Atomic uint64_t *c, uint64_t v)
 #define DP_ADD(st, name, v) dp_count(&(st)->c[DP_C_##name], (v))
 #define DP_INC(st, name)    DP_ADD(st, name, 1)
 
-enum { DP_MAX_WORKERS = 1, DP_STATS_CTL = 0, DP_STATS_BLOCKS = 1 + DP_MAX_WORKERS };
+enum { DP_STATS_CTL = 0, DP_STATS_BLOCKS = 1 + DP_MAX_WORKERS };
 
 /* A payload key as the worker uses it (immutable once published). */
 struct dp_key {
@@ -242,7 +249,8 @@ enum { DP_PRODUCERS = 4 };
 struct dp_stream {
 	struct vr_stream_id id;
 	bool origin;
-	_Atomic(struct dp_key *) key;      /* current */
+	uint8_t worker;               /* the worker lcore that owns it (vr_wire_stream_owner) */
+	_Atomic(struct dp_key *) key; /* current */
 	_Atomic(struct dp_key *) prev_key; /* receiver: batches in flight under the last key */
 	/* worker-owned from here */
 	uint8_t n_members;
@@ -282,13 +290,40 @@ struct dp_peer {
 	uint16_t site;
 	uint32_t ip;
 	uint16_t udp;
-	bool resolved;
 	bool fixed; /* a static neighbour ([peer N] mac): ARP does not change it */
-	struct rte_ether_addr mac;
+	/* Its MAC (bits 0..47) and DP_L2_RESOLVED: one word, learnt by any worker (dp_peer_mac) */
+	_Atomic uint64_t l2;
 };
+
+#define DP_L2_RESOLVED (1ull << 48)
+
+/* The neighbour's MAC into *mac: false while it is not resolved. */
+static inline bool
+dp_peer_mac(const struct dp_peer *pe, struct rte_ether_addr *mac)
+{
+	uint64_t v = atomic_load_explicit(&pe->l2, memory_order_relaxed);
+
+	if (!(v & DP_L2_RESOLVED))
+		return false;
+	for (unsigned i = 0; i < RTE_ETHER_ADDR_LEN; i++)
+		mac->addr_bytes[i] = (uint8_t)(v >> (8 * i));
+	return true;
+}
+
+static inline uint64_t
+dp_l2_word(const struct rte_ether_addr *mac)
+{
+	uint64_t v = DP_L2_RESOLVED;
+
+	for (unsigned i = 0; i < RTE_ETHER_ADDR_LEN; i++)
+		v |= (uint64_t)mac->addr_bytes[i] << (8 * i);
+	return v;
+}
 
 struct dp_port {
 	uint16_t id;
+	uint16_t n_q; /* queue pairs: worker w reads q % n_workers == w, sends on w if w < n_q */
+	struct rte_ring *relay[DP_MAX_WORKERS]; /* w >= n_q: what worker w sends, to w % n_q */
 	uint32_t ip;
 	uint16_t udp;
 	uint16_t mtu;
@@ -307,15 +342,17 @@ struct dp {
 	struct dp_crypto crypto;
 	struct rte_hash *streams;
 	struct rte_rcu_qsbr *qsbr;
-	struct rte_ring *log_ring;  /* worker, control -> log writer */
-	struct rte_ring *done_ring; /* log writer -> worker */
-	struct rte_ring *to_ctl;    /* worker -> control (dp_msg), with ctl_wake */
-	struct rte_ring *to_worker; /* control -> worker (dp_msg) */
-	int ctl_wake;               /* eventfd: the control thread has messages */
+	struct rte_ring *log_ring;                  /* workers -> log writer */
+	struct rte_ring *done_ring[DP_MAX_WORKERS]; /* log writer -> each worker */
+	struct rte_ring *to_ctl;                    /* workers -> control (dp_msg), with ctl_wake */
+	struct rte_ring *to_worker[DP_MAX_WORKERS]; /* control -> each worker (dp_msg) */
+	struct rte_ring *handoff[DP_MAX_WORKERS][DP_MAX_WORKERS]; /* [from][to]: mbufs */
+	int ctl_wake; /* eventfd: the control thread has messages */
 	struct vr_log *log;
 	struct dp_stats stats[DP_STATS_BLOCKS]; /* DP_STATS_CTL, then one per worker */
 	uint64_t hz;
-	unsigned worker_lcore;
+	unsigned n_workers;
+	unsigned worker_lcore[DP_MAX_WORKERS];
 	_Atomic bool quit;
 	_Atomic bool logw_quit; /* set once the worker has returned */
 };
@@ -354,7 +391,11 @@ void dp_keys_close(void);
 int dp_msg_to_worker(struct dp *dp, struct dp_msg *m);
 int dp_msg_to_ctl(struct dp *dp, struct dp_msg *m);
 
-/* worker.c */
+/* worker.c: arg is a struct dp_worker_arg. */
+struct dp_worker_arg {
+	struct dp *dp;
+	unsigned idx; /* 0..n_workers-1 */
+};
 int dp_worker_main(void *arg);
 
 /* logw.c */

@@ -20,12 +20,14 @@
  *   ip = 198.18.0.1
  *   udp = 4790
  *   mtu = 1500                   ; 1500 or 9000
+ *   queues = 1                   ; rx/tx queue pairs (1..DP_MAX_WORKERS); see [lcores]
  *
  *   [wan]                        ; other sites: batches and acks
  *   port = 1
  *   ip = 198.19.0.1
  *   udp = 4791
  *   mtu = 1500
+ *   queues = 1
  *
  *   [batch]
  *   max_records = 64             ; 1..VR_WIRE_MAX_RECORDS
@@ -52,6 +54,19 @@
  *   [idle]
  *   max_sleep_us = 200           ; adaptive back-off ceiling when idle; 0 = busy poll
  *
+ *   [lcores]
+ *   workers = 1                  ; worker lcores (1..DP_MAX_WORKERS), the EAL lcores after the
+ *                                ; main one; streams are spread over them by a hash of the
+ *                                ; stream id, and each is owned by one (D9). Of a port's
+ *                                ; queues (its "queues"), worker w reads every q with
+ *                                ; q % workers == w and sends on queue w; a worker without a
+ *                                ; queue of its own on a port passes what it sends to worker
+ *                                ; w % queues over a ring, and a datagram read by a worker
+ *                                ; that does not own its stream goes to the owner over a ring.
+ *                                ; More queues than 1 only where the link has them: a NIC's
+ *                                ; RSS queues, net_af_packet qpairs=N, one rx_pcap/tx_pcap per
+ *                                ; queue, or a net_memif whose far end has as many
+ *
  *   [peer 2]                     ; one section per peer site: its id in the section name
  *   ip = 198.19.0.2
  *   udp = 4791                   ; default: this site's WAN udp
@@ -75,6 +90,7 @@
 
 enum {
 	DP_MAX_PEERS = 16,
+	DP_MAX_WORKERS = 4,
 	DP_MAX_UIDS = 8,
 	DP_PATH = 256,
 };
@@ -84,6 +100,7 @@ struct dp_conf_port {
 	uint32_t ip; /* host order */
 	uint16_t udp;
 	uint16_t mtu;
+	uint16_t queues;
 };
 
 struct dp_conf_peer {
@@ -114,6 +131,7 @@ struct dp_conf {
 	uint32_t rto_us;
 	char pmd[32];
 	uint32_t max_sleep_us;
+	uint8_t workers;
 	struct dp_conf_peer peers[DP_MAX_PEERS];
 	unsigned n_peers;
 	uint32_t consumer_ip;

@@ -591,7 +591,7 @@ dp_keys_next(struct dp *dp, struct dp_stream *st, char *err, size_t err_n)
 int
 dp_msg_to_worker(struct dp *dp, struct dp_msg *m)
 {
-	return rte_ring_enqueue(dp->to_worker, m);
+	return rte_ring_enqueue(dp->to_worker[m->st->worker], m);
 }
 
 int

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The log writer: the only thread that writes the dataplane's WAL database. It takes jobs from
- * dp->log_ring (many producers: the worker and the control thread), appends every record job
- * it has in one vr_log_append (group commit: one write and one fdatasync for all of them),
- * persists nonce reservations with vr_log_meta_put, and hands each job back on dp->done_ring
- * with its status. When the ring is empty it sleeps a little (adaptive, bounded by
- * [idle] max_sleep_us), because waking it costs less than a core spinning beside two sites.
+ * dp->log_ring (many producers: the workers), appends every record job it has in one
+ * vr_log_append (group commit: one write and one fdatasync for all of them), persists nonce
+ * reservations with vr_log_meta_put, and hands each job back with its status on the completion
+ * ring of the worker that owns the job's stream. When the ring is empty it sleeps a little
+ * (adaptive, bounded by [idle] max_sleep_us), because waking it costs less than a core spinning
+ * beside two sites.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,14 +37,14 @@ static struct dp_nonce_key {
 	return k;
 }
 
+/* Each job to the worker that owns its stream. */
 static void
 hand_back(struct dp *dp, struct dp_job **jobs, unsigned n)
 {
-	unsigned done = 0;
-
-	/* The done ring is as large as the job pool: it cannot stay full. */
-	while (done < n)
-		done += rte_ring_enqueue_burst(dp->done_ring, (void **)jobs + done, n - done, NULL);
+	/* A done ring is as large as the job pool: it cannot stay full. */
+	for (unsigned i = 0; i < n; i++)
+		while (rte_ring_sp_enqueue(dp->done_ring[jobs[i]->st->worker], jobs[i]))
+			rte_pause();
 }
 
 /* Fills a catch-up job with the stored records from j->read_from, as many as a batch holds. */

@@ -2,8 +2,8 @@
 /*
  * vaultrep-dataplane [EAL options] -- --config FILE
  *
- * Needs two DPDK ports (the [lan] and [wan] port ids), at least two lcores (the main lcore
- * serves the control socket, the next one is the worker). On this machine for example:
+ * Needs two DPDK ports (the [lan] and [wan] port ids) and 1 + [lcores] workers lcores (the main
+ * lcore serves the control socket, the next ones are the workers). On this machine for example:
  *
  *   vaultrep-dataplane -l 0,1 --no-huge -m 512 --no-pci --file-prefix a \
  *       --vdev net_memif0,role=server,socket=/tmp/a-lan.sock \
@@ -96,13 +96,32 @@ port_init(struct dp *dp, struct dp_port *p, const struct dp_conf_port *c)
 		return rc;
 	if (c->mtu > info.max_mtu)
 		conf.rxmode.mtu = info.max_mtu;
-	rc = rte_eth_dev_configure(p->id, 1, 1, &conf);
-	if (!rc)
-		rc = rte_eth_rx_queue_setup(p->id, 0, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
+	if (info.max_rx_queues < c->queues || info.max_tx_queues < c->queues) {
+		fprintf(stderr,
+		        "vaultrep-dataplane: port %u has %u rx and %u tx queues, fewer than its "
+		        "queues = %u (net_af_packet: qpairs=N; net_pcap: one rx_pcap and tx_pcap "
+		        "each)\n",
+		        c->port, info.max_rx_queues, info.max_tx_queues, c->queues);
+		return -EINVAL;
+	}
+	p->n_q = c->queues;
+	rc = rte_eth_dev_configure(p->id, p->n_q, p->n_q, &conf);
+	for (uint16_t q = 0; !rc && q < p->n_q; q++)
+		rc = rte_eth_rx_queue_setup(p->id, q, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
 		                            NULL, dp->pkt_mp);
-	if (!rc)
-		rc = rte_eth_tx_queue_setup(p->id, 0, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
+	for (uint16_t q = 0; !rc && q < p->n_q; q++)
+		rc = rte_eth_tx_queue_setup(p->id, q, 1024, (unsigned)rte_eth_dev_socket_id(p->id),
 		                            NULL);
+	/* A worker without a tx queue of its own sends through the worker that has it. */
+	for (unsigned w = p->n_q; !rc && w < dp->n_workers; w++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "vr_relay%u_%u", p->id, w);
+		p->relay[w] = rte_ring_create(name, 1024, (int)rte_socket_id(),
+		                              RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (!p->relay[w])
+			rc = -ENOMEM;
+	}
 	/*
 	 * A port whose far end is not there yet (a memif client before its server, or one that
 	 * connects while the server still holds the connection of a killed predecessor) fails to
@@ -232,19 +251,30 @@ main(int argc, char **argv)
 		return 2;
 	}
 	dp->hz = rte_get_tsc_hz();
-	dp->worker_lcore = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
-	if (dp->worker_lcore >= RTE_MAX_LCORE) {
-		fprintf(stderr, "vaultrep-dataplane: needs two lcores (for example -l 0,1)\n");
-		return 2;
+	dp->n_workers = dp->conf.workers;
+	for (unsigned w = 0, l = rte_get_main_lcore(); w < dp->n_workers; w++) {
+		l = rte_get_next_lcore(l, 1, 0);
+		if (l >= RTE_MAX_LCORE) {
+			fprintf(
+			    stderr,
+			    "vaultrep-dataplane: [lcores] workers = %u needs %u lcores (the main "
+			    "one and a worker each; for example -l 0-%u)\n",
+			    dp->n_workers, dp->n_workers + 1, dp->n_workers);
+			return 2;
+		}
+		dp->worker_lcore[w] = l;
 	}
 	dp->n_peers = dp->conf.n_peers;
 	for (unsigned i = 0; i < dp->n_peers; i++) {
+		struct rte_ether_addr mac;
+
 		dp->peers[i] = (struct dp_peer){.site = dp->conf.peers[i].site,
 		                                .ip = dp->conf.peers[i].ip,
 		                                .udp = dp->conf.peers[i].udp,
-		                                .resolved = dp->conf.peers[i].has_mac,
 		                                .fixed = dp->conf.peers[i].has_mac};
-		memcpy(dp->peers[i].mac.addr_bytes, dp->conf.peers[i].mac, RTE_ETHER_ADDR_LEN);
+		memcpy(mac.addr_bytes, dp->conf.peers[i].mac, RTE_ETHER_ADDR_LEN);
+		if (dp->conf.peers[i].has_mac)
+			atomic_store(&dp->peers[i].l2, dp_l2_word(&mac));
 	}
 	dp->consumer = (struct dp_peer){.ip = dp->conf.consumer_ip, .udp = dp->conf.consumer_udp};
 
@@ -269,27 +299,41 @@ main(int argc, char **argv)
 	                                    dp->job_acks * sizeof(struct dp_ackto) + dp->job_bytes,
 	                                256, 0, NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
 	dp->log_ring = rte_ring_create("vr_log", n_jobs, (int)rte_socket_id(), RING_F_SC_DEQ);
-	dp->done_ring =
-	    rte_ring_create("vr_done", n_jobs, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
 	/* Key messages: as many as streams could have at once is far more than ever queue. */
-	dp->to_ctl = rte_ring_create("vr_to_ctl", 1 << 14, (int)rte_socket_id(),
-	                             RING_F_SP_ENQ | RING_F_SC_DEQ);
-	dp->to_worker = rte_ring_create("vr_to_worker", 1 << 14, (int)rte_socket_id(),
-	                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+	dp->to_ctl = rte_ring_create("vr_to_ctl", 1 << 14, (int)rte_socket_id(), RING_F_SC_DEQ);
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		snprintf(name, sizeof(name), "vr_done%u", w);
+		dp->done_ring[w] = rte_ring_create(name, n_jobs, (int)rte_socket_id(),
+		                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "vr_to_worker%u", w);
+		dp->to_worker[w] = rte_ring_create(name, 1 << 14, (int)rte_socket_id(),
+		                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (!dp->done_ring[w] || !dp->to_worker[w])
+			dp->log_ring = NULL; /* reported below */
+		for (unsigned to = 0; to < dp->n_workers; to++) {
+			if (to == w)
+				continue;
+			snprintf(name, sizeof(name), "vr_handoff%u_%u", w, to);
+			dp->handoff[w][to] = rte_ring_create(name, 4096, (int)rte_socket_id(),
+			                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (!dp->handoff[w][to])
+				dp->log_ring = NULL;
+		}
+	}
 	dp->ctl_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	hp.socket_id = (int)rte_socket_id();
 	dp->streams = rte_hash_create(&hp);
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
-	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->done_ring || !dp->to_ctl ||
-	    !dp->to_worker || dp->ctl_wake < 0 || !dp->streams || !dp->qsbr ||
-	    rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
+	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->to_ctl || dp->ctl_wake < 0 ||
+	    !dp->streams || !dp->qsbr || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
 		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
 		return 1;
 	}
 	if (port_init(dp, &dp->lan, &dp->conf.lan) || port_init(dp, &dp->wan, &dp->conf.wan))
 		return 1;
-	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, 1, (int)rte_socket_id());
+	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, (uint16_t)dp->n_workers,
+	                    (int)rte_socket_id());
 	if (rc) {
 		fprintf(stderr, "vaultrep-dataplane: crypto device %s: %s\n", dp->conf.pmd,
 		        strerror(-rc));
@@ -314,11 +358,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "vaultrep-dataplane: log writer: %s\n", strerror(-rc));
 		return 1;
 	}
-	rte_eal_remote_launch(dp_worker_main, dp, dp->worker_lcore);
-	printf(
-	    "vaultrep-dataplane: site %u, lan port %u, wan port %u, crypto %s (%s), control %s\n",
-	    dp->conf.site, dp->lan.id, dp->wan.id, dp->crypto.pmd,
-	    dp->crypto.cpu ? "cpu crypto" : "queue pair", dp->conf.control);
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		static struct dp_worker_arg args[DP_MAX_WORKERS];
+
+		args[w] = (struct dp_worker_arg){.dp = dp, .idx = w};
+		rte_eal_remote_launch(dp_worker_main, &args[w], dp->worker_lcore[w]);
+	}
+	printf("vaultrep-dataplane: site %u, lan port %u (%u queues), wan port %u (%u), %u "
+	       "workers, crypto %s (%s), control %s\n",
+	       dp->conf.site, dp->lan.id, dp->lan.n_q, dp->wan.id, dp->wan.n_q, dp->n_workers,
+	       dp->crypto.pmd, dp->crypto.cpu ? "cpu crypto" : "queue pair", dp->conf.control);
 	fflush(stdout);
 	rc = dp_ctl_serve(dp);
 	if (rc) {

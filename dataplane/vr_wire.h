@@ -218,4 +218,33 @@ int vr_wire_keyrec_encode(const struct vr_keyrec *k, uint8_t *buf, size_t cap);
 /* The shape of a WAN ack; the caller verifies its tag. */
 int vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a);
 
+/*
+ * The stream a datagram names, read from its fixed offsets without checking the rest (the
+ * dataplane picks the worker lcore that owns the stream with it, D9; the owner then parses the
+ * whole message). primary is 0 for an ingest frame (its primary is the receiving site).
+ * 0, or -VR_WIRE_ERR_SIZE / -VR_WIRE_ERR_MAGIC.
+ */
+struct vr_wire_stream {
+	uint64_t account;
+	uint32_t vault;
+	uint16_t primary;
+};
+int vr_wire_peek_stream(const uint8_t *buf, size_t size, struct vr_wire_stream *s);
+
+/*
+ * The worker (0..n-1) that owns stream (account, vault, primary): a 64-bit mix of the id, so
+ * that consecutive accounts or vaults spread evenly. Every thread computes the same owner.
+ */
+static inline unsigned
+vr_wire_stream_owner(uint64_t account, uint32_t vault, uint16_t primary, unsigned n)
+{
+	uint64_t h = account * 0x9e3779b97f4a7c15ull;
+
+	h ^= ((uint64_t)vault << 16 | primary) * 0xc2b2ae3d27d4eb4full;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return n > 1 ? (unsigned)(h % n) : 0;
+}
+
 #endif /* VR_WIRE_H */

@@ -242,3 +242,29 @@ vr_wire_wack_parse(const uint8_t *buf, size_t size, struct vr_wack *a)
 		return -VR_WIRE_ERR_FORMAT;
 	return 0;
 }
+
+int
+vr_wire_peek_stream(const uint8_t *buf, size_t size, struct vr_wire_stream *s)
+{
+	if (size < 2)
+		return -VR_WIRE_ERR_SIZE;
+	switch (vr_get_be16(buf)) {
+	case VR_WIRE_MAGIC_INGEST:
+		if (size < VR_WIRE_INGEST_HDR)
+			return -VR_WIRE_ERR_SIZE;
+		s->account = vr_get_be64(buf + 16);
+		s->vault = vr_get_be32(buf + 24);
+		s->primary = 0;
+		return 0;
+	case VR_WIRE_MAGIC_BATCH:
+	case VR_WIRE_MAGIC_WACK:
+		if (size < 24)
+			return -VR_WIRE_ERR_SIZE;
+		s->account = vr_get_be64(buf + 8);
+		s->vault = vr_get_be32(buf + 16);
+		s->primary = vr_get_be16(buf + 20);
+		return 0;
+	default:
+		return -VR_WIRE_ERR_MAGIC;
+	}
+}

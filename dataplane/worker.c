@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The worker lcore: polls the LAN and WAN ports and the log writer's completion ring.
+ * A worker lcore: polls its rx queue of the LAN and WAN ports, the rings on which the other
+ * workers pass it the datagrams of its streams, and its completion ring from the log writer.
  *
  * Origin (this site is the stream's primary):
  *   ingest frame -> record (LSN) appended to the stream's open batch
@@ -33,12 +34,15 @@ enum { BURST = 32, TXQ = 256 };
 
 struct txq {
 	uint16_t port;
+	uint16_t queue;         /* the worker's own tx queue ... */
+	struct rte_ring *relay; /* ... or, without one, the ring to the worker that sends */
 	uint16_t n;
 	struct rte_mbuf *m[TXQ];
 };
 
 struct worker {
 	struct dp *dp;
+	unsigned idx; /* 0..n_workers-1: its rx and tx queues, crypto queue pair, rings */
 	struct dp_stats *s;
 	struct txq lan_tx, wan_tx;
 	struct dp_stream *open_list; /* streams with a batch being filled */
@@ -84,8 +88,12 @@ tx_flush(struct worker *w, struct txq *q)
 
 	if (!q->n)
 		return;
-	sent = rte_eth_tx_burst(q->port, 0, q->m, q->n);
-	DP_ADD(w->s, tx_packets, sent);
+	if (q->relay) {
+		sent = rte_ring_sp_enqueue_burst(q->relay, (void **)q->m, q->n, NULL);
+	} else {
+		sent = rte_eth_tx_burst(q->port, q->queue, q->m, q->n);
+		DP_ADD(w->s, tx_packets, sent);
+	}
 	if (sent && sent < q->n)
 		memmove(q->m, q->m + sent, (q->n - sent) * sizeof(q->m[0]));
 	q->n = (uint16_t)(q->n - sent);
@@ -178,9 +186,10 @@ arp_send(struct worker *w, const struct dp_port *p, struct txq *q, const struct 
 static void
 learn(struct worker *w, struct dp_peer *pe, const struct rte_ether_addr *mac)
 {
-	if (!pe->fixed && (!pe->resolved || !rte_is_same_ether_addr(&pe->mac, mac))) {
-		rte_ether_addr_copy(mac, &pe->mac);
-		pe->resolved = true;
+	uint64_t v = dp_l2_word(mac);
+
+	if (!pe->fixed && atomic_load_explicit(&pe->l2, memory_order_relaxed) != v) {
+		atomic_store_explicit(&pe->l2, v, memory_order_relaxed);
 		DP_INC(w->s, arp_learned);
 	}
 }
@@ -228,13 +237,16 @@ arp_resolve(struct worker *w)
 {
 	struct dp *dp = w->dp;
 
-	if (w->now < w->next_arp)
+	struct rte_ether_addr mac;
+
+	/* One worker asks; whichever reads the answer learns it. */
+	if (w->idx || w->now < w->next_arp)
 		return;
 	w->next_arp = w->now + dp->hz / 10;
 	for (unsigned i = 0; i < dp->n_peers; i++)
-		if (!dp->peers[i].resolved)
+		if (!dp_peer_mac(&dp->peers[i], &mac))
 			arp_send(w, &dp->wan, &w->wan_tx, NULL, dp->peers[i].ip);
-	if (dp->consumer.ip && !dp->consumer.resolved)
+	if (dp->consumer.ip && !dp_peer_mac(&dp->consumer, &mac))
 		arp_send(w, &dp->lan, &w->lan_tx, NULL, dp->consumer.ip);
 }
 
@@ -361,6 +373,7 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 	struct dp_key *k = st->promoted ? atomic_load_explicit(&st->prev_key, memory_order_acquire)
 	                                : atomic_load_explicit(&st->key, memory_order_acquire);
 	struct dp_peer *pe = peer_by_site(dp, st->members[i].site);
+	struct rte_ether_addr mac;
 	struct vr_keyrec kr;
 	struct vr_batch_hdr h;
 	struct dp_aead op;
@@ -372,7 +385,7 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 
 	if (!k || !k->seal || i >= rk->n || rk->rec[i].site != st->members[i].site)
 		return;
-	if (!pe || !pe->resolved) {
+	if (!pe || !dp_peer_mac(pe, &mac)) {
 		DP_INC(w->s, no_peer_mac);
 		return;
 	}
@@ -386,7 +399,7 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 	kr = (struct vr_keyrec){
 	    .key_id = rk->key->id, .blob_size = rk->rec[i].blob_size, .blob = rk->rec[i].blob};
 	len = (uint16_t)(VR_WIRE_BATCH_HDR + VR_WIRE_KEYREC_HDR + kr.blob_size + VR_WIRE_TAG);
-	m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, len, &pl);
+	m = udp_new(w, &dp->wan, &mac, pe->ip, pe->udp, len, &pl);
 	if (!m)
 		return;
 	n = vr_wire_keyrec_encode(&kr, pl + VR_WIRE_BATCH_HDR, len - VR_WIRE_BATCH_HDR);
@@ -412,7 +425,7 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 	    .tag = pl + VR_WIRE_BATCH_HDR + n,
 	};
 	memcpy(op.iv, nonce, sizeof(op.iv));
-	if (dp_crypto_run(&dp->crypto, 0, k->seal, &op, 1) != 1) {
+	if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->seal, &op, 1) != 1) {
 		DP_INC(w->s, seal_failed);
 		rte_pktmbuf_free(m);
 		return;
@@ -558,18 +571,19 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 	};
 	for (unsigned i = 0; i < st->n_members; i++) {
 		struct dp_member *mb = &st->members[i];
+		struct rte_ether_addr mac;
 		struct dp_peer *pe;
 		struct rte_mbuf *c;
 
 		if (!(mask & (1u << i)))
 			continue;
 		pe = peer_by_site(dp, mb->site);
-		if (!pe || !pe->resolved) {
+		if (!pe || !dp_peer_mac(pe, &mac)) {
 			DP_INC(w->s, no_peer_mac);
 			continue;
 		}
 		if (!m) {
-			m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, len, &pl);
+			m = udp_new(w, &dp->wan, &mac, pe->ip, pe->udp, len, &pl);
 			if (!m)
 				return -EAGAIN;
 			vr_wire_batch_hdr_encode(&h, pl);
@@ -583,7 +597,7 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 			    .tag = pl + VR_WIRE_BATCH_HDR + j->bytes,
 			};
 			memcpy(op.iv, nonce, sizeof(op.iv));
-			if (dp_crypto_run(&dp->crypto, 0, k->seal, &op, 1) != 1) {
+			if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->seal, &op, 1) != 1) {
 				DP_INC(w->s, seal_failed);
 				rte_pktmbuf_free(m);
 				return -EAGAIN;
@@ -603,7 +617,7 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 			eth = rte_pktmbuf_mtod(c, struct rte_ether_hdr *);
 			ip = (struct rte_ipv4_hdr *)(eth + 1);
 			udp = (struct rte_udp_hdr *)(ip + 1);
-			rte_ether_addr_copy(&pe->mac, &eth->dst_addr);
+			rte_ether_addr_copy(&mac, &eth->dst_addr);
 			ip->dst_addr = rte_cpu_to_be_32(pe->ip);
 			ip->hdr_checksum = 0;
 			ip->hdr_checksum = rte_ipv4_cksum(ip);
@@ -1063,6 +1077,7 @@ send_wack(struct worker *w, struct dp_stream *st, uint8_t kind)
 	struct dp *dp = w->dp;
 	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
 	struct dp_peer *pe = peer_by_site(dp, st->id.primary);
+	struct rte_ether_addr mac;
 	struct vr_wack a = {
 	    .kind = kind,
 	    .sender = dp->conf.site,
@@ -1076,12 +1091,12 @@ send_wack(struct worker *w, struct dp_stream *st, uint8_t kind)
 
 	if (!k)
 		return;
-	if (!pe || !pe->resolved) {
+	if (!pe || !dp_peer_mac(pe, &mac)) {
 		DP_INC(w->s, no_peer_mac);
 		return;
 	}
 	a.key_id = k->id;
-	m = udp_new(w, &dp->wan, &pe->mac, pe->ip, pe->udp, VR_WIRE_WACK_SIZE, &pl);
+	m = udp_new(w, &dp->wan, &mac, pe->ip, pe->udp, VR_WIRE_WACK_SIZE, &pl);
 	if (!m)
 		return;
 	vr_wire_wack_encode(&a, pl);
@@ -1181,7 +1196,7 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 	};
 	memcpy(op.iv, k->salt, VR_NONCE_SALT);
 	vr_put_be64(op.iv + VR_NONCE_SALT, h.seq);
-	if (dp_crypto_run(&dp->crypto, 0, k->open, &op, 1) != 1) {
+	if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->open, &op, 1) != 1) {
 		DP_INC(w->s, open_failed);
 		return;
 	}
@@ -1260,8 +1275,9 @@ static void
 deliver(struct worker *w, struct dp_job *j)
 {
 	struct dp *dp = w->dp;
+	struct rte_ether_addr mac;
 
-	if (!dp->consumer.ip || !dp->consumer.resolved)
+	if (!dp->consumer.ip || !dp_peer_mac(&dp->consumer, &mac))
 		return;
 	for (uint8_t *p = j->data; p < j->data + j->bytes;) {
 		struct vr_rec r;
@@ -1271,8 +1287,8 @@ deliver(struct worker *w, struct dp_job *j)
 
 		if (sz <= 0)
 			break;
-		m = udp_new(w, &dp->lan, &dp->consumer.mac, dp->consumer.ip, dp->consumer.udp,
-		            (uint16_t)sz, &pl);
+		m = udp_new(w, &dp->lan, &mac, dp->consumer.ip, dp->consumer.udp, (uint16_t)sz,
+		            &pl);
 		if (!m)
 			break;
 		memcpy(pl, p, (size_t)sz);
@@ -1308,7 +1324,7 @@ static void
 completions(struct worker *w)
 {
 	struct dp_job *jobs[BURST];
-	unsigned n = rte_ring_dequeue_burst(w->dp->done_ring, (void **)jobs, BURST, NULL);
+	unsigned n = rte_ring_dequeue_burst(w->dp->done_ring[w->idx], (void **)jobs, BURST, NULL);
 
 	for (unsigned i = 0; i < n; i++) {
 		struct dp_job *j = jobs[i];
@@ -1360,7 +1376,7 @@ ctl_msgs(struct worker *w)
 {
 	struct dp_msg *m;
 
-	while (rte_ring_dequeue(w->dp->to_worker, (void **)&m) == 0) {
+	while (rte_ring_dequeue(w->dp->to_worker[w->idx], (void **)&m) == 0) {
 		switch (m->kind) {
 		case DP_MSG_NEXT_KEY:
 			next_key(w, m->st, m->rekey, m->status == 1);
@@ -1383,8 +1399,40 @@ ctl_msgs(struct worker *w)
 
 /* --- receive --- */
 
-static void
-rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m)
+/*
+ * Passes m to the worker that owns the stream it names (D9): true when it went (or was
+ * dropped because that worker's ring is full), false when this worker owns it or it names no
+ * stream (then it is handled, and counted, here).
+ */
+static bool
+hand_off(struct worker *w, struct dp_port *p, struct rte_mbuf *m, const uint8_t *pl, size_t n)
+{
+	struct dp *dp = w->dp;
+	struct vr_wire_stream s;
+	unsigned owner;
+
+	if (dp->n_workers < 2 || vr_wire_peek_stream(pl, n, &s))
+		return false;
+	owner = vr_wire_stream_owner(s.account, s.vault, p == &dp->lan ? dp->conf.site : s.primary,
+	                             dp->n_workers);
+	if (owner == w->idx)
+		return false;
+	m->port = p->id;
+	if (rte_ring_sp_enqueue(dp->handoff[w->idx][owner], m)) {
+		DP_INC(w->s, handoff_full);
+		rte_pktmbuf_free(m);
+	} else {
+		DP_INC(w->s, handoffs);
+	}
+	return true;
+}
+
+/*
+ * One datagram read from port p (routed: passed on by the worker that read it). True when m
+ * went to another worker: the caller must not free it.
+ */
+static bool
+rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m, bool routed)
 {
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	struct rte_ipv4_hdr *ip;
@@ -1394,52 +1442,54 @@ rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m)
 
 	if (len < sizeof(*eth)) {
 		DP_INC(w->s, drop_not_ip);
-		return;
+		return false;
 	}
 	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
 		arp_in(w, p, q, m);
-		return;
+		return false;
 	}
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
 		DP_INC(w->s, drop_not_ip);
-		return;
+		return false;
 	}
 	ip = (struct rte_ipv4_hdr *)(eth + 1);
 	if (len < sizeof(*eth) + sizeof(*ip) || (ip->version_ihl >> 4) != 4) {
 		DP_INC(w->s, drop_ip_bad);
-		return;
+		return false;
 	}
 	ihl = (ip->version_ihl & 0xf) * 4u;
 	tot = rte_be_to_cpu_16(ip->total_length);
 	if (ihl < sizeof(*ip) || tot < ihl || sizeof(*eth) + tot > len) {
 		DP_INC(w->s, drop_ip_bad);
-		return;
+		return false;
 	}
 	if (rte_be_to_cpu_16(ip->fragment_offset) &
 	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
 		DP_INC(w->s, drop_ip_frag);
-		return;
+		return false;
 	}
 	if (ip->next_proto_id != IPPROTO_UDP) {
 		DP_INC(w->s, drop_not_udp);
-		return;
+		return false;
 	}
 	if (tot < ihl + sizeof(*udp)) {
 		DP_INC(w->s, drop_ip_bad);
-		return;
+		return false;
 	}
 	udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
 	ulen = rte_be_to_cpu_16(udp->dgram_len);
 	if (ulen < sizeof(*udp) || ulen > tot - ihl) {
 		DP_INC(w->s, drop_ip_bad);
-		return;
+		return false;
 	}
 	if (rte_be_to_cpu_32(ip->dst_addr) != p->ip || rte_be_to_cpu_16(udp->dst_port) != p->udp) {
 		DP_INC(w->s, drop_not_ours);
-		return;
+		return false;
 	}
 	pl = (uint8_t *)(udp + 1);
 	ulen -= (uint32_t)sizeof(*udp);
+	if (!routed && hand_off(w, p, m, pl, ulen))
+		return true;
 	if (p == &w->dp->lan) {
 		ingest(w, eth, ip, udp, pl, ulen);
 	} else if (ulen >= 2 && vr_get_be16(pl) == VR_WIRE_MAGIC_BATCH) {
@@ -1449,22 +1499,80 @@ rx_one(struct worker *w, struct dp_port *p, struct txq *q, struct rte_mbuf *m)
 	} else {
 		DP_INC(w->s, wan_bad);
 	}
+	return false;
 }
 
+/* A burst read from port (NULL: passed on by other workers, each mbuf names its port). */
 static unsigned
-rx_port(struct worker *w, struct dp_port *p, struct txq *q)
+rx_burst(struct worker *w, struct dp_port *port, struct rte_mbuf **pkts, uint16_t n)
 {
-	struct rte_mbuf *pkts[BURST];
-	uint16_t n = rte_eth_rx_burst(p->id, 0, pkts, BURST);
+	struct dp *dp = w->dp;
+	unsigned kept = 0;
 
-	DP_ADD(w->s, rx_packets, n);
 	for (uint16_t i = 0; i < n; i++) {
+		struct dp_port *p = port ? port : pkts[i]->port == dp->wan.id ? &dp->wan : &dp->lan;
+
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		rx_one(w, p, q, pkts[i]);
+		if (rx_one(w, p, p == &dp->lan ? &w->lan_tx : &w->wan_tx, pkts[i], !port))
+			continue;
+		pkts[kept++] = pkts[i];
 	}
-	rte_pktmbuf_free_bulk(pkts, n);
+	rte_pktmbuf_free_bulk(pkts, kept);
 	return n;
+}
+
+/* Reads the port's queues that are this worker's (q % n_workers == idx). */
+static unsigned
+rx_port(struct worker *w, struct dp_port *p)
+{
+	struct rte_mbuf *pkts[BURST];
+	unsigned work = 0;
+
+	for (unsigned q = w->idx; q < p->n_q; q += w->dp->n_workers) {
+		uint16_t n = rte_eth_rx_burst(p->id, (uint16_t)q, pkts, BURST);
+
+		DP_ADD(w->s, rx_packets, n);
+		work += rx_burst(w, p, pkts, n);
+	}
+	return work;
+}
+
+/* What workers without a tx queue of their own on port p send through this one. */
+static unsigned
+tx_relays(struct worker *w, struct dp_port *p, struct txq *q)
+{
+	unsigned work = 0;
+
+	for (unsigned from = p->n_q; from < w->dp->n_workers; from++) {
+		if (from % p->n_q != w->idx || q->n == TXQ)
+			continue;
+		unsigned got = rte_ring_sc_dequeue_burst(p->relay[from], (void **)q->m + q->n,
+		                                         (unsigned)(TXQ - q->n), NULL);
+
+		q->n = (uint16_t)(q->n + got);
+		work += got;
+	}
+	return work;
+}
+
+/* Datagrams of this worker's streams that another worker read. */
+static unsigned
+rx_handoffs(struct worker *w)
+{
+	struct rte_mbuf *pkts[BURST];
+	unsigned work = 0;
+
+	for (unsigned from = 0; from < w->dp->n_workers; from++) {
+		unsigned n;
+
+		if (from == w->idx)
+			continue;
+		n = rte_ring_sc_dequeue_burst(w->dp->handoff[from][w->idx], (void **)pkts, BURST,
+		                              NULL);
+		work += rx_burst(w, NULL, pkts, (uint16_t)n);
+	}
+	return work;
 }
 
 /* A clean stop saves every member's latest ack (bounded: 1 s for the log writer to answer). */
@@ -1485,12 +1593,18 @@ flush_cursors(struct worker *w)
 int
 dp_worker_main(void *arg)
 {
-	struct dp *dp = arg;
+	const struct dp_worker_arg *a = arg;
+	struct dp *dp = a->dp;
 	struct worker w = {
 	    .dp = dp,
-	    .s = &dp->stats[DP_STATS_CTL + 1],
-	    .lan_tx = {.port = dp->lan.id},
-	    .wan_tx = {.port = dp->wan.id},
+	    .idx = a->idx,
+	    .s = &dp->stats[DP_STATS_CTL + 1 + a->idx],
+	    .lan_tx = {.port = dp->lan.id,
+	               .queue = (uint16_t)a->idx,
+	               .relay = dp->lan.relay[a->idx]},
+	    .wan_tx = {.port = dp->wan.id,
+	               .queue = (uint16_t)a->idx,
+	               .relay = dp->wan.relay[a->idx]},
 	};
 	unsigned lcore = rte_lcore_id(), idle = 0;
 	uint64_t sleep_us = 0;
@@ -1505,8 +1619,13 @@ dp_worker_main(void *arg)
 		unsigned work = 0;
 
 		w.now = rte_rdtsc();
-		work += rx_port(&w, &dp->lan, &w.lan_tx);
-		work += rx_port(&w, &dp->wan, &w.wan_tx);
+		work += rx_port(&w, &dp->lan);
+		work += rx_port(&w, &dp->wan);
+		if (dp->n_workers > 1) {
+			work += rx_handoffs(&w);
+			work += tx_relays(&w, &dp->lan, &w.lan_tx);
+			work += tx_relays(&w, &dp->wan, &w.wan_tx);
+		}
 		completions(&w);
 		scan_open(&w);
 		if (w.now >= w.next_win) {

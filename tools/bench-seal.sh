@@ -12,7 +12,9 @@
 # Each figure is the median of REPS samples of SECONDS; ratios are against the same run.
 # STREAMS streams share the pcap round robin: with many, each stream's batches close by time
 # before they fill (the per-stream rate is what batching amortises over).
-#   tools/bench-seal.sh [SECONDS] [REPS] [STREAMS]     (defaults 2, 5 and 4)
+# Then (D9) the same 64 B load on one worker lcore and on two.
+#   tools/bench-seal.sh [SECONDS] [REPS] [STREAMS] [PART]  (defaults 2, 5, 4 and all; PART is
+#                                                           all, table or workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-2}
@@ -20,6 +22,7 @@ reps=${2:-5}
 bin=build/dataplane
 frames=8192
 streams=${3:-4}
+part=${4:-all}
 dir=$(mktemp -d /var/tmp/vaultrep-bench-seal.XXXXXX)
 pids=()
 cleanup() {
@@ -58,9 +61,14 @@ c = json.load(sys.stdin)["counters"]
 print(c["records_sealed_only"], c["batches_sealed"])'
 }
 
-dataplane() { # pcap size -> "records/s records-per-batch"
-	local d=$dir/dp key a
+dataplane() { # pcap [workers queues accounts...] -> "records/s records-per-batch"
+	local d=$dir/dp key a pcap=$1 workers=${2:-1} queues=${3:-1} lcores=0,1 rx="" accounts
+	shift 3 2>/dev/null || shift $#
+	accounts=${*:-$(seq 1 "$streams")}
 	rm -rf "$d" && mkdir -p "$d"
+	# One rx_pcap per queue; more lcores than cores float over both.
+	for q in $(seq 0 $((queues - 1))); do rx+=",rx_pcap=${pcap/@Q@/$q}"; done
+	[ "$workers" -gt 1 ] && lcores="(0-$workers)@(0-1)"
 	cat >"$d/dp.ini" <<INI
 [site]
 id = 1
@@ -69,22 +77,26 @@ control = $d/ctl.sock
 [lan]
 port = 0
 ip = 198.18.1.1
+queues = $queues
 [wan]
 port = 1
 ip = 198.19.0.1
+queues = $workers
 [peer 2]
 ip = 198.19.0.2
 mac = 02:00:00:00:02:02
+[lcores]
+workers = $workers
 [bench]
 seal_only = 1
 INI
-	"$bin/vaultrep-dataplane" -l 0,1 -m 512 "${eal[@]}" --file-prefix vrbseal \
-		--vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 \
+	"$bin/vaultrep-dataplane" --lcores "$lcores" -m 512 "${eal[@]}" --file-prefix vrbseal \
+		--vdev "net_pcap0${rx},infinite_rx=1" --vdev net_null0,no-rx=1 \
 		-- --config "$d/dp.ini" >"$d/log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 200); do [ -S "$d/ctl.sock" ] && break; sleep 0.1; done
 	key=$(head -c 32 /dev/urandom | base64)
-	for a in $(seq 1 $streams); do
+	for a in $accounts; do
 		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"members\": [2]}"
 		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"key_id\": 1, \"key\": \"$key\"}"
 	done | tools/dpctl "$d/ctl.sock" - >/dev/null
@@ -106,6 +118,7 @@ INI
 	echo "$(printf '%s\n' "${rates[@]}" | median) $(printf '%s\n' "${per[@]}" | median)"
 }
 
+if [ "$part" != workers ]; then
 echo "== seal path, one worker lcore: net_pcap (infinite_rx) -> vaultrep-dataplane [bench] seal_only -> net_null"
 echo "   $frames frames over $streams streams per pcap; medians of $reps x ${secs} s"
 printf '%-6s %12s %8s %12s %7s %10s %10s %12s %7s\n' size records/s Gb/s testpmd-pps ratio rec/batch seal-Gb/s crypto-Gb/s ratio
@@ -115,7 +128,7 @@ for size in 64 256 1024; do
 		--log-level lib.eal:warning --vdev net_null0 -- --ip 198.18.1.9 --dst 198.18.1.1 \
 		--streams $streams --records $frames --size "$size" --pcap "$pcap" >/dev/null
 	pps=$(testpmd_pps "$pcap")
-	read -r rate per < <(dataplane "$pcap" "$size")
+	read -r rate per < <(dataplane "$pcap")
 	# A record is the 56-byte record header and the payload; a batch seals per records.
 	bufsz=$(awk "BEGIN {printf \"%d\", $per * (56 + $size)}")
 	read -r mops cgbps < <(crypto_ops "$bufsz")
@@ -127,3 +140,67 @@ for size in 64 256 1024; do
 done
 echo "   ratio 1: records/s over testpmd's packets/s (target >= 0.6 at 64 B)"
 echo "   ratio 2: the plaintext the seal path sealed over crypto-perf's at that batch size (target >= 0.9 at 1024 B)"
+fi
+[ "$part" = table ] && exit 0
+
+# D9: the same load on one and on two worker lcores. Two rx queues (an rx_pcap each), each
+# holding the streams one worker owns (as a NIC steering by stream would): worker w reads
+# queue w. With one worker, that worker reads both queues. (net_pcap keeps a queue's whole pcap
+# in mbufs: $frames / 2 frames a queue.)
+owners() { # n workers, w -> the first $streams accounts (vault 1, primary 1) worker w owns
+	python3 - "$@" "$streams" <<'PY'
+import sys
+n, w, want = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+M = (1 << 64) - 1
+def owner(account, vault, primary):
+    h = (account * 0x9e3779b97f4a7c15) & M
+    h ^= (((vault << 16) | primary) * 0xc2b2ae3d27d4eb4f) & M
+    h ^= h >> 29
+    h = (h * 0xbf58476d1ce4e5b9) & M
+    h ^= h >> 32
+    return h % n
+print(" ".join(str(a) for a in [a for a in range(1, 10000) if owner(a, 1, 1) == w][:want]))
+PY
+}
+merge() { # out in... : the frames of every input pcap, interleaved
+	python3 - "$@" <<'PY'
+import struct, sys
+out, ins = sys.argv[1], sys.argv[2:]
+frames, hdr = [], None
+for path in ins:
+    b = open(path, "rb").read()
+    hdr, off, fr = b[:24], 24, []
+    while off + 16 <= len(b):
+        n = struct.unpack_from("<I", b, off + 8)[0]
+        fr.append(b[off:off + 16 + n])
+        off += 16 + n
+    frames.append(fr)
+with open(out, "wb") as f:
+    f.write(hdr)
+    for i in range(max(len(x) for x in frames)):
+        for x in frames:
+            if i < len(x):
+                f.write(x[i])
+PY
+}
+echo
+echo "== D9: 64 B frames, $streams streams per worker, one worker lcore vs two (medians of $reps x ${secs} s)"
+all=""
+for w in 0 1; do
+	parts=()
+	for a in $(owners 2 $w); do
+		"$bin/vaultrep-gen" -l 0 --no-huge -m 128 --no-pci --file-prefix vrbgen \
+			--log-level lib.eal:warning --vdev net_null0 -- --ip 198.18.1.9 --dst 198.18.1.1 \
+			--account "$a" --streams 1 --records $((frames / 2 / streams)) --size 64 \
+			--pcap "$dir/a$a.pcap" >/dev/null
+		parts+=("$dir/a$a.pcap")
+		all+=" $a"
+	done
+	merge "$dir/q$w.pcap" "${parts[@]}"
+done
+read -r one _ < <(dataplane "$dir/q@Q@.pcap" 1 2 $all)
+read -r two _ < <(dataplane "$dir/q@Q@.pcap" 2 2 $all)
+printf '%-22s %12s\n' workers records/s
+printf '%-22s %12.0f\n' "1 (reads both queues)" "$one"
+printf '%-22s %12.0f\n' "2 (a queue each)" "$two"
+echo "   two workers / one: $(calc "$two / $one") (this machine has 2 cores, shared with the main lcore)"

@@ -59,7 +59,8 @@ struct site {
 	char netns[32], iface[16]; /* af_packet WAN in a namespace of the test's, or memif */
 	char lan_iface[16];        /* af_packet LAN (in netns), or memif */
 	int pid;
-	char hsm[300]; /* the site's hsm_agent socket: payload keys through it (D4) */
+	char hsm[300];    /* the site's hsm_agent socket: payload keys through it (D4) */
+	unsigned workers; /* worker lcores ([lcores] workers, D9) */
 };
 
 static char *root;
@@ -94,8 +95,9 @@ env_u(const char *name, unsigned dflt)
 	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
 }
 
+/* A site's configuration: workers worker lcores (0: 1), wan_queues WAN queue pairs (0: 1). */
 static void
-site_conf(struct site *s, int id, int peer)
+site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsigned wan_queues)
 {
 	FILE *f;
 
@@ -107,18 +109,26 @@ site_conf(struct site *s, int id, int peer)
 	snprintf(s->ini, sizeof(s->ini), "%s/dp.ini", s->dir);
 	snprintf(s->lan, sizeof(s->lan), "%s/lan.sock", s->dir);
 	snprintf(s->prefix, sizeof(s->prefix), "vrt%d_%d", (int)getpid(), id);
+	s->workers = workers ? workers : 1;
 	ck_assert_int_eq(mkdir(s->dir, 0700), 0);
 	f = fopen(s->ini, "w");
 	ck_assert_ptr_nonnull(f);
 	fprintf(f,
 	        "[site]\nid = %d\nlog_dir = %s\ncontrol = %s\n"
 	        "[lan]\nport = 0\nip = 198.18.%d.1\n"
-	        "[wan]\nport = 1\nip = 198.19.0.%d\n"
+	        "[wan]\nport = 1\nip = 198.19.0.%d\nqueues = %u\n"
 	        "[batch]\nmax_delay_us = 50\n"
 	        "[log]\ncursor_ms = 100\ntrim_records = 2000\n"
+	        "[lcores]\nworkers = %u\n"
 	        "[peer %d]\nip = 198.19.0.%d\n",
-	        id, s->wal, s->ctl, id, id, peer, peer);
+	        id, s->wal, s->ctl, id, id, wan_queues ? wan_queues : 1, s->workers, peer, peer);
 	fclose(f);
+}
+
+static void
+site_conf(struct site *s, int id, int peer)
+{
+	site_conf_workers(s, id, peer, 0, 0);
 }
 
 /*
@@ -128,10 +138,10 @@ site_conf(struct site *s, int id, int peer)
 static void
 site_start(struct site *s)
 {
-	char lan[400], wan[400];
+	char lan[400], wan[400], lcores[32];
 	const char *dp[] = {VR_DP_BIN,
-	                    "-l",
-	                    "0,1",
+	                    s->workers > 1 ? "--lcores" : "-l",
+	                    lcores,
 	                    "--no-huge",
 	                    "-m",
 	                    "256",
@@ -151,6 +161,12 @@ site_start(struct site *s)
 	const char *argv[40];
 	unsigned n = 0;
 
+	/* The main lcore, then the workers; more lcores than this machine's 2 cores float on both.
+	 */
+	if (s->workers > 1)
+		snprintf(lcores, sizeof(lcores), "(0-%u)@(0-1)", s->workers);
+	else
+		snprintf(lcores, sizeof(lcores), "0,1");
 	if (s->lan_iface[0])
 		snprintf(lan, sizeof(lan), "net_af_packet0,iface=%s,qpairs=1", s->lan_iface);
 	else
@@ -525,15 +541,22 @@ compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, c
 	return checked;
 }
 
+/* Two sites over memif, each with workers worker lcores and WAN queue pairs. */
 static void
-setup(struct site *a, struct site *b)
+setup_workers(struct site *a, struct site *b, unsigned workers, unsigned wan_queues)
 {
 	root = vr_test_tmpdir("dp");
 	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
-	site_conf(a, 1, 2);
-	site_conf(b, 2, 1);
+	site_conf_workers(a, 1, 2, workers, wan_queues);
+	site_conf_workers(b, 2, 1, workers, wan_queues);
 	site_start(a);
 	site_start(b);
+}
+
+static void
+setup(struct site *a, struct site *b)
+{
+	setup_workers(a, b, 1, 1);
 }
 
 /* Prints a site's non-zero counters: what a failing run needs to be understood. */
@@ -636,6 +659,85 @@ START_TEST(both_ways_memif)
 	teardown(&a, &b);
 	ck_assert_uint_eq(compare_logs(&a, &b, 1, streams, ra, per), records);
 	ck_assert_uint_eq(compare_logs(&b, &a, 1001, streams, rb, per), records);
+	vr_test_rmdir(root);
+}
+END_TEST
+
+/* A counter of one worker lcore of s (stats "workers"). */
+static long long
+worker_counter(struct site *s, unsigned w, const char *name)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	json_t *o = json_array_get(json_object_get(r, "workers"), w);
+	long long v;
+
+	ck_assert_msg(o, "site %d has no worker %u", s->id, w);
+	v = json_integer_value(json_object_get(o, name));
+	json_decref(r);
+	return v;
+}
+
+/*
+ * D9: both sites run two worker lcores, both directions at once. The WAN memif has two queue
+ * pairs at both ends (a worker each); the LAN has one, so worker 0 reads every ingest frame
+ * and passes those of worker 1's streams to it, and worker 1 sends its acks through worker 0.
+ * Every record acked, both logs identical, and each worker did its streams' work.
+ */
+START_TEST(two_workers_memif)
+{
+	unsigned streams = 50, records = env_u("VR_DP_RECORDS", 1000000) / 5,
+	         per = records / streams, owners[2][2] = {{0}};
+	struct site a, b;
+	char ra[400], rb[400];
+	int ga, gb;
+
+	records = per * streams;
+	setup_workers(&a, &b, 2, 2);
+	snprintf(ra, sizeof(ra), "%s/gen1.json", root);
+	snprintf(rb, sizeof(rb), "%s/gen2.json", root);
+	streams_add(&a, &b, 1, streams);
+	streams_add(&b, &a, 1001, streams);
+	for (unsigned s = 0; s < streams; s++) {
+		long long wa = show(&a, 1 + s, 1, "worker"), wb = show(&b, 1001 + s, 2, "worker");
+
+		ck_assert(wa == 0 || wa == 1);
+		ck_assert(wb == 0 || wb == 1);
+		owners[0][wa]++;
+		owners[1][wb]++;
+		/* The receiver's copy of a stream is owned by the same worker index. */
+		ck_assert_int_eq(show(&b, 1 + s, 1, "worker"), wa);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		ck_assert_msg(owners[i][0] >= 10 && owners[i][1] >= 10,
+		              "site %u: workers own %u and %u of %u streams", i + 1, owners[i][0],
+		              owners[i][1], streams);
+	ga = gen_start(&a, 1, streams, records, ra);
+	gb = gen_start(&b, 1001, streams, records, rb);
+	ga = gen_wait(ga);
+	gb = gen_wait(gb);
+	print_stats(&a);
+	print_stats(&b);
+	ck_assert_int_eq(ga, 0);
+	ck_assert_int_eq(gb, 0);
+	wait_caught_up(&a, &b, 1, streams);
+	wait_caught_up(&b, &a, 1001, streams);
+	for (struct site *s = &a; s; s = s == &a ? &b : NULL) {
+		for (unsigned w = 0; w < 2; w++) {
+			ck_assert_int_gt(worker_counter(s, w, "ingest_frames"), 0);
+			ck_assert_int_gt(worker_counter(s, w, "batches_sealed"), 0);
+			ck_assert_int_gt(worker_counter(s, w, "wan_applied"), 0);
+			ck_assert_int_gt(worker_counter(s, w, "loops"), 0);
+		}
+		ck_assert_int_gt(worker_counter(s, 0, "handoffs"), 0);
+		ck_assert_int_eq(worker_counter(s, 1, "rx_packets") > 0, 1); /* its WAN queue */
+		ck_assert_int_eq(counter(s, "handoff_full"), 0);
+	}
+	teardown(&a, &b);
+	ck_assert_uint_eq(compare_logs(&a, &b, 1, streams, ra, per), records);
+	ck_assert_uint_eq(compare_logs(&b, &a, 1001, streams, rb, per), records);
+	printf("dataplane: two workers per site, %u records each way over %u streams: all acked, "
+	       "logs identical; site 1's workers own %u and %u streams\n",
+	       records, streams, owners[0][0], owners[0][1]);
 	vr_test_rmdir(root);
 }
 END_TEST
@@ -1493,8 +1595,9 @@ END_TEST
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif,      both_ways_memif,    wan_adversary_af_packet,
-	                        delivery_af_packet, restarts_af_packet, payload_keys_hsm_memif};
+	const TTest *tests[] = {one_way_memif,           both_ways_memif,    two_workers_memif,
+	                        wan_adversary_af_packet, delivery_af_packet, restarts_af_packet,
+	                        payload_keys_hsm_memif};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));

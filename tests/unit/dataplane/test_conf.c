@@ -13,10 +13,11 @@
 static const char good[] = "[site]\nid = 1\nlog_dir = /var/tmp/w\ncontrol = /tmp/c.sock\n"
                            "control_uid = 0, 1000\n"
                            "[lan]\nport = 0\nip = 198.18.0.1\n"
-                           "[wan]\nport = 1\nip = 198.19.0.1\nmtu = 9000\nudp = 5000\n"
+                           "[wan]\nport = 1\nip = 198.19.0.1\nmtu = 9000\nudp = 5000\nqueues = 2\n"
                            "[batch]\nmax_records = 32\nmax_delay_us = 20\nwindow = 64\n"
                            "[crypto]\npmd = crypto_openssl\n"
                            "[idle]\nmax_sleep_us = 0\n"
+                           "[lcores]\nworkers = 2\n"
                            "[peer 2]\nip = 198.19.0.2\n"
                            "[peer 3]\nip = 198.19.0.3\nudp = 6000\n"
                            "[consumer]\nip = 198.18.0.9\nudp = 4792\n";
@@ -43,6 +44,9 @@ START_TEST(a_full_file_parses)
 	ck_assert_uint_eq(c.peers[0].udp, 5000); /* the WAN udp by default */
 	ck_assert_uint_eq(c.peers[1].udp, 6000);
 	ck_assert_uint_eq(c.consumer_udp, 4792);
+	ck_assert_uint_eq(c.workers, 2);
+	ck_assert_uint_eq(c.wan.queues, 2);
+	ck_assert_uint_eq(c.lan.queues, 1); /* default */
 }
 END_TEST
 
@@ -67,6 +71,9 @@ START_TEST(bad_values_are_named)
 	     "198.19.0.2\n",
 	     "[peer 1]"},
 	    {"[site\nid = 1\n", "config:1"},
+	    {"[site]\nid = 1\n[lcores]\nworkers = 0\n", "[lcores] workers = 0"},
+	    {"[site]\nid = 1\n[lcores]\nworkers = 5\n", "[lcores] workers = 5"},
+	    {"[site]\nid = 1\n[lan]\nqueues = 9\n", "[lan] queues = 9"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct dp_conf c;

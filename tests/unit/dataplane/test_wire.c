@@ -202,6 +202,68 @@ START_TEST(key_record_round_trip_and_refusals)
 }
 END_TEST
 
+START_TEST(peek_names_the_stream_and_its_owner)
+{
+	uint8_t buf[VR_WIRE_BATCH_HDR + 8 + VR_WIRE_TAG] = {0}, wack[VR_WIRE_WACK_SIZE];
+	uint8_t payload[8] = {0}, frm[VR_WIRE_INGEST_HDR + 8];
+	struct vr_ingest f = frame(payload, sizeof(payload));
+	struct vr_batch_hdr h = {.kind = VR_WIRE_DATA,
+	                         .sender = 2,
+	                         .n_records = 1,
+	                         .account = 0x0102030405060708ull,
+	                         .vault = 77,
+	                         .primary = 2,
+	                         .key_id = 1,
+	                         .sealed_size = 8,
+	                         .seq = 1,
+	                         .first_lsn = 1};
+	struct vr_wack a = {.kind = VR_WIRE_WACK_ACK,
+	                    .sender = 3,
+	                    .account = 9,
+	                    .vault = 10,
+	                    .primary = 1,
+	                    .key_id = 1,
+	                    .lsn = 5};
+	struct vr_wire_stream s;
+	unsigned count[4] = {0};
+
+	ck_assert_int_eq(vr_wire_ingest_encode(&f, frm, sizeof(frm)), (int)sizeof(frm));
+	ck_assert_int_eq(vr_wire_peek_stream(frm, sizeof(frm), &s), 0);
+	ck_assert_uint_eq(s.account, f.account);
+	ck_assert_uint_eq(s.vault, f.vault);
+	ck_assert_uint_eq(s.primary, 0);
+	ck_assert_int_eq(vr_wire_batch_hdr_encode(&h, buf), 48);
+	ck_assert_int_eq(vr_wire_peek_stream(buf, sizeof(buf), &s), 0);
+	ck_assert_uint_eq(s.account, h.account);
+	ck_assert_uint_eq(s.vault, 77);
+	ck_assert_uint_eq(s.primary, 2);
+	vr_wire_wack_encode(&a, wack);
+	ck_assert_int_eq(vr_wire_peek_stream(wack, sizeof(wack), &s), 0);
+	ck_assert_uint_eq(s.account, 9);
+	ck_assert_uint_eq(s.vault, 10);
+	ck_assert_uint_eq(s.primary, 1);
+	/* Too short for the fields, or not ours. */
+	ck_assert_int_eq(vr_wire_peek_stream(frm, 39, &s), -VR_WIRE_ERR_SIZE);
+	ck_assert_int_eq(vr_wire_peek_stream(buf, 23, &s), -VR_WIRE_ERR_SIZE);
+	ck_assert_int_eq(vr_wire_peek_stream(buf, 1, &s), -VR_WIRE_ERR_SIZE);
+	buf[0] = 0x45;
+	ck_assert_int_eq(vr_wire_peek_stream(buf, sizeof(buf), &s), -VR_WIRE_ERR_MAGIC);
+
+	/* Owners: one worker owns everything; 100 000 streams of one account spread evenly. */
+	ck_assert_uint_eq(vr_wire_stream_owner(5, 6, 1, 1), 0);
+	ck_assert_uint_eq(vr_wire_stream_owner(5, 6, 1, 4), vr_wire_stream_owner(5, 6, 1, 4));
+	for (uint32_t v = 0; v < 100000; v++)
+		count[vr_wire_stream_owner(1, v, 1, 4)]++;
+	for (unsigned i = 0; i < 4; i++)
+		ck_assert_msg(count[i] > 24000 && count[i] < 26000, "worker %u owns %u of 100000",
+		              i, count[i]);
+	memset(count, 0, sizeof(count));
+	for (uint64_t acc = 0; acc < 100000; acc++)
+		count[vr_wire_stream_owner(acc, 1, 1, 2)]++;
+	ck_assert_msg(count[0] > 49000 && count[0] < 51000, "worker 0 owns %u of 100000", count[0]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -211,6 +273,7 @@ main(void)
 	    ack_rules,
 	    batch_header_round_trip_and_refusals,
 	    key_record_round_trip_and_refusals,
+	    peek_names_the_stream_and_its_owner,
 	};
 
 	return vr_test_run("dataplane:wire", 60, tests, sizeof(tests) / sizeof(tests[0]));
