@@ -373,8 +373,7 @@ op_key_set(struct dp *dp, json_t *req)
 	free(key);
 	if (!k)
 		return fail(EIO, "%s", msg);
-	old = atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key), memory_order_acq_rel);
-	atomic_store_explicit(&st->key, k, memory_order_release);
+	old = dp_key_push(st, k);
 	if (old) {
 		if (n_retired == cap_retired) {
 			unsigned cap = cap_retired ? cap_retired * 2 : 16;

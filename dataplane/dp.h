@@ -373,6 +373,39 @@ dp_skey(uint64_t account, uint32_t vault, uint16_t primary)
 
 struct dp_stream *dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault, uint16_t primary);
 
+/*
+ * The key-id cache of a stream (D4): its current payload key and the one before it, whose
+ * batches may still be in flight after a rotation. Workers look keys up with acquire loads and
+ * no lock; one thread at a time publishes (the control thread; at an origin the owning worker
+ * when it promotes its next key). While a push is under way the newest key may not be found
+ * yet: a batch under it is dropped as unknown and its sender sends it again.
+ */
+static inline struct dp_key *
+dp_key_by_id(struct dp_stream *st, uint32_t id)
+{
+	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
+
+	if (k && k->id == id)
+		return k;
+	k = atomic_load_explicit(&st->prev_key, memory_order_acquire);
+	return k && k->id == id ? k : NULL;
+}
+
+/*
+ * Publishes k as the current key; the current one becomes the previous. Returns the key that
+ * fell out (NULL if none), for the caller to free after a grace period of every worker (RCU).
+ */
+static inline struct dp_key *
+dp_key_push(struct dp_stream *st, struct dp_key *k)
+{
+	struct dp_key *old = atomic_exchange_explicit(
+	    &st->prev_key, atomic_load_explicit(&st->key, memory_order_relaxed),
+	    memory_order_acq_rel);
+
+	atomic_store_explicit(&st->key, k, memory_order_release);
+	return old;
+}
+
 /* Nonce reservations in the log's meta rows: read (0 if none) and write (synced). */
 int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t *limit);
 int dp_nonce_persist(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t limit);

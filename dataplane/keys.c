@@ -549,8 +549,7 @@ dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t 
 		dp_key_free(dp, k);
 		return rc;
 	}
-	old = atomic_exchange_explicit(&st->prev_key, cur, memory_order_acq_rel);
-	atomic_store_explicit(&st->key, k, memory_order_release);
+	old = dp_key_push(st, k);
 	if (old) {
 		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
 		dp_key_free(dp, old);

@@ -447,10 +447,8 @@ send_keyrecs(struct worker *w, struct dp_stream *st)
 static void
 promote(struct worker *w, struct dp_stream *st)
 {
-	struct dp_key *old =
-	    atomic_exchange_explicit(&st->prev_key, atomic_load(&st->key), memory_order_acq_rel);
+	struct dp_key *old = dp_key_push(st, st->rekey->key);
 
-	atomic_store_explicit(&st->key, st->rekey->key, memory_order_release);
 	st->promoted = true;
 	DP_INC(w->s, keys_promoted);
 	if (old)
@@ -1006,17 +1004,6 @@ scan_windows(struct worker *w)
 
 /* --- WAN: acks at the origin --- */
 
-static struct dp_key *
-key_by_id(struct dp_stream *st, uint32_t id)
-{
-	struct dp_key *k = atomic_load_explicit(&st->key, memory_order_acquire);
-
-	if (k && k->id == id)
-		return k;
-	k = atomic_load_explicit(&st->prev_key, memory_order_acquire);
-	return k && k->id == id ? k : NULL;
-}
-
 static void
 wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 {
@@ -1031,7 +1018,7 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 		DP_INC(w->s, wan_ack_bad);
 		return;
 	}
-	k = key_by_id(st, a.key_id);
+	k = dp_key_by_id(st, a.key_id);
 	if (!k && st->rekey && st->rekey->key->id == a.key_id)
 		k = st->rekey->key; /* a member that holds the next key already */
 	if (!k) {
@@ -1172,7 +1159,7 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 		DP_INC(w->s, wan_unknown_stream);
 		return;
 	}
-	k = key_by_id(st, h.key_id);
+	k = dp_key_by_id(st, h.key_id);
 	if (!k) {
 		DP_INC(w->s, wan_unknown_key);
 		return;
