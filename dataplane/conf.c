@@ -183,6 +183,10 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 		return 0;
 	}
 	if (!strcmp(s, "crypto")) {
+		if (!strcmp(n, "sessions") && !num(v, 64, 1 << 22, &x)) {
+			c->sessions = (uint32_t)x;
+			return 0;
+		}
 		if (strcmp(n, "pmd") ||
 		    (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
 			return -1;
@@ -274,6 +278,7 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	    .pmd = "crypto_aesni_gcm",
 	    .max_sleep_us = 200,
 	    .workers = 1,
+	    .sessions = 16384,
 	    .hsm_shard = "0",
 	    .rekey_batches = VR_NONCE_SOFT_LIMIT,
 	    .rekey_seconds = VR_NONCE_MAX_AGE_S,

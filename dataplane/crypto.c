@@ -36,7 +36,7 @@ probe(struct dp_crypto *c, const char *pmd, uint16_t n_qp, int socket)
 }
 
 int
-dp_crypto_init(struct dp_crypto *c, const char *pmd, uint16_t n_qp, int socket)
+dp_crypto_init(struct dp_crypto *c, const char *pmd, uint16_t n_qp, uint32_t sessions, int socket)
 {
 	static const char *const pmds[] = {"crypto_aesni_gcm", "crypto_openssl"};
 	struct rte_cryptodev_config conf = {.socket_id = socket, .nb_queue_pairs = n_qp};
@@ -61,7 +61,8 @@ dp_crypto_init(struct dp_crypto *c, const char *pmd, uint16_t n_qp, int socket)
 	c->n_qp = n_qp;
 	sess_size = rte_cryptodev_sym_get_private_session_size(c->dev);
 	snprintf(pname, sizeof(pname), "vr_sess_%u", c->dev);
-	c->sess_mp = rte_cryptodev_sym_session_pool_create(pname, 1 << 14, sess_size, 0, 0, socket);
+	c->sess_mp =
+	    rte_cryptodev_sym_session_pool_create(pname, sessions, sess_size, 0, 0, socket);
 	if (!c->sess_mp)
 		return -ENOMEM;
 	snprintf(pname, sizeof(pname), "vr_cop_%u", c->dev);

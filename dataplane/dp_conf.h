@@ -50,6 +50,8 @@
  *
  *   [crypto]
  *   pmd = crypto_aesni_gcm       ; or crypto_openssl
+ *   sessions = 16384             ; crypto sessions (64..4194304): one per payload key a stream
+ *                                ; holds (two while it rotates); the pool is made whole at start
  *
  *   [idle]
  *   max_sleep_us = 200           ; adaptive back-off ceiling when idle; 0 = busy poll
@@ -130,6 +132,7 @@ struct dp_conf {
 	uint32_t window;
 	uint32_t rto_us;
 	char pmd[32];
+	uint32_t sessions;
 	uint32_t max_sleep_us;
 	uint8_t workers;
 	struct dp_conf_peer peers[DP_MAX_PEERS];

@@ -51,9 +51,11 @@ struct dp_aead {
 
 /*
  * Creates the crypto vdev named pmd ("crypto_aesni_gcm" or "crypto_openssl"; NULL: the first
- * of those that probes) with n_qp queue pairs (one per worker lcore). Returns 0 or -errno.
+ * of those that probes) with n_qp queue pairs (one per worker lcore) and a pool of sessions.
+ * Returns 0 or -errno.
  */
-int dp_crypto_init(struct dp_crypto *c, const char *pmd, uint16_t n_qp, int socket);
+int dp_crypto_init(struct dp_crypto *c, const char *pmd, uint16_t n_qp, uint32_t sessions,
+                   int socket);
 void dp_crypto_fini(struct dp_crypto *c);
 
 /* A session for key (32 bytes): sealing (encrypt) or opening. NULL with rte_errno on failure. */

@@ -322,7 +322,14 @@ main(int argc, char **argv)
 	}
 	dp->ctl_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	hp.socket_id = (int)rte_socket_id();
-	dp->streams = rte_hash_create(&hp);
+	{
+		struct rte_malloc_socket_stats a, b;
+
+		rte_malloc_get_socket_stats((int)rte_socket_id(), &a);
+		dp->streams = rte_hash_create(&hp);
+		rte_malloc_get_socket_stats((int)rte_socket_id(), &b);
+		dp->hash_bytes = b.heap_allocsz_bytes - a.heap_allocsz_bytes;
+	}
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
 	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->to_ctl || dp->ctl_wake < 0 ||
@@ -332,7 +339,7 @@ main(int argc, char **argv)
 	}
 	if (port_init(dp, &dp->lan, &dp->conf.lan) || port_init(dp, &dp->wan, &dp->conf.wan))
 		return 1;
-	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, (uint16_t)dp->n_workers,
+	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, (uint16_t)dp->n_workers, dp->conf.sessions,
 	                    (int)rte_socket_id());
 	if (rc) {
 		fprintf(stderr, "vaultrep-dataplane: crypto device %s: %s\n", dp->conf.pmd,
