@@ -187,6 +187,10 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			c->sessions = (uint32_t)x;
 			return 0;
 		}
+		if (!strcmp(n, "session_idle_ms") && !num(v, 1, 86400000, &x)) {
+			c->session_idle_ms = (uint32_t)x;
+			return 0;
+		}
 		if (strcmp(n, "pmd") ||
 		    (strcmp(v, "crypto_aesni_gcm") && strcmp(v, "crypto_openssl")))
 			return -1;
@@ -279,6 +283,7 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	    .max_sleep_us = 200,
 	    .workers = 1,
 	    .sessions = 16384,
+	    .session_idle_ms = 10000,
 	    .hsm_shard = "0",
 	    .rekey_batches = VR_NONCE_SOFT_LIMIT,
 	    .rekey_seconds = VR_NONCE_MAX_AGE_S,

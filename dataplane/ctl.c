@@ -37,6 +37,7 @@
  * convention, so vr_hsm_call() is the client for both).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <time.h>
@@ -188,7 +189,7 @@ stream_free(struct dp *dp, struct dp_stream *st)
 		dp_key_free(dp, st->rekey->key == atomic_load(&st->key) ? NULL : st->rekey->key);
 		free(st->rekey);
 	}
-	rte_free(st);
+	free(st);
 }
 
 /* key_id and blob of a request: installed as the receiver's key (K1: control carried it). */
@@ -248,9 +249,8 @@ op_stream_add(struct dp *dp, json_t *req)
 		            VR_REC_MAX_MEMBERS);
 	if (members && json_array_size(members) && id.primary != dp->conf.site)
 		return fail(EINVAL, "only the primary names the members of a stream");
-	st = rte_zmalloc("vr_stream",
-	                 sizeof(*st) + json_array_size(members) * sizeof(st->members[0]),
-	                 RTE_CACHE_LINE_SIZE);
+	/* The C heap, not DPDK's: 16 B of overhead instead of 128 (an idle stream's memory). */
+	st = calloc(1, sizeof(*st) + json_array_size(members) * sizeof(st->members[0]));
 	if (!st)
 		return fail(ENOMEM, "out of memory for a stream");
 	st->id = id;
@@ -261,7 +261,7 @@ op_stream_add(struct dp *dp, json_t *req)
 		json_int_t s = json_integer_value(m);
 
 		if (!json_is_integer(m) || s < 1 || s > UINT16_MAX || !is_peer(dp, (uint16_t)s)) {
-			rte_free(st);
+			free(st);
 			return fail(ENOENT, "member %lld is not a configured peer", (long long)s);
 		}
 		st->members[st->n_members++].site = (uint16_t)s;
@@ -283,22 +283,24 @@ op_stream_add(struct dp *dp, json_t *req)
 			st->members[mi].acked = st->members[mi].sent = RTE_MIN(c, st->durable_lsn);
 		}
 		if (rc) {
-			rte_free(st);
+			free(st);
 			return fail(-rc, "cannot read the replication cursors: %s",
 			            vr_rec_strerror(rc));
 		}
 	} else if (rc == -ENOENT && st->origin) {
 		rc = write_seed(dp, st);
 		if (rc) {
-			rte_free(st);
+			free(st);
 			return fail(-rc, "cannot write the seed record: %s", vr_rec_strerror(rc));
 		}
 	} else if (rc != -ENOENT) {
-		rte_free(st);
+		free(st);
 		return fail(-rc, "cannot read the stream from the log: %s", vr_rec_strerror(rc));
 	}
-	st->next_lsn = st->durable_lsn + 1;
-	st->queued_lsn = st->durable_lsn;
+	if (st->origin)
+		st->next_lsn = st->durable_lsn + 1;
+	else
+		st->queued_lsn = st->durable_lsn;
 	if (dp->conf.hsm[0]) {
 		rc = dp_keys_bootstrap(dp, st, &records, msg, sizeof(msg));
 		if (!rc && !st->origin && json_is_integer(kid))
@@ -598,10 +600,11 @@ op_stream_list(struct dp *dp, json_t *req)
 json_t *dp_stats_json(struct dp *dp);
 
 /*
- * What the process holds in DPDK memory: the heap's allocated bytes (streams, keys, tables,
- * pools), the crypto sessions in use and their bytes (in their own mempool), the stream table
- * (allocated whole at start, for its capacity) and the streams configured. The 100 000-stream
- * benchmark's memory per stream is the growth of heap and sessions per stream added.
+ * What the process holds: DPDK's heap (tables, pools), the C heap (streams and their keys,
+ * JSON), the crypto sessions in use and their bytes (in their own mempool), the stream table
+ * (in DPDK's heap, allocated whole at start for its capacity) and the streams configured. The
+ * 100 000-stream benchmark's memory per stream is the growth of both heaps and of the sessions
+ * per stream added.
  */
 static json_t *
 memory_json(struct dp *dp)
@@ -611,12 +614,14 @@ memory_json(struct dp *dp)
 	unsigned sessions = sp ? rte_mempool_in_use_count(sp) : 0;
 	uint64_t elt = sp ? sp->header_size + sp->elt_size + sp->trailer_size : 0;
 
+	struct mallinfo2 mi = mallinfo2();
+
 	rte_malloc_get_socket_stats((int)rte_socket_id(), &ms);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "heap_bytes",
-	                 (json_int_t)ms.heap_allocsz_bytes, "sessions", (json_int_t)sessions,
-	                 "session_bytes", (json_int_t)(sessions * elt), "stream_table_bytes",
-	                 (json_int_t)dp->hash_bytes, "streams",
-	                 (json_int_t)rte_hash_count(dp->streams));
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I}", "heap_bytes", (json_int_t)ms.heap_allocsz_bytes,
+	    "c_heap_bytes", (json_int_t)mi.uordblks, "sessions", (json_int_t)sessions,
+	    "session_bytes", (json_int_t)(sessions * elt), "stream_table_bytes",
+	    (json_int_t)dp->hash_bytes, "streams", (json_int_t)rte_hash_count(dp->streams));
 }
 
 json_t *

@@ -107,6 +107,8 @@
 	X(keys_installed, "payload keys unwrapped and installed at this receiver")                 \
 	X(key_install_failed, "key records whose key did not unwrap or persist here")              \
 	X(no_mbuf, "mbuf or job allocations that failed")                                          \
+	X(session_failed, "crypto sessions the device would not make (batch held back)")           \
+	X(sessions_idled, "crypto sessions given back by keys idle for [crypto] session_idle_ms")  \
 	X(handoffs, "datagrams passed to the worker lcore that owns their stream")                 \
 	X(handoff_full, "datagrams dropped: the owning worker's ring was full (peers resend)")     \
 	X(records_sealed_only, "records sealed and sent in [bench] seal_only mode (no log)")
@@ -141,17 +143,29 @@ dp_count(_Atomic uint64_t *c, uint64_t v)
 
 enum { DP_STATS_CTL = 0, DP_STATS_BLOCKS = 1 + DP_MAX_WORKERS };
 
-/* A payload key as the worker uses it (immutable once published). */
+/*
+ * A payload key as the workers use it (its id, salt and ack key immutable once published).
+ * Its crypto session is made by the owning worker from raw on first use and freed again once
+ * the key has been idle for [crypto] session_idle_ms, so that an idle stream holds no session
+ * (1.2 KiB with crypto_aesni_gcm); control frees what is left with the key, after a grace
+ * period of the workers. raw is as secret as the session's expanded key, which the process
+ * holds anyway: in DPDK memory, wiped when the key is freed, never in a core dump (the process
+ * is not dumpable).
+ */
 struct dp_key {
 	uint32_t id;
-	bool retired; /* origin: no longer the stream's; freed once no job names it */
+	bool seal;      /* origin: seals; receiver: opens */
+	bool retired;   /* origin: no longer the stream's; freed once no job names it */
+	bool reserving; /* origin: a reservation job is in flight */
 	uint8_t salt[VR_NONCE_SALT];
-	void *seal; /* cryptodev session, encrypt (origin) */
-	void *open; /* cryptodev session, decrypt (receiver) */
 	uint8_t ack_key[32];
-	struct vr_nonce nonce;   /* origin: written by the worker only */
-	bool reserving;          /* origin: a reservation job is in flight */
-	struct vr_replay replay; /* receiver: written by the worker only */
+	uint8_t raw[DP_KEY_SIZE];
+	void *sess;    /* cryptodev session (owning worker), NULL while idle */
+	uint64_t used; /* TSC of its last seal or open (owning worker) */
+	union {
+		struct vr_nonce nonce;   /* origin: written by the owning worker only */
+		struct vr_replay replay; /* receiver: written by the owning worker only */
+	};
 };
 
 /*
@@ -162,6 +176,8 @@ struct dp_key {
  */
 struct dp_rekey {
 	struct dp_key *key;
+	uint64_t since;    /* TSC the records were first sent (worker) */
+	uint64_t deadline; /* TSC to send the records again (worker) */
 	uint8_t n;
 	struct {
 		uint16_t site;
@@ -248,37 +264,40 @@ enum { DP_PRODUCERS = 4 };
 
 struct dp_stream {
 	struct vr_stream_id id;
-	bool origin;
-	uint8_t worker;               /* the worker lcore that owns it (vr_wire_stream_owner) */
-	_Atomic(struct dp_key *) key; /* current */
+	_Atomic(struct dp_key *) key;      /* current */
 	_Atomic(struct dp_key *) prev_key; /* receiver: batches in flight under the last key */
-	/* worker-owned from here */
+	_Atomic uint64_t trim_lsn; /* origin: the log holds nothing at or below (log writer) */
+	bool origin;
+	uint8_t worker; /* the worker lcore that owns it (vr_wire_stream_owner) */
+	/* worker-owned from here; the flags together, so that an idle stream stays small */
 	uint8_t n_members;
-	uint64_t next_lsn; /* origin: next LSN to assign */
+	bool on_open_list;
+	bool cursor_dirty; /* origin: acks to save (on the worker's cursor list) */
+	bool cursor_busy;  /* origin: a cursor job is with the log writer */
+	bool promoted;     /* origin: sealing under rekey->key already */
+	bool rekey_asked;  /* origin: control is making the next key */
+	bool installing;   /* receiver: a key record is with control */
+	bool sessions;     /* on the worker's list of streams whose keys hold crypto sessions */
+	uint32_t epoch;    /* bumped when a log failure resets the stream */
+	uint32_t win_n;
+	uint32_t confirmed; /* origin: members (bits) that hold rekey->key */
 	uint64_t durable_lsn;
-	uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
-	uint32_t epoch;      /* bumped when a log failure resets the stream */
+	union {
+		uint64_t next_lsn;   /* origin: next LSN to assign */
+		uint64_t queued_lsn; /* receiver: last LSN handed to the log writer */
+	};
 	struct vr_batcher b;
 	struct dp_job *open; /* origin: the batch being filled */
 	struct dp_stream *next_open;
-	bool on_open_list;
 	struct dp_job *win_head, *win_tail; /* origin: durable batches not yet acked by all */
-	uint32_t win_n;
 	struct dp_producer prod[DP_PRODUCERS];
-	uint64_t last_ack_tsc;     /* receiver: rate limit of gap reports */
-	bool cursor_dirty;         /* origin: acks to save (on the worker's cursor list) */
-	bool cursor_busy;          /* origin: a cursor job is with the log writer */
-	uint64_t cursor_due;       /* origin: TSC before which no other cursor job is sent */
-	_Atomic uint64_t trim_lsn; /* origin: the log holds nothing at or below (log writer) */
+	union {
+		uint64_t last_ack_tsc; /* receiver: rate limit of gap reports */
+		uint64_t cursor_due;   /* origin: TSC before which no other cursor job is sent */
+	};
 	/* payload key rotation (D4), worker-owned */
-	struct dp_rekey *rekey;  /* origin: the next key, while members confirm it */
-	uint32_t confirmed;      /* origin: members (bits) that hold rekey->key */
-	bool promoted;           /* origin: sealing under rekey->key already */
-	bool rekey_asked;        /* origin: control is making the next key */
-	uint64_t rekey_since;    /* origin: TSC the records were first sent */
-	uint64_t rekey_deadline; /* origin: TSC to send the records again */
-	uint64_t rekey_retry;    /* origin: TSC before which a failed rekey is not asked again */
-	bool installing;         /* receiver: a key record is with control */
+	struct dp_rekey *rekey; /* origin: the next key, while members confirm it */
+	uint64_t rekey_retry;   /* origin: TSC before which a failed rekey is not asked again */
 	/* figures for stream.show and telemetry */
 	uint64_t records, bytes, batches;
 	/* n_members of them, allocated with the stream: most streams have one or two (an idle

@@ -50,8 +50,10 @@
  *
  *   [crypto]
  *   pmd = crypto_aesni_gcm       ; or crypto_openssl
- *   sessions = 16384             ; crypto sessions (64..4194304): one per payload key a stream
- *                                ; holds (two while it rotates); the pool is made whole at start
+ *   sessions = 16384             ; crypto sessions (64..4194304): one per payload key in use
+ *                                ; (two while a stream rotates); the pool is made whole at start
+ *   session_idle_ms = 10000      ; a key unused this long gives its session back (made again on
+ *                                ; its next batch): idle streams hold none
  *
  *   [idle]
  *   max_sleep_us = 200           ; adaptive back-off ceiling when idle; 0 = busy poll
@@ -133,6 +135,7 @@ struct dp_conf {
 	uint32_t rto_us;
 	char pmd[32];
 	uint32_t sessions;
+	uint32_t session_idle_ms;
 	uint32_t max_sleep_us;
 	uint8_t workers;
 	struct dp_conf_peer peers[DP_MAX_PEERS];

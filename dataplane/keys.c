@@ -257,17 +257,17 @@ dp_key_free(struct dp *dp, struct dp_key *k)
 {
 	if (!k)
 		return;
-	dp_crypto_session_free(&dp->crypto, k->seal);
-	dp_crypto_session_free(&dp->crypto, k->open);
+	dp_crypto_session_free(&dp->crypto, k->sess);
 	explicit_bzero(k, sizeof(*k));
-	rte_free(k);
+	free(k);
 }
 
 struct dp_key *
 dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[DP_KEY_SIZE],
            bool seal, char *err, size_t err_n)
 {
-	struct dp_key *k = rte_zmalloc("vr_key", sizeof(*k), RTE_CACHE_LINE_SIZE);
+	struct dp_key *k = calloc(1, sizeof(*k)); /* the C heap: as a stream (op_stream_add) */
+	void *sess;
 	uint8_t salt[32];
 	unsigned sn = sizeof(salt);
 	uint64_t limit;
@@ -282,15 +282,16 @@ dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[D
 	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)"vaultrep salt v1", 16, salt, &sn);
 	memcpy(k->salt, salt, sizeof(k->salt));
 	explicit_bzero(salt, sizeof(salt));
-	if (seal)
-		k->seal = dp_crypto_session(&dp->crypto, key, true);
-	else
-		k->open = dp_crypto_session(&dp->crypto, key, false);
-	if (!k->seal && !k->open) {
+	/* The worker makes the session on first use; the device must take the key now. */
+	k->seal = seal;
+	memcpy(k->raw, key, DP_KEY_SIZE);
+	sess = dp_crypto_session(&dp->crypto, key, seal);
+	if (!sess) {
 		snprintf(err, err_n, "the crypto device refused the session");
 		dp_key_free(dp, k);
 		return NULL;
 	}
+	dp_crypto_session_free(&dp->crypto, sess);
 	if (!seal)
 		return k;
 	/* Resume above every sequence ever reserved under this key, then reserve ahead. */

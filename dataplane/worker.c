@@ -52,6 +52,9 @@ struct worker {
 	unsigned n_rk, cap_rk;
 	struct dp_stream **cur; /* origin streams with member acks to save */
 	unsigned n_cur, cap_cur;
+	struct dp_stream **sess; /* streams whose keys hold crypto sessions */
+	unsigned n_sess, cap_sess, sess_i;
+	uint64_t sess_idle, next_sess;
 	uint64_t cursor_every;
 	uint64_t next_scan, scan_every, rto, max_wait;
 	uint64_t next_arp, next_win;
@@ -73,6 +76,71 @@ list_add(struct dp_stream ***list, unsigned *n, unsigned *cap, struct dp_stream 
 	}
 	(*list)[(*n)++] = st;
 	return 0;
+}
+
+/* --- crypto sessions --- */
+
+/* The key's crypto session: made from its raw key on first use, and after it idled. */
+static void *
+key_sess(struct worker *w, struct dp_stream *st, struct dp_key *k)
+{
+	k->used = w->now;
+	if (vr_likely(k->sess != NULL))
+		return k->sess;
+	k->sess = dp_crypto_session(&w->dp->crypto, k->raw, k->seal);
+	if (!k->sess) {
+		DP_INC(w->s, session_failed);
+		return NULL;
+	}
+	/* Out of memory for the list: the session stays until the key goes. */
+	if (!st->sessions && !list_add(&w->sess, &w->n_sess, &w->cap_sess, st))
+		st->sessions = true;
+	return k->sess;
+}
+
+/* Frees k's session if it idled; true while k still holds one. */
+static bool
+sess_idle(struct worker *w, struct dp_key *k)
+{
+	if (!k || !k->sess)
+		return false;
+	if (w->now - k->used < w->sess_idle)
+		return true;
+	dp_crypto_session_free(&w->dp->crypto, k->sess);
+	k->sess = NULL;
+	DP_INC(w->s, sessions_idled);
+	return false;
+}
+
+/*
+ * Gives back the sessions of keys idle for [crypto] session_idle_ms: a few hundred streams a
+ * call, the whole list once per quarter of that. A retired key's session goes with the key
+ * (control frees both after a grace period, when no worker can reach it).
+ */
+static void
+scan_sessions(struct worker *w)
+{
+	for (unsigned budget = 256; budget && w->now >= w->next_sess; budget--) {
+		struct dp_stream *st;
+		bool live;
+
+		if (w->sess_i >= w->n_sess) {
+			w->sess_i = 0;
+			w->next_sess = w->now + w->sess_idle / 4;
+			return;
+		}
+		st = w->sess[w->sess_i];
+		live = sess_idle(w, atomic_load_explicit(&st->key, memory_order_acquire));
+		live |= sess_idle(w, atomic_load_explicit(&st->prev_key, memory_order_acquire));
+		if (st->rekey)
+			live |= sess_idle(w, st->rekey->key);
+		if (live) {
+			w->sess_i++;
+		} else {
+			st->sessions = false;
+			w->sess[w->sess_i] = w->sess[--w->n_sess];
+		}
+	}
 }
 
 /* --- transmit --- */
@@ -381,6 +449,7 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 	uint8_t nonce[VR_NONCE_SIZE], *pl;
 	uint64_t seq;
 	uint16_t len;
+	void *sess;
 	int n;
 
 	if (!k || !k->seal || i >= rk->n || rk->rec[i].site != st->members[i].site)
@@ -425,7 +494,8 @@ send_keyrec(struct worker *w, struct dp_stream *st, unsigned i)
 	    .tag = pl + VR_WIRE_BATCH_HDR + n,
 	};
 	memcpy(op.iv, nonce, sizeof(op.iv));
-	if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->seal, &op, 1) != 1) {
+	sess = key_sess(w, st, k);
+	if (!sess || dp_crypto_run(&dp->crypto, (uint16_t)w->idx, sess, &op, 1) != 1) {
 		DP_INC(w->s, seal_failed);
 		rte_pktmbuf_free(m);
 		return;
@@ -440,7 +510,7 @@ send_keyrecs(struct worker *w, struct dp_stream *st)
 	for (unsigned i = 0; i < st->n_members; i++)
 		if (!(st->confirmed & (1u << i)))
 			send_keyrec(w, st, i);
-	st->rekey_deadline = w->now + w->rto;
+	st->rekey->deadline = w->now + w->rto;
 }
 
 /* The next key becomes the one batches are sealed under; the previous one is retired. */
@@ -473,7 +543,7 @@ next_key(struct worker *w, struct dp_stream *st, struct dp_rekey *rk, bool promo
 	st->rekey = rk;
 	st->confirmed = 0;
 	st->promoted = promoted;
-	st->rekey_since = w->now;
+	rk->since = w->now;
 	if (list_add(&w->rk, &w->n_rk, &w->cap_rk, st)) {
 		vr_err("dataplane", "out of memory: rotation dropped");
 		st->rekey = NULL;
@@ -497,7 +567,7 @@ scan_rotations(struct worker *w)
 		struct dp_stream *st = w->rk[i];
 		uint32_t all = st->n_members ? (1u << st->n_members) - 1 : 0;
 
-		if (!st->promoted && (st->confirmed == all || w->now - st->rekey_since >= grace))
+		if (!st->promoted && (st->confirmed == all || w->now - st->rekey->since >= grace))
 			promote(w, st);
 		if (st->promoted && st->confirmed == all) {
 			free(st->rekey);
@@ -505,7 +575,7 @@ scan_rotations(struct worker *w)
 			w->rk[i] = w->rk[--w->n_rk];
 			continue;
 		}
-		if (w->now >= st->rekey_deadline)
+		if (w->now >= st->rekey->deadline)
 			send_keyrecs(w, st);
 		i++;
 	}
@@ -542,6 +612,7 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 	uint8_t nonce[VR_NONCE_SIZE], *pl;
 	uint64_t seq = 0;
 	uint16_t len = (uint16_t)(VR_WIRE_BATCH_HDR + j->bytes + VR_WIRE_TAG);
+	void *sess;
 	int rc;
 
 	if (!k)
@@ -595,7 +666,9 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 			    .tag = pl + VR_WIRE_BATCH_HDR + j->bytes,
 			};
 			memcpy(op.iv, nonce, sizeof(op.iv));
-			if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->seal, &op, 1) != 1) {
+			sess = key_sess(w, st, k);
+			if (!sess ||
+			    dp_crypto_run(&dp->crypto, (uint16_t)w->idx, sess, &op, 1) != 1) {
 				DP_INC(w->s, seal_failed);
 				rte_pktmbuf_free(m);
 				return -EAGAIN;
@@ -1143,6 +1216,7 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 	uint8_t *p, *end, *keep = NULL;
 	uint64_t expect, lsn;
 	unsigned nrec = 0, nkeep = 0;
+	void *sess;
 
 	DP_INC(w->s, wan_rx);
 	if (vr_wire_batch_parse(pl, n, &h)) {
@@ -1183,7 +1257,10 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 	};
 	memcpy(op.iv, k->salt, VR_NONCE_SALT);
 	vr_put_be64(op.iv + VR_NONCE_SALT, h.seq);
-	if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, k->open, &op, 1) != 1) {
+	sess = key_sess(w, st, k);
+	if (!sess)
+		return; /* counted: the sender sends it again */
+	if (dp_crypto_run(&dp->crypto, (uint16_t)w->idx, sess, &op, 1) != 1) {
 		DP_INC(w->s, open_failed);
 		return;
 	}
@@ -1599,6 +1676,7 @@ dp_worker_main(void *arg)
 	w.rto = dp->hz * dp->conf.rto_us / 1000000;
 	w.max_wait = dp->hz * dp->conf.max_delay_us / 1000000;
 	w.cursor_every = dp->hz * dp->conf.cursor_ms / 1000;
+	w.sess_idle = dp->hz * dp->conf.session_idle_ms / 1000;
 	w.scan_every = w.max_wait / 4 ? w.max_wait / 4 : 1;
 	rte_rcu_qsbr_thread_register(dp->qsbr, lcore);
 	rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
@@ -1621,6 +1699,7 @@ dp_worker_main(void *arg)
 			scan_windows(&w);
 			scan_cursors(&w);
 			scan_rotations(&w);
+			scan_sessions(&w);
 			arp_resolve(&w);
 		}
 		work += w.lan_tx.n + w.wan_tx.n;
@@ -1650,5 +1729,6 @@ dp_worker_main(void *arg)
 	free(w.win);
 	free(w.rk);
 	free(w.cur);
+	free(w.sess);
 	return 0;
 }

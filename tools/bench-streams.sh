@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Many streams on one dataplane (a benchmark, not a test):
 #   1. memory per idle stream: a seal_only dataplane before and after STREAMS origin streams
-#      (stream.add, one member, and key.set: each with its payload key and crypto session),
-#      from its "memory" figures: DPDK heap growth, crypto sessions in use, and the stream
-#      table's share (allocated whole at start for 262 144 streams);
+#      (stream.add, one member, and key.set: each with its payload key), from its "memory"
+#      figures: growth of DPDK's heap and the C heap, crypto sessions in use (an idle stream's
+#      key holds none: [crypto] session_idle_ms), and the stream table's share (allocated
+#      whole at start for 262 144 streams);
 #   2. throughput with STREAMS configured against one configured: ACTIVE streams carry 64 B
 #      frames (a net_pcap replayed forever, as tools/bench-seal.sh) through the seal path,
 #      records/s as the median of REPS samples of SECONDS, first with only the ACTIVE streams
@@ -77,11 +78,12 @@ if bad:
     sys.exit("refused: " + bad[0])'
 }
 
-mem() { # -> "heap sessions session_bytes table streams"
+mem() { # -> "heap sessions session_bytes table streams" (heap: DPDK's and the C heap)
 	tools/dpctl "$dir/dp/ctl.sock" stats | python3 -c '
 import json, sys
 m = json.load(sys.stdin)["memory"]
-print(m["heap_bytes"], m["sessions"], m["session_bytes"], m["stream_table_bytes"], m["streams"])'
+print(m["heap_bytes"] + m["c_heap_bytes"], m["sessions"], m["session_bytes"],
+      m["stream_table_bytes"], m["streams"])'
 }
 
 rate() { # median records/s of the seal path
@@ -115,7 +117,7 @@ heap=$(calc "($h1 - $h0) / $added")
 sess=$(calc "($sb1 - $sb0) / $added")
 share=$(calc "$table / 262144")
 printf '%-44s %10s\n' "memory per stream" bytes
-printf '%-44s %10.0f\n' "  stream state and its key (DPDK heap)" "$heap"
+printf '%-44s %10.0f\n' "  stream state and its key (heaps)" "$heap"
 printf '%-44s %10.0f\n' "  its crypto session ($(((s1 - s0) / added)) per stream)" "$sess"
 printf '%-44s %10.0f\n' "  its entry of the stream table" "$share"
 printf '%-44s %10.0f   (target <= 1024)\n' "  total" "$(calc "$heap + $sess + $share")"

@@ -120,6 +120,7 @@ site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsigned w
 	        "[batch]\nmax_delay_us = 50\n"
 	        "[log]\ncursor_ms = 100\ntrim_records = 2000\n"
 	        "[lcores]\nworkers = %u\n"
+	        "[crypto]\nsession_idle_ms = 300\n"
 	        "[peer %d]\nip = 198.19.0.%d\n",
 	        id, s->wal, s->ctl, id, id, wan_queues ? wan_queues : 1, s->workers, peer, peer);
 	fclose(f);
@@ -738,6 +739,60 @@ START_TEST(two_workers_memif)
 	printf("dataplane: two workers per site, %u records each way over %u streams: all acked, "
 	       "logs identical; site 1's workers own %u and %u streams\n",
 	       records, streams, owners[0][0], owners[0][1]);
+	vr_test_rmdir(root);
+}
+END_TEST
+
+/* Crypto sessions in use at s (stats memory). */
+static long long
+sessions(struct site *s)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	long long v = json_integer_value(json_object_get(json_object_get(r, "memory"), "sessions"));
+
+	json_decref(r);
+	return v;
+}
+
+/*
+ * Idle streams hold no crypto session ([crypto] session_idle_ms, 300 ms in these tests): after
+ * a burst both sites give every session back, and the next burst makes them again and goes
+ * through whole.
+ */
+START_TEST(idle_sessions_memif)
+{
+	enum { STREAMS = 10, RECORDS = 2000 };
+	struct site a, b;
+	char r1[400], r2[400];
+	int tries = 0;
+
+	setup(&a, &b);
+	snprintf(r1, sizeof(r1), "%s/gen1.json", root);
+	snprintf(r2, sizeof(r2), "%s/gen2.json", root);
+	streams_add(&a, &b, 1, STREAMS);
+	ck_assert_int_eq(sessions(&a), 0); /* none before the first batch */
+	ck_assert_int_eq(gen_wait(gen_start(&a, 1, STREAMS, RECORDS, r1)), 0);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	ck_assert_int_gt(sessions(&a), 0);
+	while ((sessions(&a) || sessions(&b)) && tries++ < 100)
+		usleep(50000);
+	ck_assert_int_eq(sessions(&a), 0);
+	ck_assert_int_eq(sessions(&b), 0);
+	ck_assert_int_ge(counter(&a, "sessions_idled"), STREAMS);
+	ck_assert_int_ge(counter(&b, "sessions_idled"), STREAMS);
+	/* A second producer's burst: the keys make their sessions again. */
+	ck_assert_int_eq(gen_wait(gen_start_as(&a, 2, 1, STREAMS, RECORDS, r2)), 0);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	for (unsigned s = 1; s <= STREAMS; s++)
+		ck_assert_int_eq(durable(&b, s, 1), 1 + 2 * RECORDS / STREAMS);
+	ck_assert_int_eq(counter(&a, "session_failed"), 0);
+	ck_assert_int_eq(counter(&b, "open_failed"), 0);
+	print_stats(&a);
+	print_stats(&b);
+	teardown(&a, &b);
+	printf("dataplane: sessions of %d idle streams given back at both sites and made again for "
+	       "the next burst: %d records applied\n",
+	       STREAMS, 2 * RECORDS);
 	vr_test_rmdir(root);
 }
 END_TEST
@@ -1595,9 +1650,9 @@ END_TEST
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif,           both_ways_memif,    two_workers_memif,
-	                        wan_adversary_af_packet, delivery_af_packet, restarts_af_packet,
-	                        payload_keys_hsm_memif};
+	const TTest *tests[] = {one_way_memif,       both_ways_memif,         two_workers_memif,
+	                        idle_sessions_memif, wan_adversary_af_packet, delivery_af_packet,
+	                        restarts_af_packet,  payload_keys_hsm_memif};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));
