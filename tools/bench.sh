@@ -37,3 +37,9 @@ if [ $quick = 1 ]; then
 else
 	tools/bench-seal.sh 2 5 2>&1 | grep -v '^TELEMETRY'
 fi
+echo
+if [ $quick = 1 ]; then
+	tools/bench-streams.sh 10000 1 1 2>&1 | grep -v '^TELEMETRY'
+else
+	tools/bench-streams.sh 100000 2 5 2>&1 | grep -v '^TELEMETRY'
+fi
