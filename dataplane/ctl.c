@@ -192,6 +192,37 @@ stream_free(struct dp *dp, struct dp_stream *st)
 	free(st);
 }
 
+void
+dp_streams_free(struct dp *dp)
+{
+	const void *key;
+	void *data;
+	uint32_t it = 0;
+	struct dp_msg *m;
+
+	while (rte_ring_dequeue(dp->to_ctl, (void **)&m) == 0) {
+		if (m->kind == DP_MSG_RETIRE)
+			dp_key_free(dp, m->key);
+		free(m);
+	}
+	for (unsigned w = 0; w < dp->n_workers; w++)
+		while (rte_ring_dequeue(dp->to_worker[w], (void **)&m) == 0) {
+			if (m->kind == DP_MSG_NEXT_KEY && m->rekey) {
+				struct dp_key *k = m->rekey->key;
+
+				/* A restart's rotation names the stream's current key. */
+				if (k != atomic_load(&m->st->key) &&
+				    k != atomic_load(&m->st->prev_key))
+					dp_key_free(dp, k);
+				free(m->rekey);
+			}
+			free(m);
+		}
+	while (rte_hash_iterate(dp->streams, &key, &data, &it) >= 0)
+		stream_free(dp, data);
+	rte_hash_reset(dp->streams);
+}
+
 /* key_id and blob of a request: installed as the receiver's key (K1: control carried it). */
 static int
 install_arg(struct dp *dp, struct dp_stream *st, json_t *req, char *msg, size_t msg_n)

@@ -457,6 +457,9 @@ void dp_logw_stop(struct dp *dp);
 
 /* ctl.c: serves the control socket until dp->quit. */
 int dp_ctl_serve(struct dp *dp);
+/* Frees every stream, its keys and the key messages still queued: after the workers and the
+ * log writer stopped. */
+void dp_streams_free(struct dp *dp);
 
 /* telemetry.c */
 void dp_telemetry_register(struct dp *dp);

@@ -384,6 +384,7 @@ main(int argc, char **argv)
 	}
 	rte_eal_mp_wait_lcore();
 	dp_logw_stop(dp);
+	dp_streams_free(dp);
 	vr_log_close(dp->log);
 	rte_eth_dev_stop(dp->lan.id);
 	rte_eth_dev_stop(dp->wan.id);
