@@ -633,13 +633,33 @@ START_TEST(one_way_memif)
 }
 END_TEST
 
+/*
+ * Generators at both sites at once: site 1 originates streams 1.., site 2 streams 1001..;
+ * every frame acked, and each receiver caught up with its origin.
+ */
+static void
+run_both_ways(struct site *a, struct site *b, unsigned streams, unsigned records, const char *ra,
+              const char *rb)
+{
+	int ga = gen_start(a, 1, streams, records, ra),
+	    gb = gen_start(b, 1001, streams, records, rb);
+
+	ga = gen_wait(ga);
+	gb = gen_wait(gb);
+	print_stats(a);
+	print_stats(b);
+	ck_assert_int_eq(ga, 0);
+	ck_assert_int_eq(gb, 0);
+	wait_caught_up(a, b, 1, streams);
+	wait_caught_up(b, a, 1001, streams);
+}
+
 START_TEST(both_ways_memif)
 {
 	unsigned streams = 50, records = env_u("VR_DP_RECORDS", 1000000) / 5,
 	         per = records / streams;
 	struct site a, b;
 	char ra[400], rb[400];
-	int ga, gb;
 
 	records = per * streams;
 	setup(&a, &b);
@@ -647,16 +667,7 @@ START_TEST(both_ways_memif)
 	snprintf(rb, sizeof(rb), "%s/gen2.json", root);
 	streams_add(&a, &b, 1, streams);
 	streams_add(&b, &a, 1001, streams);
-	ga = gen_start(&a, 1, streams, records, ra);
-	gb = gen_start(&b, 1001, streams, records, rb);
-	ga = gen_wait(ga);
-	gb = gen_wait(gb);
-	print_stats(&a);
-	print_stats(&b);
-	ck_assert_int_eq(ga, 0);
-	ck_assert_int_eq(gb, 0);
-	wait_caught_up(&a, &b, 1, streams);
-	wait_caught_up(&b, &a, 1001, streams);
+	run_both_ways(&a, &b, streams, records, ra, rb);
 	teardown(&a, &b);
 	ck_assert_uint_eq(compare_logs(&a, &b, 1, streams, ra, per), records);
 	ck_assert_uint_eq(compare_logs(&b, &a, 1001, streams, rb, per), records);
@@ -690,7 +701,6 @@ START_TEST(two_workers_memif)
 	         per = records / streams, owners[2][2] = {{0}};
 	struct site a, b;
 	char ra[400], rb[400];
-	int ga, gb;
 
 	records = per * streams;
 	setup_workers(&a, &b, 2, 2);
@@ -712,16 +722,7 @@ START_TEST(two_workers_memif)
 		ck_assert_msg(owners[i][0] >= 10 && owners[i][1] >= 10,
 		              "site %u: workers own %u and %u of %u streams", i + 1, owners[i][0],
 		              owners[i][1], streams);
-	ga = gen_start(&a, 1, streams, records, ra);
-	gb = gen_start(&b, 1001, streams, records, rb);
-	ga = gen_wait(ga);
-	gb = gen_wait(gb);
-	print_stats(&a);
-	print_stats(&b);
-	ck_assert_int_eq(ga, 0);
-	ck_assert_int_eq(gb, 0);
-	wait_caught_up(&a, &b, 1, streams);
-	wait_caught_up(&b, &a, 1001, streams);
+	run_both_ways(&a, &b, streams, records, ra, rb);
 	for (struct site *s = &a; s; s = s == &a ? &b : NULL) {
 		for (unsigned w = 0; w < 2; w++) {
 			ck_assert_int_gt(worker_counter(s, w, "ingest_frames"), 0);
