@@ -304,7 +304,6 @@ static void
 arp_resolve(struct worker *w)
 {
 	struct dp *dp = w->dp;
-
 	struct rte_ether_addr mac;
 
 	/* One worker asks; whichever reads the answer learns it. */
