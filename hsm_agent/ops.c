@@ -1242,21 +1242,36 @@ op_peer_import(struct agent *a, json_t *req, uid_t uid)
 	return ok(res);
 }
 
+/*
+ * A payload key request's "id", the site token opened into *t and the key's label: NULL, or the
+ * error response.
+ */
+static json_t *
+payload_target(struct agent *a, json_t *req, const char **id, struct tok *t, char label[128])
+{
+	json_t *err = NULL;
+	int rc;
+
+	if (!(*id = arg_name(req, "id", &err)))
+		return err;
+	if ((rc = site_tok(a, t)))
+		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
+	snprintf(label, 128, "payload/%s", *id);
+	return NULL;
+}
+
 static json_t *
 op_payload_generate(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL, *res;
-	const char *id = arg_name(req, "id", &err);
+	json_t *err, *res;
+	const char *id;
 	char label[128];
 	CK_OBJECT_HANDLE k;
 	struct tok t;
 	int rc;
 
-	if (!id)
+	if ((err = payload_target(a, req, &id, &t, label)))
 		return err;
-	if ((rc = site_tok(a, &t)))
-		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
-	snprintf(label, sizeof(label), "payload/%s", id);
 	if (vr_p11_find(a->p11, t.s, CKO_SECRET_KEY, label, &k) == 0)
 		return fail(EEXIST, "payload key %s exists", id);
 	rc = vr_p11_aes_generate(a->p11, t.s, label, VR_P11_EXTRACTABLE | VR_P11_CRYPT, &k);
@@ -1352,17 +1367,14 @@ op_payload_wrap(struct agent *a, json_t *req, uid_t uid)
 static json_t *
 op_payload_delete(struct agent *a, json_t *req, uid_t uid)
 {
-	json_t *err = NULL;
-	const char *id = arg_name(req, "id", &err);
+	json_t *err;
+	const char *id;
 	char label[128];
 	struct tok t;
 	int rc;
 
-	if (!id)
+	if ((err = payload_target(a, req, &id, &t, label)))
 		return err;
-	if ((rc = site_tok(a, &t)))
-		return fail(-rc, "cannot open the site token: %s", strerror(-rc));
-	snprintf(label, sizeof(label), "payload/%s", id);
 	rc = destroy_cached(a, &t, CKO_SECRET_KEY, label);
 	if (rc)
 		return fail(
