@@ -67,13 +67,13 @@ for base in 1 100001; do
 		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"members\": [2]}"
 		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"key_id\": 1, \"key\": \"$key\"}"
 	done
-done | tools/dpctl "$dir/s1/ctl.sock" -
+done | tools/dpctl "$dir/s1/ctl.sock" - >/dev/null
 for base in 1 100001; do
 	for a in $(seq "$base" $((base + streams - 1))); do
 		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"primary\": 1}"
 		echo "{\"op\": \"key.set\", \"account\": $a, \"vault\": 1, \"primary\": 1, \"key_id\": 1, \"key\": \"$key\"}"
 	done
-done | tools/dpctl "$dir/s2/ctl.sock" -
+done | tools/dpctl "$dir/s2/ctl.sock" - >/dev/null
 echo "== dataplane: two sites over memif, $records records of 64 B over $streams streams"
 full=$(run "100 % (as fast as acks allow)" 0 1)
 echo "$full"

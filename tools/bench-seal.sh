@@ -147,20 +147,49 @@ fi
 # holding the streams one worker owns (as a NIC steering by stream would): worker w reads
 # queue w. With one worker, that worker reads both queues. (net_pcap keeps a queue's whole pcap
 # in mbufs: $frames / 2 frames a queue.)
-owners() { # n workers, w -> the first $streams accounts (vault 1, primary 1) worker w owns
-	python3 - "$@" "$streams" <<'PY'
-import sys
-n, w, want = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-M = (1 << 64) - 1
-def owner(account, vault, primary):
-    h = (account * 0x9e3779b97f4a7c15) & M
-    h ^= (((vault << 16) | primary) * 0xc2b2ae3d27d4eb4f) & M
-    h ^= h >> 29
-    h = (h * 0xbf58476d1ce4e5b9) & M
-    h ^= h >> 32
-    return h % n
-print(" ".join(str(a) for a in [a for a in range(1, 10000) if owner(a, 1, 1) == w][:want]))
-PY
+owners() { # -> two lines: the first $streams accounts (vault 1, primary 1) worker 0 owns, then 1's
+	# Asked of a dataplane with two workers (stream.show "worker"), not computed again here.
+	local d=$dir/probe
+	rm -rf "$d" && mkdir -p "$d"
+	cat >"$d/dp.ini" <<INI
+[site]
+id = 1
+log_dir = $d/wal
+control = $d/ctl.sock
+[lan]
+port = 0
+ip = 198.18.1.1
+[wan]
+port = 1
+ip = 198.19.0.1
+[peer 2]
+ip = 198.19.0.2
+mac = 02:00:00:00:02:02
+[lcores]
+workers = 2
+[bench]
+seal_only = 1
+INI
+	"$bin/vaultrep-dataplane" --lcores "(0-2)@(0-1)" -m 256 "${eal[@]}" --file-prefix vrbprobe \
+		--vdev net_null0,no-rx=1 --vdev net_null1,no-rx=1 -- --config "$d/dp.ini" >"$d/log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 200); do [ -S "$d/ctl.sock" ] && break; sleep 0.1; done
+	for a in $(seq 1 $((streams * 8))); do
+		echo "{\"op\": \"stream.add\", \"account\": $a, \"vault\": 1, \"members\": [2]}"
+		echo "{\"op\": \"stream.show\", \"account\": $a, \"vault\": 1}"
+	done | tools/dpctl "$d/ctl.sock" - | python3 -c '
+import json, sys
+want = int(sys.argv[1])
+by = {0: [], 1: []}
+for line in sys.stdin:
+    r = json.loads(line)
+    if "worker" in r:
+        by[r["worker"]].append(str(r["account"]))
+for w in (0, 1):
+    print(" ".join(by[w][:want]))' "$streams"
+	kill "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
+	unset 'pids[-1]'
 }
 merge() { # out in... : the frames of every input pcap, interleaved
 	python3 - "$@" <<'PY'
@@ -186,9 +215,10 @@ PY
 echo
 echo "== D9: 64 B frames, $streams streams per worker, one worker lcore vs two (medians of $reps x ${secs} s)"
 all=""
+mapfile -t owned < <(owners)
 for w in 0 1; do
 	parts=()
-	for a in $(owners 2 $w); do
+	for a in ${owned[$w]}; do
 		"$bin/vaultrep-gen" -l 0 --no-huge -m 128 --no-pci --file-prefix vrbgen \
 			--log-level lib.eal:warning --vdev net_null0 -- --ip 198.18.1.9 --dst 198.18.1.1 \
 			--account "$a" --streams 1 --records $((frames / 2 / streams)) --size 64 \
