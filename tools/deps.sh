@@ -16,6 +16,7 @@ PKGS=(
 	librte-net-memif23 librte-net-af-packet23 librte-net-null23 librte-net-pcap23
 	librte-crypto-ipsec-mb23 librte-crypto-openssl23      # dataplane's virtual devices
 	iproute2 ethtool                                      # namespaces and veth pairs in tests
+	libevent-dev openssl                                  # control (event loop, TLS), vr-pki
 )
 
 missing=()

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vaultrep-control's insides: its configuration, the catalog (its own RocksDB), the audit log,
+ * the management listeners and the operations. One thread: everything runs on the libevent
+ * loop of main.c, so no field here needs a lock. Calls to the HSM agent and the dataplane are
+ * short blocking requests on unix sockets (both answer in milliseconds); the loop serves one
+ * operation at a time, which also orders every mutation of the catalog.
+ */
+#ifndef VR_CONTROL_H
+#define VR_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "vr_api.h"
+
+enum { CTL_MAX_UIDS = 8 };
+
+struct ctl_conf {
+	uint16_t site;     /* [site] id, 1..65535 */
+	char name[64];     /* [site] name */
+	char state[256];   /* [site] state: the catalog and the audit log live here */
+	char hsm[108];     /* [site] hsm: the agent's socket */
+	char dp[108];      /* [site] dataplane: its control socket ("" = none) */
+	unsigned shard;    /* [site] kek_shard: the site key pair's shard (0) */
+	char listen[128];  /* [mgmt] listen: host:port of the management port ("" = none) */
+	char socket[108];  /* [mgmt] socket: the console socket */
+	char cert[256];    /* [mgmt] cert: the site's TLS certificate (PEM) */
+	char key[256];     /* [mgmt] key: its private key (PEM) */
+	char op_ca[256];   /* [mgmt] operator_ca: issues operator certificates */
+	uid_t uids[CTL_MAX_UIDS]; /* [mgmt] console_uids (default: root and control's own) */
+	unsigned n_uids;
+	unsigned max_vaults;  /* [limits] vaults */
+	unsigned max_tokens;  /* [limits] tokens: HSM partitions this site may hold */
+	unsigned min_disk_mb; /* [limits] disk_mb: free space the state directory keeps */
+};
+
+/* Reads an ini file; on error returns -errno with "file:line: what" in err. */
+int ctl_conf_load(struct ctl_conf *c, const char *path, char *err, size_t err_n);
+
+/* Who is calling, as the audit log names them. */
+struct ctl_who {
+	char name[128]; /* certificate CN, or console:<uid> */
+	enum vr_role role;
+};
+
+struct ctl_catalog;
+struct ctl_audit;
+
+/* Named counters of the control process (stats "control"). */
+#define CTL_COUNTERS(X)                                                                            \
+	X(conn_tls, "management connections that completed the TLS handshake")                    \
+	X(conn_console, "console connections admitted")                                            \
+	X(refused_tls, "TLS handshakes failed: no, expired or foreign client certificate")         \
+	X(refused_role, "certificates without a known role (OU)")                                  \
+	X(refused_uid, "console connections from a uid not in console_uids")                       \
+	X(requests, "requests served")                                                              \
+	X(request_errors, "requests answered with an error")                                       \
+	X(denied, "requests refused for the caller's role")                                        \
+	X(bad_frames, "frames too long or not a JSON object (connection closed)")
+
+struct ctl_stats {
+#define X(n, d) uint64_t n;
+	CTL_COUNTERS(X)
+#undef X
+};
+
+struct ctl {
+	struct ctl_conf conf;
+	struct ctl_catalog *cat;
+	struct ctl_audit *audit;
+	struct ctl_stats stats;
+	char tls_sha256[65]; /* of conf.cert */
+	struct event_base *base;
+};
+
+/* catalog.c: the control's own RocksDB. Values are JSON objects. 0 or -errno. */
+int ctl_catalog_open(const char *dir, struct ctl_catalog **out);
+void ctl_catalog_close(struct ctl_catalog *cat);
+int ctl_catalog_put(struct ctl_catalog *cat, const char *key, json_t *val);
+/* -ENOENT when absent; *val is a new reference. */
+int ctl_catalog_get(struct ctl_catalog *cat, const char *key, json_t **val);
+int ctl_catalog_del(struct ctl_catalog *cat, const char *key);
+/* Every value whose key starts with prefix, in key order, appended to arr. */
+int ctl_catalog_scan(struct ctl_catalog *cat, const char *prefix, json_t *arr);
+
+/*
+ * audit.c: the hash-chained audit log. Opening verifies the chain against the head the catalog
+ * keeps; a broken chain is reported (ctl_audit_state), not repaired.
+ */
+int ctl_audit_open(const char *dir, struct ctl_catalog *cat, struct ctl_audit **out);
+void ctl_audit_close(struct ctl_audit *a);
+/* Appends one entry, synced. args is borrowed (no secrets in it). 0 or -errno. */
+int ctl_audit_append(struct ctl_audit *a, const struct ctl_who *who, const char *op,
+                     json_t *args, int status, const char *error);
+/* Entries from seq `from` (1-based), at most max; chain state and head. */
+json_t *ctl_audit_show(struct ctl_audit *a, uint64_t from, unsigned max);
+
+/* mgmt.c: the management port and the console socket on c->base. 0 or -errno. */
+int ctl_mgmt_start(struct ctl *c, char *err, size_t err_n);
+void ctl_mgmt_stop(struct ctl *c);
+
+/* ops.c: one request -> one response (never NULL), audited as the table says. */
+json_t *ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req);
+/* Work on start: what the dataplane must know again after its restart. */
+void ctl_ops_start(struct ctl *c);
+
+#endif /* VR_CONTROL_H */

@@ -1,0 +1,1053 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * The operations of the management API (vr_api.h): one table (name, least role, audited,
+ * handler). Each handler checks its arguments, asks the HSM agent and the dataplane over their
+ * sockets, and keeps the catalog; on a failure part-way it undoes what it did, so that no
+ * half-made vault or orphaned partition is left (vault.create).
+ *
+ * Vault lifecycle at this site (catalog "status"):
+ *
+ *   (none) --vault.create--> creating --partition + stream made--> ready
+ *      ^                        |                                    |
+ *      +------ any step fails: partition deleted, entry removed ------+--vault.delete--> (none)
+ *
+ * A vault is named by (account, name) for people; inside, by (account, id, primary): the
+ * numeric id is this site's (seq/vault), and with the primary's site id it names the WAL
+ * stream in the dataplane and the partition in the HSM ("s<primary>.a<account>.v<id>").
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "control.h"
+#include "vr_hsm.h"
+#include "vr_msg.h"
+
+#define fail vr_hsm_error
+#define ok   vr_hsm_ok
+
+enum { NAME_MAX_LEN = 32, AUDIT = 1 };
+
+/* --- the HSM agent and the dataplane: one short request each --- */
+
+/* Calls the agent; on failure returns NULL and *errp is the response to give. */
+static json_t *
+call(const char *sock, const char *who, json_t *req, json_t **errp)
+{
+	struct vr_hsm *h;
+	json_t *res = NULL;
+	char err[512];
+	int rc;
+
+	*errp = NULL;
+	h = vr_hsm_connect(sock);
+	if (!h) {
+		*errp = fail(errno == ENOENT || errno == ECONNREFUSED ? ENOTCONN : errno,
+		             "the %s is not reachable at %s: %s", who, sock, strerror(errno));
+		json_decref(req);
+		return NULL;
+	}
+	rc = vr_hsm_call(h, req, &res, err, sizeof(err));
+	vr_hsm_close(h);
+	json_decref(req);
+	if (rc) {
+		*errp = fail(-rc, "%s: %s", who, err);
+		return NULL;
+	}
+	return res;
+}
+
+static json_t *
+hsm(struct ctl *c, json_t *req, json_t **errp)
+{
+	return call(c->conf.hsm, "HSM agent", req, errp);
+}
+
+static json_t *
+dp(struct ctl *c, json_t *req, json_t **errp)
+{
+	if (!c->conf.dp[0]) {
+		*errp = fail(ENOTCONN, "this site has no dataplane configured ([site] dataplane)");
+		json_decref(req);
+		return NULL;
+	}
+	return call(c->conf.dp, "dataplane", req, errp);
+}
+
+/* --- arguments --- */
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > NAME_MAX_LEN)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static const char *
+arg_name(json_t *req, const char *k, json_t **err)
+{
+	const char *s = json_string_value(json_object_get(req, k));
+
+	if (!s)
+		*err = fail(EINVAL, "missing argument \"%s\"", k);
+	else if (!name_ok(s))
+		*err = fail(EINVAL, "\"%s\" must be 1-%d characters of [A-Za-z0-9._-]", k,
+		            NAME_MAX_LEN);
+	else
+		return s;
+	return NULL;
+}
+
+/* A non-negative integer, given as a number or as a decimal string (the CLI sends strings). */
+static int
+arg_uint(json_t *req, const char *k, uint64_t max, uint64_t *out, json_t **err)
+{
+	json_t *v = json_object_get(req, k);
+	const char *s = json_string_value(v);
+	char *end;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    (uint64_t)json_integer_value(v) <= max) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (s && isdigit((unsigned char)*s)) {
+		errno = 0;
+		*out = strtoull(s, &end, 10);
+		if (!errno && !*end && *out <= max)
+			return 0;
+	}
+	*err = fail(EINVAL, "\"%s\" must be an integer 0..%" PRIu64, k, max);
+	return -EINVAL;
+}
+
+/* --- catalog paths --- */
+
+static void
+vault_path(char *buf, size_t n, uint64_t account, const char *name)
+{
+	snprintf(buf, n, "vault/%020" PRIu64 "/%s", account, name);
+}
+
+static void
+key_path(char *buf, size_t n, uint64_t account, const char *vault, const char *key)
+{
+	snprintf(buf, n, "key/%020" PRIu64 "/%s/%s", account, vault, key ? key : "");
+}
+
+static void
+peer_path(char *buf, size_t n, unsigned site)
+{
+	snprintf(buf, n, "peer/%05u", site);
+}
+
+static void
+now_iso(char *buf, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The HSM's name for a vault's partition. */
+static void
+hsm_vault(char out[48], json_t *v)
+{
+	snprintf(out, 48, "s%u.a%" PRIu64 ".v%u",
+	         (unsigned)json_integer_value(json_object_get(v, "primary")),
+	         (uint64_t)json_integer_value(json_object_get(v, "account")),
+	         (unsigned)json_integer_value(json_object_get(v, "id")));
+}
+
+/* The vault named by the request's account and `name_key`; NULL with *err. */
+static json_t *
+vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account, const char **name,
+          json_t **err)
+{
+	char path[128];
+	json_t *v;
+	int rc;
+
+	if (arg_uint(req, "account", UINT64_MAX, account, err))
+		return NULL;
+	*name = arg_name(req, name_key, err);
+	if (!*name)
+		return NULL;
+	vault_path(path, sizeof(path), *account, *name);
+	rc = ctl_catalog_get(c->cat, path, &v);
+	if (rc == -ENOENT)
+		*err = fail(ENOENT, "no vault %s in account %" PRIu64 " at this site", *name,
+		            *account);
+	else if (rc)
+		*err = fail(-rc, "catalog: %s", strerror(-rc));
+	return rc ? NULL : v;
+}
+
+/* A replica refuses mutations and names its primary (V6). */
+static json_t *
+refuse_replica(struct ctl *c, json_t *v)
+{
+	const char *role = json_string_value(json_object_get(v, "role"));
+	unsigned primary = (unsigned)json_integer_value(json_object_get(v, "primary"));
+	char path[32], pname[80] = "";
+	json_t *p;
+
+	if (!role || !strcmp(role, "primary"))
+		return NULL;
+	peer_path(path, sizeof(path), primary);
+	if (!ctl_catalog_get(c->cat, path, &p)) {
+		snprintf(pname, sizeof(pname), " (%s)", json_string_value(json_object_get(p, "name")));
+		json_decref(p);
+	}
+	return fail(EROFS, "vault %s is a replica here: change it at its primary, site %u%s",
+	            json_string_value(json_object_get(v, "name")), primary, pname);
+}
+
+/* --- site --- */
+
+static json_t *
+op_ping(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	return ok(json_pack("{s:i, s:s, s:i, s:s, s:s}", "site", c->conf.site, "name", c->conf.name,
+	                    "version", VR_API_PROTOCOL, "who", who->name, "role",
+	                    vr_api_role_name(who->role)));
+}
+
+static json_t *
+site_entry(struct ctl *c)
+{
+	json_t *s;
+
+	if (ctl_catalog_get(c->cat, "site", &s))
+		s = json_pack("{s:b}", "initialized", 0);
+	return s;
+}
+
+static json_t *
+op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *s = site_entry(c), *err, *r;
+	unsigned char md[32];
+	unsigned mdn = sizeof(md);
+	uint8_t *der = NULL;
+	size_t n = 0;
+	char hex[65], when[32], shard[8];
+	int rc;
+
+	snprintf(shard, sizeof(shard), "%u", c->conf.shard);
+	if (json_is_true(json_object_get(s, "initialized"))) {
+		json_decref(s);
+		return fail(EALREADY, "site %u (%s) is initialized already", c->conf.site,
+		            c->conf.name);
+	}
+	json_decref(s);
+	/* The key pair may exist from an init that failed after it: use it then. */
+	r = hsm(c, json_pack("{s:s, s:s}", "op", "site.public", "shard", shard), &err);
+	if (!r) {
+		json_decref(err);
+		r = hsm(c, json_pack("{s:s, s:s}", "op", "site.generate", "shard", shard),
+		        &err);
+		if (!r)
+			return err;
+	}
+	if (vr_hsm_unb64(json_string_value(json_object_get(r, "kek")), &der, &n)) {
+		json_decref(r);
+		return fail(EPROTO, "HSM agent: its public key is not base64");
+	}
+	EVP_Digest(der, n, md, &mdn, EVP_sha256(), NULL);
+	free(der);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	now_iso(when, sizeof(when));
+	s = json_pack("{s:i, s:s, s:b, s:i, s:I, s:s, s:s}", "id", c->conf.site, "name",
+	              c->conf.name, "initialized", 1, "kek_shard", c->conf.shard, "kek_version",
+	              json_integer_value(json_object_get(r, "version")), "kek_sha256", hex,
+	              "initialized_at", when);
+	json_decref(r);
+	rc = ctl_catalog_put(c->cat, "site", s);
+	if (rc) {
+		json_decref(s);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "site", s));
+}
+
+static json_t *
+op_site_show(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *s = site_entry(c), *vaults = json_array(), *peers = json_array();
+
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	ctl_catalog_scan(c->cat, "peer/", peers);
+	json_object_set_new(s, "id", json_integer(c->conf.site));
+	json_object_set_new(s, "name", json_string(c->conf.name));
+	json_object_set_new(s, "tls_sha256", json_string(c->tls_sha256));
+	json_object_set_new(s, "mgmt", json_string(c->conf.listen[0] ? c->conf.listen : "-"));
+	json_object_set_new(s, "vaults", json_integer((json_int_t)json_array_size(vaults)));
+	json_object_set_new(s, "peers", json_integer((json_int_t)json_array_size(peers)));
+	json_object_set_new(s, "limits",
+	                    json_pack("{s:i, s:i, s:i}", "vaults", c->conf.max_vaults, "tokens",
+	                              c->conf.max_tokens, "disk_mb", c->conf.min_disk_mb));
+	json_decref(vaults);
+	json_decref(peers);
+	return ok(json_pack("{s:o}", "site", s));
+}
+
+/* --- peers --- */
+
+static bool
+hex64_ok(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (; *s; s++)
+		if (!isxdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static json_t *
+op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *p;
+	uint64_t site;
+	const char *name, *addr = json_string_value(json_object_get(req, "address")),
+	                  *pin = json_string_value(json_object_get(req, "pin"));
+	char path[32];
+	int rc;
+
+	if (arg_uint(req, "site", 65535, &site, &err))
+		return err;
+	if (!(name = arg_name(req, "name", &err)))
+		return err;
+	if (site == 0 || site == c->conf.site)
+		return fail(EINVAL, "a peer's site id is 1..65535 and not this site's (%u)",
+		            c->conf.site);
+	if (!addr || !strchr(addr, ':') || strlen(addr) > 120)
+		return fail(EINVAL, "\"address\" must be host:port of the peer's control");
+	if (!hex64_ok(pin))
+		return fail(EINVAL, "\"pin\" must be the SHA-256 of the peer's site certificate, "
+		                    "64 hex digits (vr-pki fingerprint CERT)");
+	peer_path(path, sizeof(path), (unsigned)site);
+	if (!ctl_catalog_get(c->cat, path, &p)) {
+		json_decref(p);
+		return fail(EEXIST, "peer %u exists (peer remove it first)", (unsigned)site);
+	}
+	p = json_pack("{s:i, s:s, s:s, s:s, s:s}", "site", (int)site, "name", name, "address",
+	              addr, "pin", pin, "status", "added");
+	rc = ctl_catalog_put(c->cat, path, p);
+	if (rc) {
+		json_decref(p);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "peer", p));
+}
+
+static json_t *
+op_peer_list(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *peers = json_array();
+	int rc = ctl_catalog_scan(c->cat, "peer/", peers);
+
+	if (rc) {
+		json_decref(peers);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "peers", peers));
+}
+
+static json_t *
+op_peer_remove(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *p, *vaults = json_array(), *v;
+	uint64_t site;
+	char path[32];
+	size_t i;
+	int rc;
+
+	if (arg_uint(req, "site", 65535, &site, &err)) {
+		json_decref(vaults);
+		return err;
+	}
+	peer_path(path, sizeof(path), (unsigned)site);
+	if (ctl_catalog_get(c->cat, path, &p)) {
+		json_decref(vaults);
+		return fail(ENOENT, "no peer %u", (unsigned)site);
+	}
+	json_decref(p);
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	json_array_foreach(vaults, i, v)
+	{
+		json_t *r, *rs = json_object_get(v, "replicas");
+		size_t k;
+
+		if ((uint64_t)json_integer_value(json_object_get(v, "primary")) == site) {
+			rc = EBUSY;
+			goto busy;
+		}
+		json_array_foreach(rs, k, r) if ((uint64_t)json_integer_value(
+		                                     json_object_get(r, "site")) == site)
+		{
+			rc = EBUSY;
+			goto busy;
+		}
+	}
+	json_decref(vaults);
+	rc = ctl_catalog_del(c->cat, path);
+	return rc ? fail(-rc, "catalog: %s", strerror(-rc)) : ok(NULL);
+busy:
+	err = fail(rc, "peer %u still shares vault %s (account %lld): delete it first",
+	           (unsigned)site, json_string_value(json_object_get(v, "name")),
+	           (long long)json_integer_value(json_object_get(v, "account")));
+	json_decref(vaults);
+	return err;
+}
+
+/* --- vaults --- */
+
+static json_t *
+op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *seq, *r, *site = site_entry(c), *all = json_array();
+	uint64_t account, id = 1;
+	const char *name;
+	char path[128], hv[48], when[32];
+	int rc;
+
+	bool inited = json_is_true(json_object_get(site, "initialized"));
+
+	json_decref(site);
+	if (!inited) {
+		json_decref(all);
+		return fail(EAGAIN, "the site is not initialized: site init first");
+	}
+	if (arg_uint(req, "account", UINT64_MAX, &account, &err) ||
+	    !(name = arg_name(req, "name", &err))) {
+		json_decref(all);
+		return err;
+	}
+	vault_path(path, sizeof(path), account, name);
+	if (!ctl_catalog_get(c->cat, path, &v)) {
+		json_decref(v);
+		json_decref(all);
+		return fail(EEXIST, "vault %s exists in account %" PRIu64, name, account);
+	}
+	ctl_catalog_scan(c->cat, "vault/", all);
+	rc = json_array_size(all) >= c->conf.max_vaults;
+	json_decref(all);
+	if (rc)
+		return fail(ENOSPC, "this site holds its limit of %u vaults ([limits] vaults)",
+		            c->conf.max_vaults);
+	if (!ctl_catalog_get(c->cat, "seq/vault", &seq)) {
+		id = (uint64_t)json_integer_value(json_object_get(seq, "next"));
+		json_decref(seq);
+	}
+	if (id == 0 || id > UINT32_MAX)
+		return fail(EOVERFLOW, "vault ids are exhausted at this site");
+	seq = json_pack("{s:I}", "next", (json_int_t)(id + 1));
+	rc = ctl_catalog_put(c->cat, "seq/vault", seq);
+	json_decref(seq);
+	if (rc)
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	now_iso(when, sizeof(when));
+	v = json_pack("{s:I, s:s, s:I, s:i, s:s, s:s, s:s, s:[]}", "account", (json_int_t)account,
+	              "name", name, "id", (json_int_t)id, "primary", c->conf.site, "role",
+	              "primary", "status", "creating", "created", when, "replicas");
+	/* Written first: a crash part-way leaves a "creating" entry that names what to undo. */
+	rc = ctl_catalog_put(c->cat, path, v);
+	if (rc) {
+		json_decref(v);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	hsm_vault(hv, v);
+	r = hsm(c, json_pack("{s:s, s:s}", "op", "vault.create", "vault", hv), &err);
+	if (!r)
+		goto undo_entry;
+	json_object_set(v, "token", json_object_get(r, "token"));
+	json_object_set(v, "serial", json_object_get(r, "serial"));
+	json_decref(r);
+	if (c->conf.dp[0]) {
+		/* The account WAL, its seed record first (V2); members come with replication. */
+		r = dp(c,
+		       json_pack("{s:s, s:I, s:I, s:[]}", "op", "stream.add", "account",
+		                 (json_int_t)account, "vault", (json_int_t)id, "members"),
+		       &err);
+		if (!r)
+			goto undo_partition;
+		json_object_set(v, "stream_lsn", json_object_get(r, "durable_lsn"));
+		json_decref(r);
+	}
+	json_object_set_new(v, "status", json_string("ready"));
+	rc = ctl_catalog_put(c->cat, path, v);
+	if (rc) {
+		err = fail(-rc, "catalog: %s", strerror(-rc));
+		goto undo_partition;
+	}
+	return ok(json_pack("{s:o}", "vault", v));
+undo_partition:
+	json_decref(hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &r));
+	if (r) {
+		vr_err("control", "vault %s: the partition %s could not be deleted: %s", name, hv,
+		       json_string_value(json_object_get(r, "error")));
+		json_decref(r);
+	}
+undo_entry:
+	ctl_catalog_del(c->cat, path);
+	json_decref(v);
+	return err;
+}
+
+static json_t *
+op_vault_list(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *vaults = json_array();
+	int rc = ctl_catalog_scan(c->cat, "vault/", vaults);
+
+	if (rc) {
+		json_decref(vaults);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "vaults", vaults));
+}
+
+static json_t *
+op_vault_show(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *keys = json_array();
+	uint64_t account;
+	const char *name;
+	char path[160];
+
+	v = vault_arg(c, req, "name", &account, &name, &err);
+	if (!v) {
+		json_decref(keys);
+		return err;
+	}
+	key_path(path, sizeof(path), account, name, NULL);
+	ctl_catalog_scan(c->cat, path, keys);
+	return ok(json_pack("{s:o, s:o}", "vault", v, "keys", keys));
+}
+
+static json_t *
+op_vault_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *r, *keys = json_array(), *k;
+	uint64_t account;
+	const char *name;
+	char path[160], hv[48];
+	size_t i;
+	int rc;
+
+	v = vault_arg(c, req, "name", &account, &name, &err);
+	if (!v) {
+		json_decref(keys);
+		return err;
+	}
+	if ((err = refuse_replica(c, v)))
+		goto out;
+	hsm_vault(hv, v);
+	r = hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
+	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT)
+		goto out;
+	json_decref(r);
+	json_decref(err);
+	err = NULL;
+	key_path(path, sizeof(path), account, name, NULL);
+	ctl_catalog_scan(c->cat, path, keys);
+	json_array_foreach(keys, i, k)
+	{
+		key_path(path, sizeof(path), account, name,
+		         json_string_value(json_object_get(k, "name")));
+		ctl_catalog_del(c->cat, path);
+	}
+	vault_path(path, sizeof(path), account, name);
+	rc = ctl_catalog_del(c->cat, path);
+	if (rc)
+		err = fail(-rc, "catalog: %s", strerror(-rc));
+out:
+	json_decref(keys);
+	json_decref(v);
+	return err ? err : ok(NULL);
+}
+
+/* --- keys --- */
+
+/* The vault and key of a key operation; NULL with *err. mutate: refuse at a replica. */
+static json_t *
+key_args(struct ctl *c, json_t *req, bool mutate, const char **key, json_t **err)
+{
+	uint64_t account;
+	const char *vname;
+	json_t *v = vault_arg(c, req, "vault", &account, &vname, err);
+
+	if (!v)
+		return NULL;
+	if (mutate && (*err = refuse_replica(c, v))) {
+		json_decref(v);
+		return NULL;
+	}
+	if (key && !(*key = arg_name(req, "key", err))) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+static json_t *
+key_entry(struct ctl *c, json_t *v, const char *key, char *path, size_t n)
+{
+	json_t *k;
+
+	key_path(path, n, (uint64_t)json_integer_value(json_object_get(v, "account")),
+	         json_string_value(json_object_get(v, "name")), key);
+	return ctl_catalog_get(c->cat, path, &k) ? NULL : k;
+}
+
+static json_t *
+op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *k, *r;
+	const char *key;
+	char path[200], hv[48], when[32];
+	int rc;
+
+	if (!(v = key_args(c, req, true, &key, &err)))
+		return err;
+	if ((k = key_entry(c, v, key, path, sizeof(path)))) {
+		json_decref(k);
+		json_decref(v);
+		return fail(EEXIST, "key %s exists (key rotate makes a new version)", key);
+	}
+	hsm_vault(hv, v);
+	json_decref(v);
+	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", hv, "name", key),
+	        &err);
+	if (!r)
+		return err;
+	now_iso(when, sizeof(when));
+	k = json_pack("{s:s, s:s, s:[O], s:s, s:s}", "name", key, "type", "aes-256-gcm",
+	              "versions", json_object_get(r, "version"), "created", when, "updated", when);
+	json_decref(r);
+	rc = ctl_catalog_put(c->cat, path, k);
+	if (rc) {
+		json_decref(k);
+		return fail(-rc, "catalog: %s (the key exists in the HSM)", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "key", k));
+}
+
+static json_t *
+op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *k, *r;
+	const char *key;
+	char path[200], hv[48], when[32];
+	int rc;
+
+	if (!(v = key_args(c, req, true, &key, &err)))
+		return err;
+	if (!(k = key_entry(c, v, key, path, sizeof(path)))) {
+		json_decref(v);
+		return fail(ENOENT, "no key %s in this vault", key);
+	}
+	hsm_vault(hv, v);
+	json_decref(v);
+	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.rotate", "vault", hv, "name", key),
+	        &err);
+	if (!r) {
+		json_decref(k);
+		return err;
+	}
+	now_iso(when, sizeof(when));
+	json_array_append(json_object_get(k, "versions"), json_object_get(r, "version"));
+	json_object_set_new(k, "updated", json_string(when));
+	json_decref(r);
+	rc = ctl_catalog_put(c->cat, path, k);
+	if (rc) {
+		json_decref(k);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", "key", k));
+}
+
+static json_t *
+op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *k, *r;
+	const char *key;
+	char path[200], hv[48];
+	int rc;
+
+	if (!(v = key_args(c, req, true, &key, &err)))
+		return err;
+	if (!(k = key_entry(c, v, key, path, sizeof(path)))) {
+		json_decref(v);
+		return fail(ENOENT, "no key %s in this vault", key);
+	}
+	json_decref(k);
+	hsm_vault(hv, v);
+	json_decref(v);
+	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
+	        &err);
+	if (!r)
+		return err;
+	rc = ctl_catalog_del(c->cat, path);
+	if (rc) {
+		json_decref(r);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:O}", "destroyed", json_object_get(r, "versions")
+	                                                ? json_object_get(r, "versions")
+	                                                : json_null()));
+}
+
+static json_t *
+op_key_list(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *keys = json_array();
+	char path[200];
+
+	if (!(v = key_args(c, req, false, NULL, &err))) {
+		json_decref(keys);
+		return err;
+	}
+	key_path(path, sizeof(path), (uint64_t)json_integer_value(json_object_get(v, "account")),
+	         json_string_value(json_object_get(v, "name")), NULL);
+	json_decref(v);
+	ctl_catalog_scan(c->cat, path, keys);
+	return ok(json_pack("{s:o}", "keys", keys));
+}
+
+static json_t *
+op_key_encrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *r, *hr;
+	const char *key, *text = json_string_value(json_object_get(req, "data")),
+	                 *b64 = json_string_value(json_object_get(req, "data_b64")),
+	                 *aad = json_string_value(json_object_get(req, "aad"));
+	char hv[48], *data = NULL, *ct;
+	size_t n;
+
+	if (!(v = key_args(c, req, false, &key, &err)))
+		return err;
+	if (!!text == !!b64) {
+		json_decref(v);
+		return fail(EINVAL, "give the plaintext as \"data\" (text) or \"data_b64\"");
+	}
+	hsm_vault(hv, v);
+	json_decref(v);
+	if (text)
+		data = vr_hsm_b64((const uint8_t *)text, strlen(text));
+	hr = json_pack("{s:s, s:s, s:s, s:s}", "op", "key.encrypt", "vault", hv, "name", key,
+	               "data", text ? data : b64);
+	free(data);
+	if (aad) {
+		char *a = vr_hsm_b64((const uint8_t *)aad, strlen(aad));
+
+		json_object_set_new(hr, "aad", json_string(a));
+		free(a);
+	}
+	r = hsm(c, hr, &err);
+	if (!r)
+		return err;
+	n = strlen(json_string_value(json_object_get(r, "iv"))) +
+	    strlen(json_string_value(json_object_get(r, "data"))) + 32;
+	ct = malloc(n);
+	if (!ct) {
+		json_decref(r);
+		return fail(ENOMEM, "out of memory");
+	}
+	snprintf(ct, n, "vr1:%lld:%s:%s", (long long)json_integer_value(json_object_get(r, "version")),
+	         json_string_value(json_object_get(r, "iv")),
+	         json_string_value(json_object_get(r, "data")));
+	json_decref(r);
+	r = json_pack("{s:s}", "ciphertext", ct);
+	free(ct);
+	return ok(r);
+}
+
+static json_t *
+op_key_decrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v, *r, *hr;
+	const char *key, *ct = json_string_value(json_object_get(req, "ciphertext")),
+	                 *aad = json_string_value(json_object_get(req, "aad"));
+	char hv[48], *copy, *ver, *iv, *data, *end;
+	const char *out;
+	uint8_t *plain = NULL;
+	size_t n = 0;
+	long version;
+
+	if (!(v = key_args(c, req, false, &key, &err)))
+		return err;
+	if (!ct || strncmp(ct, "vr1:", 4)) {
+		json_decref(v);
+		return fail(EINVAL, "\"ciphertext\" must be what key encrypt printed (vr1:...)");
+	}
+	copy = strdup(ct + 4);
+	ver = copy;
+	iv = copy ? strchr(copy, ':') : NULL;
+	data = iv ? strchr(iv + 1, ':') : NULL;
+	if (!data) {
+		free(copy);
+		json_decref(v);
+		return fail(EINVAL, "\"ciphertext\" must be vr1:<version>:<iv>:<data>");
+	}
+	*iv++ = 0;
+	*data++ = 0;
+	version = strtol(ver, &end, 10);
+	if (*end || version < 1) {
+		free(copy);
+		json_decref(v);
+		return fail(EINVAL, "\"ciphertext\" names no key version");
+	}
+	hsm_vault(hv, v);
+	json_decref(v);
+	hr = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "op", "key.decrypt", "vault", hv, "name",
+	               key, "version", (int)version, "iv", iv, "data", data);
+	free(copy);
+	if (aad) {
+		char *a = vr_hsm_b64((const uint8_t *)aad, strlen(aad));
+
+		json_object_set_new(hr, "aad", json_string(a));
+		free(a);
+	}
+	r = hsm(c, hr, &err);
+	if (!r)
+		return err;
+	out = json_string_value(json_object_get(r, "data"));
+	hr = json_pack("{s:s}", "data_b64", out ? out : "");
+	if (out && !vr_hsm_unb64(out, &plain, &n)) {
+		json_t *t = json_stringn((const char *)plain, n); /* NULL unless valid UTF-8 */
+
+		if (t && !memchr(plain, 0, n))
+			json_object_set_new(hr, "data", t);
+		else
+			json_decref(t);
+		vr_hsm_wipe_free(plain);
+	}
+	json_decref(r);
+	return ok(hr);
+}
+
+/* --- the dataplane, stats, audit --- */
+
+static json_t *
+op_stream_list(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err, *r = dp(c, json_pack("{s:s}", "op", "stream.list"), &err);
+
+	return r ? r : err;
+}
+
+static json_t *
+op_stream_show(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *r, *q;
+	uint64_t account, vault, primary = c->conf.site;
+
+	if (arg_uint(req, "account", UINT64_MAX, &account, &err) ||
+	    arg_uint(req, "vault", UINT32_MAX, &vault, &err))
+		return err;
+	if (json_object_get(req, "primary") && arg_uint(req, "primary", 65535, &primary, &err))
+		return err;
+	q = json_pack("{s:s, s:I, s:I, s:I}", "op", "stream.show", "account", (json_int_t)account,
+	              "vault", (json_int_t)vault, "primary", (json_int_t)primary);
+	r = dp(c, q, &err);
+	return r ? r : err;
+}
+
+static const char *const counter_names[] = {
+#define X(n, d) #n,
+    CTL_COUNTERS(X)
+#undef X
+};
+
+static json_t *
+op_stats(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *cs = json_object(), *res, *err = NULL, *d = NULL;
+	const uint64_t *v = (const uint64_t *)&c->stats;
+
+	for (unsigned i = 0; i < sizeof(counter_names) / sizeof(counter_names[0]); i++)
+		json_object_set_new(cs, counter_names[i], json_integer((json_int_t)v[i]));
+	res = json_pack("{s:o}", "control", cs);
+	if (c->conf.dp[0]) {
+		d = dp(c, json_pack("{s:s}", "op", "stats"), &err);
+		if (d) {
+			json_object_del(d, "status");
+			json_object_set_new(res, "dataplane", d);
+		} else {
+			json_object_set_new(res, "dataplane_error",
+			                    json_copy(json_object_get(err, "error")));
+			json_decref(err);
+		}
+	}
+	return ok(res);
+}
+
+static json_t *
+op_audit_show(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *r;
+	uint64_t from = 0, max = 20;
+
+	if (json_object_get(req, "from") && arg_uint(req, "from", UINT64_MAX, &from, &err))
+		return err;
+	if (json_object_get(req, "max") && arg_uint(req, "max", 1000, &max, &err))
+		return err;
+	r = ctl_audit_show(c->audit, from, (unsigned)(max ? max : 1));
+	return r ? r : fail(ENOMEM, "out of memory");
+}
+
+/* --- the table --- */
+
+struct op {
+	const char *name;
+	enum vr_role role;
+	unsigned flags;
+	json_t *(*fn)(struct ctl *c, const struct ctl_who *who, json_t *req);
+};
+
+static const struct op ops[] = {
+    {"ping", VR_ROLE_READER, 0, op_ping},
+    {"site.init", VR_ROLE_ADMIN, AUDIT, op_site_init},
+    {"site.show", VR_ROLE_READER, 0, op_site_show},
+    {"peer.add", VR_ROLE_ADMIN, AUDIT, op_peer_add},
+    {"peer.list", VR_ROLE_READER, 0, op_peer_list},
+    {"peer.remove", VR_ROLE_ADMIN, AUDIT, op_peer_remove},
+    {"vault.create", VR_ROLE_OPERATOR, AUDIT, op_vault_create},
+    {"vault.list", VR_ROLE_READER, 0, op_vault_list},
+    {"vault.show", VR_ROLE_READER, 0, op_vault_show},
+    {"vault.delete", VR_ROLE_ADMIN, AUDIT, op_vault_delete},
+    {"key.create", VR_ROLE_OPERATOR, AUDIT, op_key_create},
+    {"key.rotate", VR_ROLE_OPERATOR, AUDIT, op_key_rotate},
+    {"key.delete", VR_ROLE_OPERATOR, AUDIT, op_key_delete},
+    {"key.list", VR_ROLE_READER, 0, op_key_list},
+    {"key.encrypt", VR_ROLE_OPERATOR, AUDIT, op_key_encrypt},
+    {"key.decrypt", VR_ROLE_OPERATOR, AUDIT, op_key_decrypt},
+    {"stream.list", VR_ROLE_READER, 0, op_stream_list},
+    {"stream.show", VR_ROLE_READER, 0, op_stream_show},
+    {"stats", VR_ROLE_READER, 0, op_stats},
+    {"audit.show", VR_ROLE_READER, 0, op_audit_show},
+};
+
+/* What the audit log keeps of a request: every argument but customer data (sizes instead). */
+static json_t *
+audit_args(json_t *req)
+{
+	static const char *const data_keys[] = {"data", "data_b64", "ciphertext", "aad"};
+	json_t *a = json_copy(req);
+
+	json_object_del(a, "op");
+	for (unsigned i = 0; i < sizeof(data_keys) / sizeof(data_keys[0]); i++) {
+		const char *s = json_string_value(json_object_get(a, data_keys[i]));
+		char k[32];
+
+		if (!s)
+			continue;
+		snprintf(k, sizeof(k), "%s_size", data_keys[i]);
+		json_object_set_new(a, k, json_integer((json_int_t)strlen(s)));
+		json_object_del(a, data_keys[i]);
+	}
+	return a;
+}
+
+json_t *
+ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "op"));
+	const struct op *op = NULL;
+	json_t *res, *args;
+	int status;
+
+	c->stats.requests++;
+	for (unsigned i = 0; name && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!strcmp(ops[i].name, name))
+			op = &ops[i];
+	if (!op) {
+		c->stats.request_errors++;
+		return fail(ENOSYS, "unknown operation \"%s\"", name ? name : "(none)");
+	}
+	if (who->role < op->role) {
+		c->stats.denied++;
+		res = fail(EPERM, "%s needs the %s role; %s has %s", op->name,
+		           vr_api_role_name(op->role), who->name, vr_api_role_name(who->role));
+	} else {
+		res = op->fn(c, who, req);
+	}
+	status = (int)json_integer_value(json_object_get(res, "status"));
+	if (status)
+		c->stats.request_errors++;
+	if ((op->flags & AUDIT) || status == EPERM) {
+		args = audit_args(req);
+		if (ctl_audit_append(c->audit, who, op->name, args, status,
+		                     json_string_value(json_object_get(res, "error"))) &&
+		    !status) {
+			/* Done but not recorded: say so rather than answer as if all were well. */
+			json_decref(res);
+			res = fail(EIO, "%s was done, but the audit log could not record it", op->name);
+		}
+		json_decref(args);
+	}
+	return res;
+}
+
+void
+ctl_ops_start(struct ctl *c)
+{
+	json_t *vaults = json_array(), *v;
+	size_t i;
+
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	json_array_foreach(vaults, i, v)
+	{
+		json_t *err = NULL, *r;
+		const char *status = json_string_value(json_object_get(v, "status"));
+
+		if (status && !strcmp(status, "creating")) {
+			/* A create that did not finish: undo it (no half-made vault). */
+			char path[128], hv[48];
+
+			hsm_vault(hv, v);
+			json_decref(hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv),
+			                &err));
+			json_decref(err);
+			vault_path(path, sizeof(path),
+			           (uint64_t)json_integer_value(json_object_get(v, "account")),
+			           json_string_value(json_object_get(v, "name")));
+			ctl_catalog_del(c->cat, path);
+			vr_warn("control", "vault %s: a create that did not finish was undone",
+			        json_string_value(json_object_get(v, "name")));
+			continue;
+		}
+		if (!c->conf.dp[0] || strcmp(json_string_value(json_object_get(v, "role")), "primary"))
+			continue;
+		r = dp(c,
+		       json_pack("{s:s, s:O, s:O, s:[]}", "op", "stream.add", "account",
+		                 json_object_get(v, "account"), "vault", json_object_get(v, "id"),
+		                 "members"),
+		       &err);
+		if (!r && json_integer_value(json_object_get(err, "status")) != EEXIST)
+			vr_warn("control", "vault %s: the dataplane does not have its stream: %s",
+			        json_string_value(json_object_get(v, "name")),
+			        json_string_value(json_object_get(err, "error")));
+		json_decref(r);
+		json_decref(err);
+	}
+	json_decref(vaults);
+}
