@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * vaultrep-control as an operator meets it: every step through vaultrepctl (a real process),
+ * against a real control process, its HSM agent on a SoftHSMv2 of the test's own, and
+ * certificates made by tools/vr-pki.
+ *
+ *   vaultrepctl --socket ----------------> console (unix) ---+
+ *   vaultrepctl --connect (mutual TLS) --> 127.0.0.1:<port> --+--> vaultrep-control --> agent
+ *                                                                   catalog, audit.log
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vr_api.h"
+#include "vr_common.h"
+#include "vr_hsm.h"
+#include "vr_test.h"
+
+struct site {
+	char *dir;
+	char agent_sock[300], ctl_sock[300], conf[300], pki[300], state[300];
+	int agent_pid, ctl_pid;
+	unsigned port;
+	char console[400], admin[1200], reader[1200];
+};
+
+static void
+sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	ck_assert_msg(rc == 0, "%s: exit %d", cmd, rc);
+}
+
+static unsigned
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t n = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &n), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* vaultrepctl with `auth` and the arguments; its stdout and stderr into out; its exit status. */
+static int
+ctl(const char *auth, char *out, size_t n, const char *fmt, ...)
+{
+	char cmd[4096], args[2048];
+	va_list ap;
+	FILE *p;
+	size_t got = 0;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s %s %s 2>&1", VR_CTL_BIN, auth, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (got + 1 < n) {
+		size_t r = fread(out + got, 1, n - 1 - got, p);
+
+		if (!r)
+			break;
+		got += r;
+	}
+	out[got] = 0;
+	status = pclose(p);
+	ck_assert_msg(WIFEXITED(status), "vaultrepctl %s: did not exit", args);
+	return WEXITSTATUS(status);
+}
+
+/* vaultrepctl that must succeed. */
+#define OK(auth, out, ...)                                                                          \
+	do {                                                                                       \
+		int rc_ = ctl(auth, out, sizeof(out), __VA_ARGS__);                                 \
+		ck_assert_msg(rc_ == 0, "exit %d: %s", rc_, out);                                   \
+	} while (0)
+
+static void
+write_conf(struct site *s, const char *dataplane)
+{
+	FILE *f = fopen(s->conf, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f,
+	        "[site]\nid = 1\nname = east\nstate = %s\nhsm = %s\n%s%s%s"
+	        "[mgmt]\nlisten = 127.0.0.1:%u\nsocket = %s\ncert = %s/site/site.crt\n"
+	        "key = %s/site/site.key\noperator_ca = %s/ops/ca.crt\n",
+	        s->state, s->agent_sock, dataplane ? "dataplane = " : "", dataplane ? dataplane : "",
+	        dataplane ? "\n" : "", s->port, s->ctl_sock, s->pki, s->pki, s->pki);
+	fclose(f);
+}
+
+static void
+start_agent(struct site *s)
+{
+	const char *argv[] = {VR_AGENT_BIN, "--socket", s->agent_sock, "--state",
+	                      s->state, NULL};
+	char st[320];
+
+	snprintf(st, sizeof(st), "%s/agent", s->dir);
+	argv[4] = st;
+	s->agent_pid = vr_test_spawn(argv, s->agent_sock);
+	ck_assert_msg(s->agent_pid > 0, "agent did not come up");
+}
+
+static void
+start_ctl(struct site *s)
+{
+	const char *argv[] = {VR_CONTROL_BIN, "--config", s->conf, NULL};
+
+	s->ctl_pid = vr_test_spawn(argv, s->ctl_sock);
+	ck_assert_msg(s->ctl_pid > 0, "control did not come up");
+}
+
+static void
+stop_ctl(struct site *s)
+{
+	int status = vr_test_stop(s->ctl_pid);
+
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "control did not stop cleanly (status %d)", status);
+	s->ctl_pid = 0;
+}
+
+/* A site: agent, PKI (site identity, operator CA, admin alice, reader bob), control. */
+static void
+site_up(struct site *s, const char *dataplane)
+{
+	memset(s, 0, sizeof(*s));
+	s->dir = vr_test_softhsm();
+	snprintf(s->agent_sock, sizeof(s->agent_sock), "%s/agent.sock", s->dir);
+	snprintf(s->ctl_sock, sizeof(s->ctl_sock), "%s/control.sock", s->dir);
+	snprintf(s->conf, sizeof(s->conf), "%s/control.conf", s->dir);
+	snprintf(s->pki, sizeof(s->pki), "%s/pki", s->dir);
+	snprintf(s->state, sizeof(s->state), "%s/control", s->dir);
+	s->port = free_port();
+	sh("%s site %s/site east >/dev/null && %s ca %s/ops >/dev/null && "
+	   "%s operator %s/ops alice admin >/dev/null && %s operator %s/ops bob reader >/dev/null",
+	   VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki);
+	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
+	snprintf(s->admin, sizeof(s->admin),
+	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/alice.crt "
+	         "--key %s/ops/alice.key",
+	         s->port, s->pki, s->pki, s->pki);
+	snprintf(s->reader, sizeof(s->reader),
+	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/bob.crt "
+	         "--key %s/ops/bob.key",
+	         s->port, s->pki, s->pki, s->pki);
+	write_conf(s, dataplane);
+	start_agent(s);
+	start_ctl(s);
+}
+
+static void
+site_down(struct site *s)
+{
+	if (s->ctl_pid)
+		stop_ctl(s);
+	if (s->agent_pid)
+		vr_test_stop(s->agent_pid);
+	vr_test_rmdir(s->dir);
+}
+
+/* The HSM agent's own list of partitions: what is really there, whatever control says. */
+static size_t
+partitions(struct site *s)
+{
+	struct vr_hsm *h = vr_hsm_connect(s->agent_sock);
+	json_t *req = json_pack("{s:s}", "op", "vault.list"), *res;
+	char err[256];
+	size_t n;
+
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(vr_hsm_call(h, req, &res, err, sizeof(err)), 0);
+	n = json_array_size(json_object_get(res, "vaults"));
+	json_decref(req);
+	json_decref(res);
+	vr_hsm_close(h);
+	return n;
+}
+
+static long
+counter(struct site *s, const char *name)
+{
+	char out[8192], *p;
+
+	OK(s->console, out, "stats");
+	p = strstr(out, name);
+	ck_assert_msg(p, "no counter %s in %s", name, out);
+	return strtol(p + strlen(name), NULL, 10);
+}
+
+/* A raw frame on the console socket; returns the response's status (or -1 on no answer). */
+static int
+raw_frame(struct site *s, const void *hdr, size_t hn, const void *body, size_t bn)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), status = -1;
+	uint8_t rh[4];
+	char buf[4096];
+	json_t *j;
+	json_error_t je;
+
+	ck_assert_uint_lt(strlen(s->ctl_sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, s->ctl_sock, strlen(s->ctl_sock) + 1);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(write(fd, hdr, hn), (ssize_t)hn);
+	if (bn)
+		ck_assert_int_eq(write(fd, body, bn), (ssize_t)bn);
+	if (read(fd, rh, 4) == 4) {
+		uint32_t n = vr_get_be32(rh);
+
+		if (n < sizeof(buf) && read(fd, buf, n) == (ssize_t)n) {
+			j = json_loadb(buf, n, 0, &je);
+			status = (int)json_integer_value(json_object_get(j, "status"));
+			json_decref(j);
+		}
+	}
+	/* ... and then the server closes the connection */
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	return status;
+}
+
+START_TEST(mgmt_port_refusals)
+{
+	struct site s;
+	char out[8192], other[400], auth[1200];
+	struct vr_api_tls bare;
+	struct vr_api *a;
+	json_t *req, *res = NULL;
+	int rc;
+	uint8_t hdr[4];
+
+	site_up(&s, NULL);
+	/* The admin's certificate opens the port and may do anything. */
+	OK(s.admin, out, "site init");
+	ck_assert_ptr_nonnull(strstr(out, "initialized"));
+
+	/* No certificate: the handshake (or the first read after it) fails; no answer comes. */
+	snprintf(other, sizeof(other), "%s/site/site.crt", s.pki);
+	bare = (struct vr_api_tls){.ca = other};
+	snprintf(auth, sizeof(auth), "127.0.0.1:%u", s.port);
+	a = vr_api_connect_tls(auth, &bare, out, sizeof(out));
+	/* TLS 1.3: the client's handshake ends before the server has checked it, so the
+	 * refusal (the server's alert) arrives on the first read. */
+	ck_assert_msg(a, "%s", out);
+	{
+		req = json_pack("{s:s}", "op", "vault.list");
+		rc = vr_api_call(a, req, &res, out, sizeof(out));
+		json_decref(req);
+		ck_assert_msg(rc != 0 && !res, "a client without a certificate got an answer");
+		ck_assert_ptr_nonnull(strstr(out, "certificate required"));
+		vr_api_close(a);
+	}
+
+	/* A certificate from another CA. */
+	sh("%s ca %s/other >/dev/null && %s operator %s/other mallory admin >/dev/null", VR_PKI,
+	   s.pki, VR_PKI, s.pki);
+	snprintf(auth, sizeof(auth),
+	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/other/mallory.crt "
+	         "--key %s/other/mallory.key",
+	         s.port, s.pki, s.pki, s.pki);
+	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault create account 1 name x"), 3);
+	ck_assert_msg(strstr(out, "unknown ca"), "%s", out);
+
+	/* An expired certificate from the right CA. */
+	sh("%s operator %s/ops old admin -1 >/dev/null", VR_PKI, s.pki);
+	snprintf(auth, sizeof(auth),
+	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/old.crt "
+	         "--key %s/ops/old.key",
+	         s.port, s.pki, s.pki, s.pki);
+	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault create account 1 name x"), 3);
+	ck_assert_msg(strstr(out, "expired"), "%s", out);
+
+	/* A control process that is not the pinned one (the client checks the server too). */
+	sh("%s site %s/impostor east >/dev/null", VR_PKI, s.pki);
+	snprintf(auth, sizeof(auth),
+	         "--connect 127.0.0.1:%u --ca %s/impostor/site.crt --cert %s/ops/alice.crt "
+	         "--key %s/ops/alice.key",
+	         s.port, s.pki, s.pki, s.pki);
+	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault list"), 3);
+	ck_assert_msg(strstr(out, "certificate verify failed"), "%s", out);
+
+	/* A reader reads, and cannot mutate. */
+	OK(s.reader, out, "vault list");
+	ck_assert_ptr_nonnull(strstr(out, "ACCOUNT"));
+	ck_assert_int_eq(ctl(s.reader, out, sizeof(out), "vault create account 1 name x"), 1);
+	ck_assert_msg(strstr(out, "needs the operator role") && strstr(out, "EPERM"), "%s", out);
+	ck_assert_int_eq(ctl(s.reader, out, sizeof(out), "site init"), 1);
+	ck_assert_msg(strstr(out, "needs the admin role"), "%s", out);
+	OK(s.console, out, "vault list");
+	ck_assert_ptr_nonnull(strstr(out, "(none)"));
+
+	/* Every refusal counted and audited, with the certificate's fault named. */
+	ck_assert_int_eq(counter(&s, "refused_tls"), 4); /* the impostor's client hung up too */
+	ck_assert_int_eq(counter(&s, "denied"), 2);
+	OK(s.console, out, "audit show max 100");
+	ck_assert_msg(strstr(out, "certificate has expired") &&
+	                  strstr(out, "unable to get local issuer certificate") &&
+	                  strstr(out, "needs the operator role") && strstr(out, "intact"),
+	              "%s", out);
+
+	/* Frames that are not requests end the connection, after an answer that says why. */
+	vr_put_be32(hdr, VR_API_MAX_MSG + 1);
+	ck_assert_int_eq(raw_frame(&s, hdr, 4, NULL, 0), EMSGSIZE);
+	vr_put_be32(hdr, 5);
+	ck_assert_int_eq(raw_frame(&s, hdr, 4, "[1,2]", 5), EPROTO);
+	ck_assert_int_eq(counter(&s, "bad_frames"), 2);
+	site_down(&s);
+}
+END_TEST
+
+START_TEST(vault_and_keys)
+{
+	struct site s;
+	char out[8192], ct[512], file[400], *p;
+	FILE *f;
+
+	site_up(&s, NULL);
+	/* Nothing before the site has its key pair. */
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault create account 42 name payments"),
+	                 1);
+	ck_assert_msg(strstr(out, "site init first"), "%s", out);
+	OK(s.admin, out, "site init");
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "site init"), 1);
+	ck_assert_msg(strstr(out, "EALREADY"), "%s", out);
+
+	OK(s.admin, out, "vault create account 42 name payments");
+	ck_assert_msg(strstr(out, "ready") && strstr(out, "pkcs11:"), "%s", out);
+	ck_assert_int_eq(partitions(&s), 1);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault create account 42 name payments"),
+	                 1);
+	ck_assert_msg(strstr(out, "exists") && strstr(out, "EEXIST"), "%s", out);
+	ck_assert_int_eq(partitions(&s), 1);
+
+	OK(s.admin, out, "key create account 42 vault payments key k1");
+	OK(s.admin, out, "--json key encrypt account 42 vault payments key k1 data \"hello world\"");
+	p = strstr(out, "vr1:");
+	ck_assert_msg(p, "%s", out);
+	snprintf(ct, sizeof(ct), "%.*s", (int)strcspn(p, "\""), p);
+	OK(s.admin, out, "key rotate account 42 vault payments key k1");
+	ck_assert_msg(strstr(out, "1,2"), "%s", out);
+	/* The old version still decrypts; a flipped byte does not. */
+	OK(s.admin, out, "key decrypt account 42 vault payments key k1 ciphertext %s", ct);
+	ck_assert_msg(strstr(out, "hello world"), "%s", out);
+	ct[strlen(ct) - 3] ^= 1;
+	ck_assert_int_eq(
+	    ctl(s.admin, out, sizeof(out), "key decrypt account 42 vault payments key k1 ciphertext %s",
+	        ct),
+	    1);
+	OK(s.reader, out, "key list account 42 vault payments");
+	ck_assert_msg(strstr(out, "KEY") && strstr(out, "k1") && strstr(out, "1,2"), "%s", out);
+	OK(s.reader, out, "vault show account 42 name payments");
+	ck_assert_msg(strstr(out, "ready") && strstr(out, "k1"), "%s", out);
+
+	/* Clear errors and exit codes: unknown vault (1), usage (2). */
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "key create account 42 vault nope key k"), 1);
+	ck_assert_msg(strstr(out, "no vault nope") && strstr(out, "ENOENT"), "%s", out);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "key create account 42 vault payments"), 2);
+	ck_assert_msg(strstr(out, "missing key"), "%s", out);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault explode"), 2);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault create account x name y"), 1);
+	ck_assert_msg(strstr(out, "\"account\" must be an integer"), "%s", out);
+	OK(s.admin, out, "key create --help");
+	ck_assert_msg(strstr(out, "usage: vaultrepctl key create account <account>"), "%s", out);
+
+	/* A command file runs line by line and stops at the first failure, naming it. */
+	snprintf(file, sizeof(file), "%s/cmds", s.dir);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "# lab setup\nkey create account 42 vault payments key k2\n\n"
+	           "key create account 42 vault payments key k2\n"
+	           "key create account 42 vault payments key k3\n");
+	fclose(f);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "-f %s", file), 1);
+	ck_assert_msg(strstr(out, "cmds:4") && strstr(out, "EEXIST"), "%s", out);
+	OK(s.reader, out, "key list account 42 vault payments");
+	ck_assert_msg(strstr(out, "k2") && !strstr(out, "k3"), "%s", out);
+
+	OK(s.admin, out, "key delete account 42 vault payments key k1");
+	OK(s.admin, out, "key list account 42 vault payments");
+	ck_assert_msg(!strstr(out, "k1"), "%s", out);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out),
+	                     "key encrypt account 42 vault payments key k1 data x"),
+	                 1);
+
+	OK(s.admin, out, "vault delete account 42 name payments");
+	OK(s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "(none)"), "%s", out);
+	ck_assert_int_eq(partitions(&s), 0);
+	site_down(&s);
+}
+END_TEST
+
+/* A failure at any step of vault create leaves nothing behind: no entry, no partition. */
+START_TEST(vault_create_rolls_back)
+{
+	struct site s;
+	char out[8192], dp[400];
+
+	snprintf(dp, sizeof(dp), "/nonexistent/vaultrep-dataplane.sock");
+	site_up(&s, dp);
+	OK(s.admin, out, "site init");
+	/* The dataplane is down: the partition was made, then undone. */
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault create account 7 name v"), 1);
+	ck_assert_msg(strstr(out, "dataplane is not reachable"), "%s", out);
+	ck_assert_int_eq(partitions(&s), 0);
+	OK(s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "(none)"), "%s", out);
+
+	/* The HSM agent is down: nothing is made. */
+	vr_test_stop(s.agent_pid);
+	s.agent_pid = 0;
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "vault create account 7 name v"), 1);
+	ck_assert_msg(strstr(out, "HSM agent is not reachable") && strstr(out, "ENOTCONN"), "%s",
+	              out);
+	OK(s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "(none)"), "%s", out);
+	start_agent(&s);
+	ck_assert_int_eq(partitions(&s), 0);
+	site_down(&s);
+}
+END_TEST
+
+static void
+edit_audit(struct site *s, int line, const char *from, const char *to, bool drop_last)
+{
+	char path[400], tmp[420];
+
+	snprintf(path, sizeof(path), "%s/audit.log", s->state);
+	snprintf(tmp, sizeof(tmp), "%s.orig", path);
+	if (from)
+		sh("cp %s %s && sed -i '%ds/%s/%s/' %s", path, tmp, line, from, to, path);
+	else if (drop_last)
+		sh("cp %s %s && sed -i '$d' %s", path, tmp, path);
+	else
+		sh("mv %s %s", tmp, path);
+}
+
+START_TEST(restart_keeps_catalog_and_audit)
+{
+	struct site s;
+	char out[8192], pin[65];
+	long seq;
+	char *p;
+
+	site_up(&s, NULL);
+	OK(s.admin, out, "site init");
+	memset(pin, 'a', 64);
+	pin[64] = 0;
+	OK(s.admin, out, "peer add site 2 name west address 127.0.0.1:7444 pin %s", pin);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out),
+	                     "peer add site 3 name bad address 127.0.0.1:7444 pin 12"),
+	                 1);
+	OK(s.admin, out, "vault create account 42 name payments");
+	OK(s.admin, out, "key create account 42 vault payments key k1");
+	OK(s.console, out, "audit show");
+	p = strstr(out, "head.seq");
+	ck_assert_ptr_nonnull(p);
+	seq = strtol(p + strlen("head.seq"), NULL, 10);
+	ck_assert_int_eq(seq, 5);
+
+	stop_ctl(&s);
+	start_ctl(&s);
+	OK(s.reader, out, "vault list");
+	ck_assert_msg(strstr(out, "payments") && strstr(out, "ready"), "%s", out);
+	OK(s.reader, out, "peer list");
+	ck_assert_msg(strstr(out, "west") && strstr(out, "127.0.0.1:7444"), "%s", out);
+	OK(s.reader, out, "key list account 42 vault payments");
+	ck_assert_msg(strstr(out, "k1"), "%s", out);
+	OK(s.admin, out, "key rotate account 42 vault payments key k1");
+	OK(s.console, out, "audit show");
+	ck_assert_msg(strstr(out, "head.seq                 6") && strstr(out, "intact") &&
+	                  strstr(out, "alice"),
+	              "%s", out);
+
+	/* An entry changed after the fact: the chain breaks there. */
+	edit_audit(&s, 2, "west", "evil", false);
+	OK(s.console, out, "audit show");
+	ck_assert_msg(strstr(out, "broken at seq 2"), "%s", out);
+	edit_audit(&s, 0, NULL, NULL, false);
+	OK(s.console, out, "audit show");
+	ck_assert_msg(strstr(out, "intact"), "%s", out);
+	/* The last entry cut off: the catalog's head catches it. */
+	edit_audit(&s, 0, NULL, NULL, true);
+	OK(s.console, out, "audit show");
+	ck_assert_msg(strstr(out, "cut short"), "%s", out);
+	edit_audit(&s, 0, NULL, NULL, false);
+	site_down(&s);
+}
+END_TEST
+
+int
+main(void)
+{
+	const TTest *tests[] = {
+	    mgmt_port_refusals,
+	    vault_and_keys,
+	    vault_create_rolls_back,
+	    restart_keeps_catalog_and_audit,
+	};
+
+	return vr_test_run("control:sites", 300, tests, sizeof(tests) / sizeof(tests[0]));
+}
