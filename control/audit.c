@@ -241,9 +241,10 @@ ctl_audit_append(struct ctl_audit *a, const struct ctl_who *who, const char *op,
 	int rc = 0;
 
 	now_iso(when, sizeof(when));
-	e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:i, s:s}", "seq", (json_int_t)(a->seq + 1),
+	/* "o" takes the reference: a borrowed args gets one of its own first. */
+	e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:i, s:s}", "seq", (json_int_t)(a->seq + 1),
 	              "time", when, "who", who->name, "role", vr_api_role_name(who->role), "op",
-	              op, "args", args ? args : json_object(), "status", status, "prev", a->hash);
+	              op, "args", args ? json_incref(args) : json_object(), "status", status, "prev", a->hash);
 	if (!e)
 		return -ENOMEM;
 	if (status && error)

@@ -710,9 +710,9 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(r);
 		return fail(-rc, "catalog: %s", strerror(-rc));
 	}
-	return ok(json_pack("{s:O}", "destroyed", json_object_get(r, "versions")
-	                                                ? json_object_get(r, "versions")
-	                                                : json_null()));
+	v = json_pack("{s:O?}", "destroyed", json_object_get(r, "versions"));
+	json_decref(r);
+	return ok(v);
 }
 
 static json_t *

@@ -36,6 +36,10 @@ struct site {
 	char console[400], admin[1200], reader[1200];
 };
 
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl(const char *auth, char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
 sh(const char *fmt, ...)
 {
