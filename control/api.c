@@ -160,7 +160,8 @@ tcp_connect(const char *hostport, char *err, size_t err_n)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		snprintf(err, err_n, "cannot connect to %s: %s", hostport, strerror(e ? e : EHOSTUNREACH));
+		snprintf(err, err_n, "cannot connect to %s: %s", hostport,
+		         strerror(e ? e : EHOSTUNREACH));
 	return fd;
 }
 
@@ -289,7 +290,8 @@ io_all(struct vr_api *a, void *buf, size_t n, bool writing)
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0)
-				return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+				return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT
+				                                               : -errno;
 			if (r == 0)
 				return -ECONNRESET;
 		}

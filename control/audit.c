@@ -130,10 +130,11 @@ walk(struct ctl_audit *a, struct walk *w)
 				         (long long)json_integer_value(seq),
 				         (unsigned long long)w->seq + 1);
 			else if (strcmp(prev, w->hash))
-				snprintf(w->broken, sizeof(w->broken),
-				         "broken at seq %lld: its prev is not the hash of the entry "
-				         "before",
-				         (long long)json_integer_value(seq));
+				snprintf(
+				    w->broken, sizeof(w->broken),
+				    "broken at seq %lld: its prev is not the hash of the entry "
+				    "before",
+				    (long long)json_integer_value(seq));
 			else if (strcmp(hash, want))
 				snprintf(w->broken, sizeof(w->broken),
 				         "broken at seq %lld: its contents do not match its hash",
@@ -172,7 +173,8 @@ check_head(struct ctl_audit *a, struct walk *w)
 		         (unsigned long long)w->seq, (unsigned long long)seq);
 	else if (seq == w->seq && hash && strcmp(hash, w->hash))
 		snprintf(w->broken, sizeof(w->broken),
-		         "broken at seq %llu: not the entry that was written", (unsigned long long)seq);
+		         "broken at seq %llu: not the entry that was written",
+		         (unsigned long long)seq);
 	json_decref(h);
 }
 
@@ -243,8 +245,9 @@ ctl_audit_append(struct ctl_audit *a, const struct ctl_who *who, const char *op,
 	now_iso(when, sizeof(when));
 	/* "o" takes the reference: a borrowed args gets one of its own first. */
 	e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:i, s:s}", "seq", (json_int_t)(a->seq + 1),
-	              "time", when, "who", who->name, "role", vr_api_role_name(who->role), "op",
-	              op, "args", args ? json_incref(args) : json_object(), "status", status, "prev", a->hash);
+	              "time", when, "who", who->name, "role", vr_api_role_name(who->role), "op", op,
+	              "args", args ? json_incref(args) : json_object(), "status", status, "prev",
+	              a->hash);
 	if (!e)
 		return -ENOMEM;
 	if (status && error)

@@ -20,17 +20,17 @@
 enum { CTL_MAX_UIDS = 8 };
 
 struct ctl_conf {
-	uint16_t site;     /* [site] id, 1..65535 */
-	char name[64];     /* [site] name */
-	char state[256];   /* [site] state: the catalog and the audit log live here */
-	char hsm[108];     /* [site] hsm: the agent's socket */
-	char dp[108];      /* [site] dataplane: its control socket ("" = none) */
-	unsigned shard;    /* [site] kek_shard: the site key pair's shard (0) */
-	char listen[128];  /* [mgmt] listen: host:port of the management port ("" = none) */
-	char socket[108];  /* [mgmt] socket: the console socket */
-	char cert[256];    /* [mgmt] cert: the site's TLS certificate (PEM) */
-	char key[256];     /* [mgmt] key: its private key (PEM) */
-	char op_ca[256];   /* [mgmt] operator_ca: issues operator certificates */
+	uint16_t site;            /* [site] id, 1..65535 */
+	char name[64];            /* [site] name */
+	char state[256];          /* [site] state: the catalog and the audit log live here */
+	char hsm[108];            /* [site] hsm: the agent's socket */
+	char dp[108];             /* [site] dataplane: its control socket ("" = none) */
+	unsigned shard;           /* [site] kek_shard: the site key pair's shard (0) */
+	char listen[128];         /* [mgmt] listen: host:port of the management port ("" = none) */
+	char socket[108];         /* [mgmt] socket: the console socket */
+	char cert[256];           /* [mgmt] cert: the site's TLS certificate (PEM) */
+	char key[256];            /* [mgmt] key: its private key (PEM) */
+	char op_ca[256];          /* [mgmt] operator_ca: issues operator certificates */
 	uid_t uids[CTL_MAX_UIDS]; /* [mgmt] console_uids (default: root and control's own) */
 	unsigned n_uids;
 	unsigned max_vaults;  /* [limits] vaults */
@@ -52,12 +52,12 @@ struct ctl_audit;
 
 /* Named counters of the control process (stats "control"). */
 #define CTL_COUNTERS(X)                                                                            \
-	X(conn_tls, "management connections that completed the TLS handshake")                    \
+	X(conn_tls, "management connections that completed the TLS handshake")                     \
 	X(conn_console, "console connections admitted")                                            \
 	X(refused_tls, "TLS handshakes failed: no, expired or foreign client certificate")         \
 	X(refused_role, "certificates without a known role (OU)")                                  \
 	X(refused_uid, "console connections from a uid not in console_uids")                       \
-	X(requests, "requests served")                                                              \
+	X(requests, "requests served")                                                             \
 	X(request_errors, "requests answered with an error")                                       \
 	X(denied, "requests refused for the caller's role")                                        \
 	X(bad_frames, "frames too long or not a JSON object (connection closed)")
@@ -94,8 +94,8 @@ int ctl_catalog_scan(struct ctl_catalog *cat, const char *prefix, json_t *arr);
 int ctl_audit_open(const char *dir, struct ctl_catalog *cat, struct ctl_audit **out);
 void ctl_audit_close(struct ctl_audit *a);
 /* Appends one entry, synced. args is borrowed (no secrets in it). 0 or -errno. */
-int ctl_audit_append(struct ctl_audit *a, const struct ctl_who *who, const char *op,
-                     json_t *args, int status, const char *error);
+int ctl_audit_append(struct ctl_audit *a, const struct ctl_who *who, const char *op, json_t *args,
+                     int status, const char *error);
 /* Entries from seq `from` (1-based), at most max; chain state and head. */
 json_t *ctl_audit_show(struct ctl_audit *a, uint64_t from, unsigned max);
 

@@ -156,8 +156,9 @@ admit_cert(struct conn *k)
 	k->who.role = vr_api_role(ou);
 	if (k->who.role == VR_ROLE_NONE) {
 		k->c->stats.refused_role++;
-		ctl_audit_append(k->c->audit, &k->who, "connect", NULL, EACCES,
-		                 "certificate without a role: OU must be admin, operator or reader");
+		ctl_audit_append(
+		    k->c->audit, &k->who, "connect", NULL, EACCES,
+		    "certificate without a role: OU must be admin, operator or reader");
 		return false;
 	}
 	k->c->stats.conn_tls++;
@@ -299,7 +300,7 @@ on_unix_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 static int
 tls_ctx(struct ctl *c, char *err, size_t err_n)
 {
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 	unsigned long e;
 
 	server_ctx = SSL_CTX_new(TLS_server_method());

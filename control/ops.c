@@ -210,7 +210,8 @@ refuse_replica(struct ctl *c, json_t *v)
 		return NULL;
 	peer_path(path, sizeof(path), primary);
 	if (!ctl_catalog_get(c->cat, path, &p)) {
-		snprintf(pname, sizeof(pname), " (%s)", json_string_value(json_object_get(p, "name")));
+		snprintf(pname, sizeof(pname), " (%s)",
+		         json_string_value(json_object_get(p, "name")));
 		json_decref(p);
 	}
 	return fail(EROFS, "vault %s is a replica here: change it at its primary, site %u%s",
@@ -259,8 +260,7 @@ op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
 	r = hsm(c, json_pack("{s:s, s:s}", "op", "site.public", "shard", shard), &err);
 	if (!r) {
 		json_decref(err);
-		r = hsm(c, json_pack("{s:s, s:s}", "op", "site.generate", "shard", shard),
-		        &err);
+		r = hsm(c, json_pack("{s:s, s:s}", "op", "site.generate", "shard", shard), &err);
 		if (!r)
 			return err;
 	}
@@ -347,8 +347,8 @@ op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(p);
 		return fail(EEXIST, "peer %u exists (peer remove it first)", (unsigned)site);
 	}
-	p = json_pack("{s:i, s:s, s:s, s:s, s:s}", "site", (int)site, "name", name, "address",
-	              addr, "pin", pin, "status", "added");
+	p = json_pack("{s:i, s:s, s:s, s:s, s:s}", "site", (int)site, "name", name, "address", addr,
+	              "pin", pin, "status", "added");
 	rc = ctl_catalog_put(c->cat, path, p);
 	if (rc) {
 		json_decref(p);
@@ -399,8 +399,8 @@ op_peer_remove(struct ctl *c, const struct ctl_who *who, json_t *req)
 			rc = EBUSY;
 			goto busy;
 		}
-		json_array_foreach(rs, k, r) if ((uint64_t)json_integer_value(
-		                                     json_object_get(r, "site")) == site)
+		json_array_foreach(
+		    rs, k, r) if ((uint64_t)json_integer_value(json_object_get(r, "site")) == site)
 		{
 			rc = EBUSY;
 			goto busy;
@@ -639,8 +639,8 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (!r)
 		return err;
 	now_iso(when, sizeof(when));
-	k = json_pack("{s:s, s:s, s:[O], s:s, s:s}", "name", key, "type", "aes-256-gcm",
-	              "versions", json_object_get(r, "version"), "created", when, "updated", when);
+	k = json_pack("{s:s, s:s, s:[O], s:s, s:s}", "name", key, "type", "aes-256-gcm", "versions",
+	              json_object_get(r, "version"), "created", when, "updated", when);
 	json_decref(r);
 	rc = ctl_catalog_put(c->cat, path, k);
 	if (rc) {
@@ -771,7 +771,8 @@ op_key_encrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(r);
 		return fail(ENOMEM, "out of memory");
 	}
-	snprintf(ct, n, "vr1:%lld:%s:%s", (long long)json_integer_value(json_object_get(r, "version")),
+	snprintf(ct, n, "vr1:%lld:%s:%s",
+	         (long long)json_integer_value(json_object_get(r, "version")),
 	         json_string_value(json_object_get(r, "iv")),
 	         json_string_value(json_object_get(r, "data")));
 	json_decref(r);
@@ -1000,7 +1001,8 @@ ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
 		    !status) {
 			/* Done but not recorded: say so rather than answer as if all were well. */
 			json_decref(res);
-			res = fail(EIO, "%s was done, but the audit log could not record it", op->name);
+			res = fail(EIO, "%s was done, but the audit log could not record it",
+			           op->name);
 		}
 		json_decref(args);
 	}
@@ -1024,8 +1026,8 @@ ctl_ops_start(struct ctl *c)
 			char path[128], hv[48];
 
 			hsm_vault(hv, v);
-			json_decref(hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv),
-			                &err));
+			json_decref(hsm(
+			    c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err));
 			json_decref(err);
 			vault_path(path, sizeof(path),
 			           (uint64_t)json_integer_value(json_object_get(v, "account")),
@@ -1035,7 +1037,8 @@ ctl_ops_start(struct ctl *c)
 			        json_string_value(json_object_get(v, "name")));
 			continue;
 		}
-		if (!c->conf.dp[0] || strcmp(json_string_value(json_object_get(v, "role")), "primary"))
+		if (!c->conf.dp[0] ||
+		    strcmp(json_string_value(json_object_get(v, "role")), "primary"))
 			continue;
 		r = dp(c,
 		       json_pack("{s:s, s:O, s:O, s:[]}", "op", "stream.add", "account",

@@ -17,6 +17,18 @@
  *                from the origin's stream.add) when newer.
  *   key.install  account, vault, primary, key_id, blob  (receiver, with an hsm_agent)
  *                installs a key record that control carried (a member that lost the chain)
+ *                [room]: members the stream may grow to (stream.members), default as many as
+ *                it has; vault streams of control are made with room for their replicas
+ *   stream.members account, vault, members              (origin) -> lsn
+ *                the member set grows to `members` (the old ones, in order, then the new;
+ *                at most room): a MEMBERS record (V2), durable before the answer; a new member
+ *                is sent the stream from LSN 1 (from the log); with an hsm_agent, "keys" are
+ *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
+ *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
+ *                each, in order)
+ *   stream.append account, vault, type ("hsm"), rec_op ("key.insert", "key.rotate", "key.delete"),
+ *                payload (base64, <= 1024 bytes)        (origin) -> lsn
+ *                one record of control's own in the stream's WAL, answered once durable here
  *   stream.rekey account, vault                         (origin, with an hsm_agent)
  *                asks for the next payload key now; it is made, sent to the members in the
  *                stream and used once they confirm it (stream.show key_id)
@@ -264,7 +276,7 @@ op_stream_add(struct dp *dp, json_t *req)
 	struct dp_rekey *rk;
 	struct dp_skey k;
 	char msg[512];
-	size_t i;
+	size_t i, room;
 	int rc;
 
 	if ((err = stream_arg(dp, req, &id)))
@@ -280,10 +292,22 @@ op_stream_add(struct dp *dp, json_t *req)
 		            VR_REC_MAX_MEMBERS);
 	if (members && json_array_size(members) && id.primary != dp->conf.site)
 		return fail(EINVAL, "only the primary names the members of a stream");
+	room = json_array_size(members);
+	if (json_object_get(req, "room")) {
+		json_int_t r = json_integer_value(json_object_get(req, "room"));
+
+		if (!json_is_integer(json_object_get(req, "room")) || r < (json_int_t)room ||
+		    r > VR_REC_MAX_MEMBERS || id.primary != dp->conf.site)
+			return fail(EINVAL,
+			            "\"room\" is for an origin stream: its members' count..%d",
+			            VR_REC_MAX_MEMBERS);
+		room = (size_t)r;
+	}
 	/* The C heap, not DPDK's: 16 B of overhead instead of 128 (an idle stream's memory). */
-	st = calloc(1, sizeof(*st) + json_array_size(members) * sizeof(st->members[0]));
+	st = calloc(1, sizeof(*st) + room * sizeof(st->members[0]));
 	if (!st)
 		return fail(ENOMEM, "out of memory for a stream");
+	st->room = (uint8_t)room;
 	st->id = id;
 	st->origin = id.primary == dp->conf.site;
 	st->worker = (uint8_t)vr_wire_stream_owner(id.account, id.vault, id.primary, dp->n_workers);
@@ -467,6 +491,169 @@ op_stream_rekey(struct dp *dp, json_t *req)
 	return ok(json_pack("{s:i}", "key_id", (int)atomic_load(&st->key)->id));
 }
 
+/* control's one append in flight (the socket serves one request at a time) */
+static struct {
+	uint64_t token;
+	bool done;
+	int status;
+	uint64_t lsn;
+} appended;
+
+static void worker_msgs(struct dp *dp);
+
+/*
+ * Sends m (an APPEND) to the stream's worker and serves the worker's messages until it is
+ * answered (durable) or 5 s have passed. 0 with *lsn, or -errno.
+ */
+static int
+append_wait(struct dp *dp, struct dp_msg *m, uint64_t *lsn)
+{
+	struct pollfd pfd = {.fd = dp->ctl_wake, .events = POLLIN};
+	uint64_t until = rte_get_timer_cycles() + 5 * rte_get_timer_hz();
+
+	m->kind = DP_MSG_APPEND;
+	m->token = ++appended.token;
+	appended.done = false;
+	if (dp_msg_to_worker(dp, m)) {
+		free(m);
+		return -EBUSY;
+	}
+	while (!appended.done && rte_get_timer_cycles() < until && !atomic_load(&dp->quit)) {
+		if (poll(&pfd, 1, 50) > 0)
+			worker_msgs(dp);
+	}
+	if (!appended.done)
+		return -ETIMEDOUT;
+	*lsn = appended.lsn;
+	return appended.status;
+}
+
+static json_t *
+op_stream_members(struct dp *dp, json_t *req)
+{
+	json_t *err, *members = json_object_get(req, "members"), *v;
+	struct dp_stream *st;
+	struct dp_msg *m;
+	uint64_t lsn = 0;
+	size_t i;
+	int rc;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (!st->origin)
+		return fail(EINVAL, "only the origin of a stream changes its members");
+	if (!json_is_array(members) || json_array_size(members) < st->n_members)
+		return fail(EINVAL,
+		            "\"members\" must list the %u members the stream has, then the "
+		            "new ones",
+		            st->n_members);
+	if (json_array_size(members) > st->room)
+		return fail(ENOSPC, "the stream has room for %u members (stream.add room)",
+		            st->room);
+	if (!(m = calloc(1, sizeof(*m))))
+		return fail(ENOMEM, "out of memory");
+	json_array_foreach(members, i, v)
+	{
+		json_int_t s = json_integer_value(v);
+
+		if (!json_is_integer(v) || s < 1 || s > UINT16_MAX ||
+		    (i < st->n_members && st->members[i].site != s) ||
+		    (i >= st->n_members && !is_peer(dp, (uint16_t)s))) {
+			free(m);
+			return fail(EINVAL,
+			            "member %lld: not the stream's member %zu, or not a "
+			            "configured peer",
+			            (long long)s, i);
+		}
+		for (size_t k = 0; k < i; k++)
+			if (m->members[k] == s) {
+				free(m);
+				return fail(EINVAL, "member %lld is named twice", (long long)s);
+			}
+		m->members[i] = (uint16_t)s;
+	}
+	if (json_array_size(members) == st->n_members) {
+		free(m);
+		return ok(json_pack("{s:I}", "lsn", (json_int_t)st->durable_lsn));
+	}
+	m->st = st;
+	m->rec_type = VR_REC_INFRA;
+	m->rec_op = VR_REC_OP_MEMBERS;
+	m->n_members = (uint8_t)json_array_size(members);
+	rc = append_wait(dp, m, &lsn);
+	if (rc)
+		return fail(-rc, "the members record was not made durable: %s", strerror(-rc));
+	if (dp->conf.hsm[0]) {
+		/*
+		 * Key records in the stream are sealed under the key before them, so a newcomer
+		 * gets its first keys from control (K1), as a member named at stream.add does.
+		 */
+		json_t *keys;
+		char msg[512];
+
+		rc = dp_keys_records(dp, st, &keys, msg, sizeof(msg));
+		if (rc)
+			return fail(-rc, "members changed at LSN %llu, but their keys: %s",
+			            (unsigned long long)lsn, msg);
+		return ok(json_pack("{s:I, s:o}", "lsn", (json_int_t)lsn, "keys", keys));
+	}
+	return ok(json_pack("{s:I}", "lsn", (json_int_t)lsn));
+}
+
+static json_t *
+op_stream_append(struct dp *dp, json_t *req)
+{
+	static const struct {
+		const char *name;
+		uint8_t op;
+	} hsm_ops[] = {
+	    {"key.insert", VR_REC_OP_KEY_INSERT},
+	    {"key.rotate", VR_REC_OP_KEY_ROTATE},
+	    {"key.delete", VR_REC_OP_KEY_DELETE},
+	};
+	const char *type = json_string_value(json_object_get(req, "type")),
+	           *op = json_string_value(json_object_get(req, "rec_op")),
+	           *b64 = json_string_value(json_object_get(req, "payload"));
+	struct dp_stream *st;
+	struct dp_msg *m;
+	uint8_t *raw = NULL;
+	uint64_t lsn = 0;
+	size_t n = 0;
+	json_t *err;
+	int rc, rop = -1;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (!st->origin)
+		return fail(EINVAL, "records are appended at the origin of a stream");
+	if (!type || strcmp(type, "hsm"))
+		return fail(EINVAL, "\"type\" must be \"hsm\" (producers send data on the LAN)");
+	for (unsigned i = 0; op && i < RTE_DIM(hsm_ops); i++)
+		if (!strcmp(op, hsm_ops[i].name))
+			rop = hsm_ops[i].op;
+	if (rop < 0)
+		return fail(EINVAL, "\"rec_op\" must be key.insert, key.rotate or key.delete");
+	if (!b64 || vr_hsm_unb64(b64, &raw, &n) || !n || n > VR_WIRE_KEYREC_MAX_BLOB) {
+		free(raw);
+		return fail(EINVAL, "\"payload\" must be base64 of 1..%d bytes",
+		            VR_WIRE_KEYREC_MAX_BLOB);
+	}
+	if (!(m = calloc(1, sizeof(*m)))) {
+		free(raw);
+		return fail(ENOMEM, "out of memory");
+	}
+	m->st = st;
+	m->rec_type = VR_REC_HSM;
+	m->rec_op = (uint8_t)rop;
+	m->blob_size = (uint16_t)n;
+	memcpy(m->blob, raw, n);
+	free(raw);
+	rc = append_wait(dp, m, &lsn);
+	if (rc)
+		return fail(-rc, "the record was not made durable: %s", strerror(-rc));
+	return ok(json_pack("{s:I}", "lsn", (json_int_t)lsn));
+}
+
 /* Messages of the worker: make a key, install one, free one. */
 static void
 worker_msgs(struct dp *dp)
@@ -507,6 +694,14 @@ worker_msgs(struct dp *dp)
 				       st->id.primary, m->key_id, msg);
 			}
 			break;
+		case DP_MSG_APPENDED:
+			if (m->token == appended.token) {
+				appended.done = true;
+				appended.status = m->status;
+				appended.lsn = m->lsn;
+			}
+			free(m);
+			continue;
 		case DP_MSG_RETIRE:
 			rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
 			dp_key_free(dp, m->key);
@@ -710,6 +905,8 @@ static const struct {
     {"key.set", op_key_set},
     {"key.install", op_key_install},
     {"stream.rekey", op_stream_rekey},
+    {"stream.members", op_stream_members},
+    {"stream.append", op_stream_append},
     {"stream.show", op_stream_show},
     {"stream.list", op_stream_list},
     {"stream.read", op_stream_read},

@@ -194,6 +194,8 @@ enum dp_msg_kind {
 	DP_MSG_RETIRE,    /* worker -> control: free this key (no job names it any more) */
 	DP_MSG_NEXT_KEY,  /* control -> worker: rekey ready (or failed: rekey NULL) */
 	DP_MSG_INSTALLED, /* control -> worker: a key record was handled (status says how) */
+	DP_MSG_APPEND,    /* control -> worker: append a record (control's own: hsm, members) */
+	DP_MSG_APPENDED,  /* worker -> control: ... durable at lsn, or refused (status) */
 };
 
 struct dp_msg {
@@ -203,10 +205,18 @@ struct dp_msg {
 	struct dp_key *key;     /* RETIRE */
 	struct dp_rekey *rekey; /* NEXT_KEY */
 	uint32_t key_id;        /* KEYREC */
-	uint16_t blob_size;
+	uint8_t rec_type;       /* APPEND: the record's type and op */
+	uint8_t rec_op;
+	uint8_t n_members; /* APPEND of VR_REC_OP_MEMBERS: the new member set */
+	uint16_t members[VR_REC_MAX_MEMBERS];
+	uint64_t token;     /* APPEND, APPENDED: which request */
+	uint64_t lsn;       /* APPENDED */
+	uint16_t blob_size; /* KEYREC: the key record; APPEND: the payload */
 	uint8_t blob[VR_WIRE_KEYREC_MAX_BLOB];
 };
 
+/* Whom to answer for a record: a producer on the LAN, or control (port 0, producer_seq = the
+ * request's token; the answer goes through to_ctl). */
 struct dp_ackto {
 	uint32_t producer;
 	uint64_t producer_seq;
@@ -271,6 +281,7 @@ struct dp_stream {
 	uint8_t worker; /* the worker lcore that owns it (vr_wire_stream_owner) */
 	/* worker-owned from here; the flags together, so that an idle stream stays small */
 	uint8_t n_members;
+	uint8_t room; /* members[] allocated: control may add members up to it */
 	bool on_open_list;
 	bool cursor_dirty; /* origin: acks to save (on the worker's cursor list) */
 	bool cursor_busy;  /* origin: a cursor job is with the log writer */
@@ -439,6 +450,8 @@ int dp_keys_bootstrap(struct dp *dp, struct dp_stream *st, json_t **records, cha
 int dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t *blob, size_t n,
                     char *err, size_t err_n);
 struct dp_rekey *dp_keys_next(struct dp *dp, struct dp_stream *st, char *err, size_t err_n);
+/* control thread: an origin's stored keys wrapped for every member (stream.members, keys.c) */
+int dp_keys_records(struct dp *dp, struct dp_stream *st, json_t **out, char *err, size_t err_n);
 void dp_keys_close(void);
 /* Sends a message to the worker / control (never blocks: the rings are as large as needed). */
 int dp_msg_to_worker(struct dp *dp, struct dp_msg *m);

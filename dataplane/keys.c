@@ -517,6 +517,52 @@ fail:
 }
 
 /*
+ * An origin stream's stored keys (the newest two, oldest first), each wrapped again for every
+ * member: what control carries to a member that joins (stream.members), which installs them
+ * in that order. *out = {"<site>": [{key_id, blob}, ...]}. 0, or -errno with err.
+ */
+int
+dp_keys_records(struct dp *dp, struct dp_stream *st, json_t **out, char *err, size_t err_n)
+{
+	struct stored s[STORED];
+	struct dp_rekey *rk = calloc(1, sizeof(*rk));
+	unsigned n;
+	int rc = rk ? stored_get(dp, st, s, &n) : -ENOMEM;
+
+	*out = NULL;
+	if (rc) {
+		snprintf(err, err_n, "cannot read the stream's keys: %s", vr_rec_strerror(rc));
+		free(rk);
+		return rc;
+	}
+	*out = json_object();
+	for (unsigned i = 0; i < n && !rc; i++) {
+		memset(rk, 0, sizeof(*rk));
+		rc = rewrap(dp, st, &s[i], rk, err, err_n);
+		for (unsigned m = 0; !rc && m < rk->n; m++) {
+			char site[8], *b = vr_hsm_b64(rk->rec[m].blob, rk->rec[m].blob_size);
+			json_t *list;
+
+			snprintf(site, sizeof(site), "%u", rk->rec[m].site);
+			list = json_object_get(*out, site);
+			if (!list) {
+				list = json_array();
+				json_object_set_new(*out, site, list);
+			}
+			json_array_append_new(
+			    list, json_pack("{s:i, s:s?}", "key_id", (int)s[i].id, "blob", b));
+			free(b);
+		}
+	}
+	free(rk);
+	if (rc) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
  * A receiver installs key `id` of a key record (or of control, K1): unwrapped, stored, then
  * published as the current key; the current one becomes the previous, and the previous one is
  * freed after a grace period of the worker. 0, or -errno with err.

@@ -194,6 +194,8 @@ udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *
 	return m;
 }
 
+static void to_ctl(struct worker *w, struct dp_msg *m);
+
 static void
 send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to, int status,
                 uint64_t lsn)
@@ -209,9 +211,25 @@ send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ac
 	    .lsn = lsn,
 	};
 	uint8_t *pl;
-	struct rte_mbuf *m =
-	    udp_new(w, &w->dp->lan, &to->mac, to->ip, to->port, VR_WIRE_ACK_SIZE, &pl);
+	struct rte_mbuf *m;
 
+	if (!to->port) {
+		/* control's own record (stream.append, stream.members) */
+		struct dp_msg *cm = calloc(1, sizeof(*cm));
+
+		if (!cm) {
+			vr_err("dataplane", "out of memory: control's append %llu is not answered",
+			       (unsigned long long)to->producer_seq);
+			return;
+		}
+		*cm = (struct dp_msg){.kind = DP_MSG_APPENDED,
+		                      .status = status,
+		                      .token = to->producer_seq,
+		                      .lsn = lsn};
+		to_ctl(w, cm);
+		return;
+	}
+	m = udp_new(w, &w->dp->lan, &to->mac, to->ip, to->port, VR_WIRE_ACK_SIZE, &pl);
 	if (!m)
 		return;
 	vr_wire_ack_encode(&a, pl, VR_WIRE_ACK_SIZE);
@@ -833,6 +851,65 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	send_batch(w, st, j, (1u << st->n_members) - 1);
 }
 
+/*
+ * Puts record r (its LSN the stream's next) into the stream's open batch, to be answered to
+ * `to` once durable. 0 (*full: the batch is to be closed now), or -errno (counted; nothing
+ * taken; the caller answers).
+ */
+static int
+take_record(struct worker *w, struct dp_stream *st, struct vr_rec *r, const struct dp_ackto *to,
+            bool *full)
+{
+	struct dp *dp = w->dp;
+	enum vr_batch_verdict v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(r), w->now);
+	int rc;
+
+	if (v == VR_BATCH_TOO_BIG) {
+		DP_INC(w->s, ingest_too_big);
+		return -EMSGSIZE;
+	}
+	if (v == VR_BATCH_FLUSH) {
+		close_batch(w, st);
+		v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(r), w->now);
+	}
+	if (!st->open) {
+		st->open = dp_job_get(dp);
+		if (!st->open) {
+			vr_batch_reset(&st->b);
+			DP_INC(w->s, ingest_busy);
+			return -EBUSY;
+		}
+		st->open->kind = DP_JOB_RECORDS;
+		st->open->origin = true;
+		st->open->st = st;
+		st->open->epoch = st->epoch;
+		st->open->first_lsn = st->next_lsn;
+		st->open->t_open = w->now;
+		if (!st->on_open_list) {
+			st->on_open_list = true;
+			st->next_open = w->open_list;
+			w->open_list = st;
+		}
+	}
+	/* Unfinished: the log writer chains and checksums it (vr_log_append_as). */
+	rc = vr_rec_encode(r, NULL, st->open->data + st->open->bytes,
+	                   dp->job_bytes - st->open->bytes);
+	if (rc < 0) {
+		/* The batcher's bound and the job's room agree, so only a bad field gets here. */
+		st->b.n--;
+		st->b.bytes -= (uint32_t)vr_rec_size(r);
+		DP_INC(w->s, ingest_bad);
+		return rc;
+	}
+	st->open->acks[st->open->n++] = *to;
+	st->open->bytes += (uint32_t)rc;
+	st->open->last_lsn = st->next_lsn++;
+	st->records++;
+	st->bytes += r->payload_size;
+	*full = v == VR_BATCH_ADDED_FULL;
+	return 0;
+}
+
 static void
 ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip,
        const struct rte_udp_hdr *udp, const uint8_t *pl, size_t n)
@@ -843,7 +920,7 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 	struct dp_stream *st;
 	struct dp_producer *pr = NULL;
 	struct vr_rec r;
-	enum vr_batch_verdict v;
+	bool full;
 	int rc = vr_wire_ingest_parse(pl, n, &f);
 
 	if (rc) {
@@ -922,52 +999,11 @@ take:
 		send_ingest_ack(w, st, &to, -EPROTO, 0);
 		return;
 	}
-	v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(&r), w->now);
-	if (v == VR_BATCH_TOO_BIG) {
-		DP_INC(w->s, ingest_too_big);
-		send_ingest_ack(w, st, &to, -EMSGSIZE, 0);
-		return;
-	}
-	if (v == VR_BATCH_FLUSH) {
-		close_batch(w, st);
-		v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(&r), w->now);
-	}
-	if (!st->open) {
-		st->open = dp_job_get(dp);
-		if (!st->open) {
-			vr_batch_reset(&st->b);
-			DP_INC(w->s, ingest_busy);
-			send_ingest_ack(w, st, &to, -EBUSY, 0);
-			return;
-		}
-		st->open->kind = DP_JOB_RECORDS;
-		st->open->origin = true;
-		st->open->st = st;
-		st->open->epoch = st->epoch;
-		st->open->first_lsn = st->next_lsn;
-		st->open->t_open = w->now;
-		if (!st->on_open_list) {
-			st->on_open_list = true;
-			st->next_open = w->open_list;
-			w->open_list = st;
-		}
-	}
-	/* Unfinished: the log writer chains and checksums it (vr_log_append_as). */
-	rc = vr_rec_encode(&r, NULL, st->open->data + st->open->bytes,
-	                   dp->job_bytes - st->open->bytes);
-	if (rc < 0) {
-		/* The batcher's bound and the job's room agree, so only a bad field gets here. */
-		st->b.n--;
-		st->b.bytes -= (uint32_t)vr_rec_size(&r);
-		DP_INC(w->s, ingest_bad);
+	rc = take_record(w, st, &r, &to, &full);
+	if (rc) {
 		send_ingest_ack(w, st, &to, rc, 0);
 		return;
 	}
-	st->open->acks[st->open->n++] = to;
-	st->open->bytes += (uint32_t)rc;
-	st->open->last_lsn = st->next_lsn++;
-	st->records++;
-	st->bytes += f.payload_size;
 	if (!pr && !dp->conf.seal_only) {
 		/* A new producer takes the slot of the least recent one. */
 		pr = &st->prod[0];
@@ -979,7 +1015,7 @@ take:
 	if (pr)
 		pr->seq = f.producer_seq;
 	DP_INC(w->s, ingest_frames);
-	if (v == VR_BATCH_ADDED_FULL)
+	if (full)
 		close_batch(w, st);
 }
 
@@ -1434,6 +1470,45 @@ completions(struct worker *w)
 }
 
 /* Messages of the control thread. */
+/*
+ * A record of control's own at an origin stream: a vault's key change (hsm) or a new member
+ * set. New members are added before their record is batched, so that it and everything after
+ * it go to them too; what came before, they get from the log (resend: they start at LSN 0).
+ * Answered through to_ctl once durable (send_ingest_ack, port 0).
+ */
+static void
+ctl_append(struct worker *w, const struct dp_msg *m)
+{
+	struct dp_stream *st = m->st;
+	const struct dp_ackto to = {.producer_seq = m->token};
+	struct vr_rec r = {
+	    .stream = st->id,
+	    .lsn = st->next_lsn,
+	    .origin = w->dp->conf.site,
+	    .version = VR_REC_VERSION,
+	    .type = m->rec_type,
+	    .op = m->rec_op,
+	    .payload_size = m->blob_size,
+	    .payload = m->blob,
+	};
+	bool full = false;
+	int rc;
+
+	if (m->rec_op == VR_REC_OP_MEMBERS) {
+		/* control checked: the old members first, in order, then the new (<= room) */
+		for (unsigned i = st->n_members; i < m->n_members; i++)
+			st->members[i] = (struct dp_member){.site = m->members[i]};
+		st->n_members = m->n_members;
+		r.n_members = m->n_members;
+		memcpy(r.members, m->members, m->n_members * sizeof(m->members[0]));
+	}
+	rc = take_record(w, st, &r, &to, &full);
+	if (rc)
+		send_ingest_ack(w, st, &to, rc, 0);
+	else
+		close_batch(w, st); /* control waits for it: no batching delay */
+}
+
 static void
 ctl_msgs(struct worker *w)
 {
@@ -1452,6 +1527,9 @@ ctl_msgs(struct worker *w)
 			m->st->installing = false;
 			if (m->status == 0 || m->status == -EALREADY)
 				send_wack(w, m->st, VR_WIRE_WACK_ACK);
+			break;
+		case DP_MSG_APPEND:
+			ctl_append(w, m);
 			break;
 		default:
 			break;

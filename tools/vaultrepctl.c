@@ -35,39 +35,64 @@ struct cmd {
 	const char *object, *verb, *op;
 	const char *help;
 	struct arg args[MAX_ARGS];
-	const char *rows;      /* the response's array printed as a table, or NULL */
-	struct col cols[10];   /* its columns */
+	const char *rows;    /* the response's array printed as a table, or NULL */
+	struct col cols[10]; /* its columns */
 };
 
-#define ACCOUNT {"account", "account id (integer)", true}
-#define VAULT   {"vault", "vault name", true}
-#define KEY     {"key", "key name", true}
+#define ACCOUNT                                                                                    \
+	{                                                                                          \
+		"account", "account id (integer)", true                                            \
+	}
+#define VAULT                                                                                      \
+	{                                                                                          \
+		"vault", "vault name", true                                                        \
+	}
+#define KEY                                                                                        \
+	{                                                                                          \
+		"key", "key name", true                                                            \
+	}
 
 static const struct cmd cmds[] = {
-    {.object = "site", .verb = "init", .op = "site.init",
+    {.object = "site",
+     .verb = "init",
+     .op = "site.init",
      .help = "make this site's key-encryption key pair in the HSM"},
-    {.object = "site", .verb = "show", .op = "site.show",
+    {.object = "site",
+     .verb = "show",
+     .op = "site.show",
      .help = "this site: id, name, keys' fingerprints, limits"},
-    {.object = "peer", .verb = "add", .op = "peer.add",
+    {.object = "peer",
+     .verb = "add",
+     .op = "peer.add",
      .help = "trust another site's control (its certificate pinned)",
      .args = {{"site", "its site id", true},
               {"name", "its name", true},
               {"address", "host:port of its peer port", true},
               {"pin", "SHA-256 of its site certificate (vr-pki fingerprint)", true}}},
-    {.object = "peer", .verb = "list", .op = "peer.list", .help = "the sites this one trusts",
+    {.object = "peer",
+     .verb = "list",
+     .op = "peer.list",
+     .help = "the sites this one trusts",
      .rows = "peers",
      .cols = {{"site", "SITE"},
               {"name", "NAME"},
               {"address", "ADDRESS"},
               {"status", "STATUS"},
               {"pin", "PIN"}}},
-    {.object = "peer", .verb = "remove", .op = "peer.remove",
+    {.object = "peer",
+     .verb = "remove",
+     .op = "peer.remove",
      .help = "forget a peer (none of its vaults may remain)",
      .args = {{"site", "its site id", true}}},
-    {.object = "vault", .verb = "create", .op = "vault.create",
+    {.object = "vault",
+     .verb = "create",
+     .op = "vault.create",
      .help = "a vault: its HSM partition, masking key and WAL",
      .args = {ACCOUNT, {"name", "vault name", true}}},
-    {.object = "vault", .verb = "list", .op = "vault.list", .help = "every vault at this site",
+    {.object = "vault",
+     .verb = "list",
+     .op = "vault.list",
+     .help = "every vault at this site",
      .rows = "vaults",
      .cols = {{"account", "ACCOUNT"},
               {"name", "NAME"},
@@ -76,21 +101,37 @@ static const struct cmd cmds[] = {
               {"primary", "PRIMARY"},
               {"status", "STATUS"},
               {"created", "CREATED"}}},
-    {.object = "vault", .verb = "show", .op = "vault.show",
+    {.object = "vault",
+     .verb = "show",
+     .op = "vault.show",
      .help = "one vault, its status and its keys",
      .args = {ACCOUNT, {"name", "vault name", true}},
      .rows = "keys",
      .cols = {{"name", "KEY"}, {"type", "TYPE"}, {"versions", "VERSIONS"}, {"updated", "UPDATED"}}},
-    {.object = "vault", .verb = "delete", .op = "vault.delete",
+    {.object = "vault",
+     .verb = "delete",
+     .op = "vault.delete",
      .help = "wipe a vault's partition and forget it",
      .args = {ACCOUNT, {"name", "vault name", true}}},
-    {.object = "key", .verb = "create", .op = "key.create", .help = "a new AES-256 key in a vault",
+    {.object = "key",
+     .verb = "create",
+     .op = "key.create",
+     .help = "a new AES-256 key in a vault",
      .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key", .verb = "rotate", .op = "key.rotate",
-     .help = "a new version (older ones still decrypt)", .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key", .verb = "delete", .op = "key.delete",
-     .help = "destroy every version of a key", .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key", .verb = "list", .op = "key.list", .help = "a vault's keys",
+    {.object = "key",
+     .verb = "rotate",
+     .op = "key.rotate",
+     .help = "a new version (older ones still decrypt)",
+     .args = {ACCOUNT, VAULT, KEY}},
+    {.object = "key",
+     .verb = "delete",
+     .op = "key.delete",
+     .help = "destroy every version of a key",
+     .args = {ACCOUNT, VAULT, KEY}},
+    {.object = "key",
+     .verb = "list",
+     .op = "key.list",
+     .help = "a vault's keys",
      .args = {ACCOUNT, VAULT},
      .rows = "keys",
      .cols = {{"name", "KEY"},
@@ -98,15 +139,29 @@ static const struct cmd cmds[] = {
               {"versions", "VERSIONS"},
               {"created", "CREATED"},
               {"updated", "UPDATED"}}},
-    {.object = "key", .verb = "encrypt", .op = "key.encrypt",
+    {.object = "key",
+     .verb = "encrypt",
+     .op = "key.encrypt",
      .help = "AES-GCM under the key's latest version",
-     .args = {ACCOUNT, VAULT, KEY, {"data", "plaintext (text)", false},
-              {"data_b64", "plaintext (base64)", false}, {"aad", "additional data (text)", false}}},
-    {.object = "key", .verb = "decrypt", .op = "key.decrypt",
-     .help = "what key encrypt made, back to plaintext",
-     .args = {ACCOUNT, VAULT, KEY, {"ciphertext", "vr1:... as key encrypt printed it", true},
+     .args = {ACCOUNT,
+              VAULT,
+              KEY,
+              {"data", "plaintext (text)", false},
+              {"data_b64", "plaintext (base64)", false},
               {"aad", "additional data (text)", false}}},
-    {.object = "stream", .verb = "list", .op = "stream.list", .help = "the dataplane's streams",
+    {.object = "key",
+     .verb = "decrypt",
+     .op = "key.decrypt",
+     .help = "what key encrypt made, back to plaintext",
+     .args = {ACCOUNT,
+              VAULT,
+              KEY,
+              {"ciphertext", "vr1:... as key encrypt printed it", true},
+              {"aad", "additional data (text)", false}}},
+    {.object = "stream",
+     .verb = "list",
+     .op = "stream.list",
+     .help = "the dataplane's streams",
      .rows = "streams",
      .cols = {{"account", "ACCOUNT"},
               {"vault", "VAULT"},
@@ -115,11 +170,18 @@ static const struct cmd cmds[] = {
               {"durable_lsn", "DURABLE"},
               {"records", "RECORDS"},
               {"key_id", "KEY"}}},
-    {.object = "stream", .verb = "show", .op = "stream.show", .help = "one stream's figures",
+    {.object = "stream",
+     .verb = "show",
+     .op = "stream.show",
+     .help = "one stream's figures",
      .args = {ACCOUNT, {"vault", "vault id (integer)", true}, {"primary", "primary site", false}}},
-    {.object = "stats", .verb = "show", .op = "stats",
+    {.object = "stats",
+     .verb = "show",
+     .op = "stats",
      .help = "the control's and the dataplane's counters"},
-    {.object = "audit", .verb = "show", .op = "audit.show",
+    {.object = "audit",
+     .verb = "show",
+     .op = "audit.show",
      .help = "the audit log and whether its chain verifies",
      .args = {{"from", "first seq (default: the last 20)", false},
               {"max", "at most this many", false}},
@@ -134,8 +196,7 @@ static const struct cmd cmds[] = {
 };
 
 /* Fields never printed as they are, whatever the command. */
-static const char *const hidden[] = {"so_pin", "user_pin", "secret", "password", "blob",
-                                     "blobs"};
+static const char *const hidden[] = {"so_pin", "user_pin", "secret", "password", "blob", "blobs"};
 
 static struct {
 	const char *socket, *connect, *cert, *key, *ca;
@@ -247,11 +308,13 @@ print_table(json_t *rows, const struct col *cols)
 			w[c] = strlen(buf) > 64 ? 64 : strlen(buf);
 	}
 	for (size_t c = 0; c < ncol; c++)
-		printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, cols[c].head, c + 1 < ncol ? "  " : "\n");
+		printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, cols[c].head,
+		       c + 1 < ncol ? "  " : "\n");
 	json_array_foreach(rows, i, r) for (size_t c = 0; c < ncol; c++)
 	{
 		cell(buf, sizeof(buf), cols[c].field, json_object_get(r, cols[c].field));
-		printf("%-*.*s%s", c + 1 < ncol ? (int)w[c] : 0, 64, buf, c + 1 < ncol ? "  " : "\n");
+		printf("%-*.*s%s", c + 1 < ncol ? (int)w[c] : 0, 64, buf,
+		       c + 1 < ncol ? "  " : "\n");
 	}
 	if (!json_array_size(rows))
 		printf("(none)\n");
@@ -277,8 +340,8 @@ print_fields(json_t *o, const char *prefix, const char *skip)
 			print_fields(v, path, NULL);
 			continue;
 		}
-		if (json_is_array(v) && json_array_size(v) && json_is_object(json_array_get(v, 0)) &&
-		    !is_hidden(k)) {
+		if (json_is_array(v) && json_array_size(v) &&
+		    json_is_object(json_array_get(v, 0)) && !is_hidden(k)) {
 			size_t i;
 			json_t *e;
 
@@ -361,11 +424,12 @@ run(struct vr_api **api, int n, char **words, const char *where)
 	}
 	/* "stats" alone is "stats show" */
 	c = n == 1 && !strcmp(words[0], "stats") ? find("stats", "show")
-	    : n >= 2                               ? find(words[0], words[1])
-	                                           : NULL;
+	    : n >= 2                             ? find(words[0], words[1])
+	                                         : NULL;
 	if (!c) {
-		fprintf(stderr, "vaultrepctl: %s%sunknown command \"%s%s%s\" (vaultrepctl --help)\n",
-		        where, where[0] ? ": " : "", n ? words[0] : "", n > 1 ? " " : "",
+		fprintf(stderr,
+		        "vaultrepctl: %s%sunknown command \"%s%s%s\" (vaultrepctl --help)\n", where,
+		        where[0] ? ": " : "", n ? words[0] : "", n > 1 ? " " : "",
 		        n > 1 ? words[1] : "");
 		return EXIT_USAGE;
 	}
@@ -499,18 +563,22 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"socket", required_argument, NULL, 's'}, {"connect", required_argument, NULL, 'c'},
-	    {"cert", required_argument, NULL, 'C'},   {"key", required_argument, NULL, 'K'},
-	    {"ca", required_argument, NULL, 'A'},     {"json", no_argument, NULL, 'j'},
-	    {"file", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"connect", required_argument, NULL, 'c'},
+	    {"cert", required_argument, NULL, 'C'},
+	    {"key", required_argument, NULL, 'K'},
+	    {"ca", required_argument, NULL, 'A'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct vr_api *api = NULL;
 	const char *file = NULL;
 	int o, rc;
 
-	opt.socket = getenv("VAULTREP_SOCKET") ? getenv("VAULTREP_SOCKET")
-	                                       : "/run/vaultrep/control.sock";
+	opt.socket =
+	    getenv("VAULTREP_SOCKET") ? getenv("VAULTREP_SOCKET") : "/run/vaultrep/control.sock";
 	opt.connect = getenv("VAULTREP_CONNECT");
 	opt.cert = getenv("VAULTREP_CERT");
 	opt.key = getenv("VAULTREP_KEY");

@@ -98,10 +98,10 @@ ctl(const char *auth, char *out, size_t n, const char *fmt, ...)
 }
 
 /* vaultrepctl that must succeed. */
-#define OK(auth, out, ...)                                                                          \
+#define OK(auth, out, ...)                                                                         \
 	do {                                                                                       \
-		int rc_ = ctl(auth, out, sizeof(out), __VA_ARGS__);                                 \
-		ck_assert_msg(rc_ == 0, "exit %d: %s", rc_, out);                                   \
+		int rc_ = ctl(auth, out, sizeof(out), __VA_ARGS__);                                \
+		ck_assert_msg(rc_ == 0, "exit %d: %s", rc_, out);                                  \
 	} while (0)
 
 static void
@@ -114,16 +114,16 @@ write_conf(struct site *s, const char *dataplane)
 	        "[site]\nid = 1\nname = east\nstate = %s\nhsm = %s\n%s%s%s"
 	        "[mgmt]\nlisten = 127.0.0.1:%u\nsocket = %s\ncert = %s/site/site.crt\n"
 	        "key = %s/site/site.key\noperator_ca = %s/ops/ca.crt\n",
-	        s->state, s->agent_sock, dataplane ? "dataplane = " : "", dataplane ? dataplane : "",
-	        dataplane ? "\n" : "", s->port, s->ctl_sock, s->pki, s->pki, s->pki);
+	        s->state, s->agent_sock, dataplane ? "dataplane = " : "",
+	        dataplane ? dataplane : "", dataplane ? "\n" : "", s->port, s->ctl_sock, s->pki,
+	        s->pki, s->pki);
 	fclose(f);
 }
 
 static void
 start_agent(struct site *s)
 {
-	const char *argv[] = {VR_AGENT_BIN, "--socket", s->agent_sock, "--state",
-	                      s->state, NULL};
+	const char *argv[] = {VR_AGENT_BIN, "--socket", s->agent_sock, "--state", s->state, NULL};
 	char st[320];
 
 	snprintf(st, sizeof(st), "%s/agent", s->dir);
@@ -364,7 +364,8 @@ START_TEST(vault_and_keys)
 	ck_assert_int_eq(partitions(&s), 1);
 
 	OK(s.admin, out, "key create account 42 vault payments key k1");
-	OK(s.admin, out, "--json key encrypt account 42 vault payments key k1 data \"hello world\"");
+	OK(s.admin, out,
+	   "--json key encrypt account 42 vault payments key k1 data \"hello world\"");
 	p = strstr(out, "vr1:");
 	ck_assert_msg(p, "%s", out);
 	snprintf(ct, sizeof(ct), "%.*s", (int)strcspn(p, "\""), p);
@@ -374,17 +375,17 @@ START_TEST(vault_and_keys)
 	OK(s.admin, out, "key decrypt account 42 vault payments key k1 ciphertext %s", ct);
 	ck_assert_msg(strstr(out, "hello world"), "%s", out);
 	ct[strlen(ct) - 3] ^= 1;
-	ck_assert_int_eq(
-	    ctl(s.admin, out, sizeof(out), "key decrypt account 42 vault payments key k1 ciphertext %s",
-	        ct),
-	    1);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out),
+	                     "key decrypt account 42 vault payments key k1 ciphertext %s", ct),
+	                 1);
 	OK(s.reader, out, "key list account 42 vault payments");
 	ck_assert_msg(strstr(out, "KEY") && strstr(out, "k1") && strstr(out, "1,2"), "%s", out);
 	OK(s.reader, out, "vault show account 42 name payments");
 	ck_assert_msg(strstr(out, "ready") && strstr(out, "k1"), "%s", out);
 
 	/* Clear errors and exit codes: unknown vault (1), usage (2). */
-	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "key create account 42 vault nope key k"), 1);
+	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "key create account 42 vault nope key k"),
+	                 1);
 	ck_assert_msg(strstr(out, "no vault nope") && strstr(out, "ENOENT"), "%s", out);
 	ck_assert_int_eq(ctl(s.admin, out, sizeof(out), "key create account 42 vault payments"), 2);
 	ck_assert_msg(strstr(out, "missing key"), "%s", out);
@@ -410,9 +411,9 @@ START_TEST(vault_and_keys)
 	OK(s.admin, out, "key delete account 42 vault payments key k1");
 	OK(s.admin, out, "key list account 42 vault payments");
 	ck_assert_msg(!strstr(out, "k1"), "%s", out);
-	ck_assert_int_eq(ctl(s.admin, out, sizeof(out),
-	                     "key encrypt account 42 vault payments key k1 data x"),
-	                 1);
+	ck_assert_int_eq(
+	    ctl(s.admin, out, sizeof(out), "key encrypt account 42 vault payments key k1 data x"),
+	    1);
 
 	OK(s.admin, out, "vault delete account 42 name payments");
 	OK(s.admin, out, "vault list");

@@ -1648,12 +1648,140 @@ START_TEST(payload_keys_hsm_memif)
 }
 END_TEST
 
+/*
+ * A vault's stream as control drives it (issue 5): made with no member and room for one; two
+ * hsm records of control's own; then site 2 joins. Site 2 gets everything from the seed on
+ * (from the log), under the payload key that control carried to it (K1).
+ */
+START_TEST(members_grow_hsm_memif)
+{
+	enum { ACCOUNT = 500 };
+	struct agent ha = {0}, hb = {0};
+	struct site a, b;
+	json_t *r, *recs;
+	const char *want_payload[] = {NULL, "key k1 v1", "key k1 v2", NULL, "key k2 v1"};
+	const int want_type[] = {VR_REC_INFRA, VR_REC_HSM, VR_REC_HSM, VR_REC_INFRA, VR_REC_HSM};
+	const int want_op[] = {VR_REC_OP_SEED, VR_REC_OP_KEY_INSERT, VR_REC_OP_KEY_ROTATE,
+	                       VR_REC_OP_MEMBERS, VR_REC_OP_KEY_INSERT};
+	const char *ops[] = {NULL, "key.insert", "key.rotate", NULL, "key.insert"};
+	double t0;
+
+	root = vr_test_tmpdir("dpm");
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	agent_start(&ha);
+	agent_start(&hb);
+	agents_pair(&ha, &hb);
+	site_conf_hsm(&a, 1, 2, &ha, 1000000);
+	site_conf_hsm(&b, 2, 1, &hb, 1000000);
+	site_start(&a);
+	site_start(&b);
+
+	r = ctl(&a, json_pack("{s:s, s:i, s:i, s:[], s:i}", "op", "stream.add", "account", ACCOUNT,
+	                      "vault", 1, "members", "room", 1));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "durable_lsn")), 1); /* the seed */
+	json_decref(r);
+	for (unsigned i = 1; i <= 2; i++) {
+		char *b64 = vr_hsm_b64((const uint8_t *)want_payload[i], strlen(want_payload[i]));
+
+		r = ctl(&a, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "op", "stream.append",
+		                      "account", ACCOUNT, "vault", 1, "type", "hsm", "rec_op",
+		                      ops[i], "payload", b64));
+		free(b64);
+		ck_assert_int_eq(json_integer_value(json_object_get(r, "lsn")), i + 1);
+		json_decref(r);
+	}
+	/* What is refused, and why. */
+	json_decref(ctl_want(&a, EINVAL,
+	                     json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "op", "stream.append",
+	                               "account", ACCOUNT, "vault", 1, "type", "data", "rec_op",
+	                               "key.insert", "payload", "eA==")));
+	json_decref(ctl_want(&a, EINVAL,
+	                     json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.members", "account",
+	                               ACCOUNT, "vault", 1, "members", 3)));
+	json_decref(ctl_want(&a, ENOSPC,
+	                     json_pack("{s:s, s:i, s:i, s:[i, i]}", "op", "stream.members",
+	                               "account", ACCOUNT, "vault", 1, "members", 2, 2)));
+
+	json_decref(ctl(&b, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
+	                              ACCOUNT, "vault", 1, "primary", 1)));
+	json_decref(
+	    ctl_want(&b, EINVAL,
+	             json_pack("{s:s, s:i, s:i, s:i, s:[i]}", "op", "stream.members", "account",
+	                       ACCOUNT, "vault", 1, "primary", 1, "members", 1)));
+	r = ctl(&a, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.members", "account", ACCOUNT,
+	                      "vault", 1, "members", 2));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "lsn")), 4);
+	/* control carries the newcomer's keys (K1), oldest first */
+	{
+		json_t *list = json_object_get(json_object_get(r, "keys"), "2"), *k;
+		size_t i;
+
+		ck_assert_uint_ge(json_array_size(list), 1);
+		json_array_foreach(list, i, k) json_decref(
+		    ctl(&b, json_pack("{s:s, s:i, s:i, s:i, s:O, s:O}", "op", "key.install",
+		                      "account", ACCOUNT, "vault", 1, "primary", 1, "key_id",
+		                      json_object_get(k, "key_id"), "blob",
+		                      json_object_get(k, "blob"))));
+	}
+	json_decref(r);
+	{
+		char *b64 = vr_hsm_b64((const uint8_t *)want_payload[4], strlen(want_payload[4]));
+
+		json_decref(ctl(&a, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "op",
+		                              "stream.append", "account", ACCOUNT, "vault", 1,
+		                              "type", "hsm", "rec_op", ops[4], "payload", b64)));
+		free(b64);
+	}
+	t0 = now_s();
+	while (durable(&b, ACCOUNT, 1) < 5 && now_s() - t0 < 30)
+		usleep(20000);
+	if (durable(&b, ACCOUNT, 1) != 5) {
+		print_stats(&a);
+		print_stats(&b);
+	}
+	ck_assert_msg(durable(&b, ACCOUNT, 1) == 5, "site 2 holds %llu of 5 records",
+	              (unsigned long long)durable(&b, ACCOUNT, 1));
+	ck_assert_int_eq(key_id(&b, ACCOUNT, 1), key_id(&a, ACCOUNT, 1));
+
+	r = ctl(&b, json_pack("{s:s, s:i, s:i, s:i, s:i}", "op", "stream.read", "account", ACCOUNT,
+	                      "vault", 1, "primary", 1, "from", 1));
+	recs = json_object_get(r, "records");
+	ck_assert_uint_eq(json_array_size(recs), 5);
+	for (unsigned i = 0; i < 5; i++) {
+		json_t *e = json_array_get(recs, i);
+		uint8_t *pl = NULL;
+		size_t n = 0;
+
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "lsn")), i + 1);
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "type")), want_type[i]);
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "op")), want_op[i]);
+		if (!want_payload[i])
+			continue;
+		ck_assert_int_eq(
+		    vr_hsm_unb64(json_string_value(json_object_get(e, "payload")), &pl, &n), 0);
+		ck_assert_msg(n == strlen(want_payload[i]) && !memcmp(pl, want_payload[i], n),
+		              "record %u: payload differs", i + 1);
+		free(pl);
+	}
+	json_decref(r);
+	printf("dataplane: a member joined at LSN 4 got LSN 1..5 under key %d\n",
+	       key_id(&b, ACCOUNT, 1));
+	teardown(&a, &b);
+	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ha.pid)), 0);
+	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(hb.pid)), 0);
+	vr_test_rmdir(ha.dir);
+	vr_test_rmdir(hb.dir);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
-	const TTest *tests[] = {one_way_memif,       both_ways_memif,         two_workers_memif,
-	                        idle_sessions_memif, wan_adversary_af_packet, delivery_af_packet,
-	                        restarts_af_packet,  payload_keys_hsm_memif};
+	const TTest *tests[] = {
+	    one_way_memif,       both_ways_memif,         two_workers_memif,
+	    idle_sessions_memif, wan_adversary_af_packet, delivery_af_packet,
+	    restarts_af_packet,  payload_keys_hsm_memif,  members_grow_hsm_memif};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));
