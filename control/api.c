@@ -31,16 +31,15 @@ struct vr_api {
 };
 
 static const char *const role_names[] = {
-    [VR_ROLE_NONE] = "none",
-    [VR_ROLE_READER] = "reader",
-    [VR_ROLE_OPERATOR] = "operator",
-    [VR_ROLE_ADMIN] = "admin",
+    [VR_ROLE_NONE] = "none",   [VR_ROLE_READER] = "reader", [VR_ROLE_OPERATOR] = "operator",
+    [VR_ROLE_ADMIN] = "admin", [VR_ROLE_PEER] = "peer",
 };
 
 enum vr_role
 vr_api_role(const char *name)
 {
-	for (unsigned r = VR_ROLE_READER; name && r < VR_ARRAY_SIZE(role_names); r++)
+	/* operator certificates carry reader, operator or admin; "peer" is never taken from one */
+	for (unsigned r = VR_ROLE_READER; name && r <= VR_ROLE_ADMIN; r++)
 		if (!strcmp(name, role_names[r]))
 			return (enum vr_role)r;
 	return VR_ROLE_NONE;
@@ -49,7 +48,7 @@ vr_api_role(const char *name)
 const char *
 vr_api_role_name(enum vr_role r)
 {
-	return (unsigned)r < VR_ARRAY_SIZE(role_names) ? role_names[r] : "none";
+	return (unsigned)r < VR_ARRAY_SIZE(role_names) && role_names[r] ? role_names[r] : "none";
 }
 
 static void

@@ -6,6 +6,7 @@
  *   [site]   id (1..65535, required), name, state, hsm, dataplane, kek_shard
  *   [mgmt]   listen (host:port, "" = console only), socket, cert, key, operator_ca,
  *            console_uids (comma separated)
+ *   [peers]  listen (host:port of the peer port, "" = none)
  *   [limits] vaults, tokens, disk_mb   (what the capacity handshake checks)
  */
 #include <errno.h>
@@ -106,6 +107,11 @@ key(struct ctl_conf *c, const char *s, const char *n, const char *v)
 			return uid_list(c, v);
 		return -1;
 	}
+	if (!strcmp(s, "peers")) {
+		if (!strcmp(n, "listen"))
+			return STR(peer_listen, true);
+		return -1;
+	}
 	if (!strcmp(s, "limits")) {
 		if (!strcmp(n, "vaults") && !num(v, 0, 1000000, &x))
 			c->max_vaults = (unsigned)x;
@@ -170,7 +176,7 @@ ctl_conf_load(struct ctl_conf *c, const char *path, char *err, size_t err_n)
 		snprintf(err, err_n, "%s: [site] id is required", path);
 		return -EINVAL;
 	}
-	if (c->listen[0] && (!c->cert[0] || !c->key[0] || !c->op_ca[0])) {
+	if ((c->listen[0] || c->peer_listen[0]) && (!c->cert[0] || !c->key[0] || !c->op_ca[0])) {
 		snprintf(err, err_n,
 		         "%s: [mgmt] listen needs cert, key and operator_ca (mutual TLS is "
 		         "mandatory on the management port)",

@@ -17,7 +17,10 @@
 
 #include "vr_api.h"
 
-enum { CTL_MAX_UIDS = 8 };
+enum {
+	CTL_MAX_UIDS = 8,
+	CTL_MAX_REPLICAS = 4, /* members a vault's WAL stream is made with room for */
+};
 
 struct ctl_conf {
 	uint16_t site;            /* [site] id, 1..65535 */
@@ -31,6 +34,7 @@ struct ctl_conf {
 	char cert[256];           /* [mgmt] cert: the site's TLS certificate (PEM) */
 	char key[256];            /* [mgmt] key: its private key (PEM) */
 	char op_ca[256];          /* [mgmt] operator_ca: issues operator certificates */
+	char peer_listen[128];    /* [peers] listen: host:port of the peer port ("" = none) */
 	uid_t uids[CTL_MAX_UIDS]; /* [mgmt] console_uids (default: root and control's own) */
 	unsigned n_uids;
 	unsigned max_vaults;  /* [limits] vaults */
@@ -57,6 +61,10 @@ struct ctl_audit;
 	X(refused_tls, "TLS handshakes failed: no, expired or foreign client certificate")         \
 	X(refused_role, "certificates without a known role (OU)")                                  \
 	X(refused_uid, "console connections from a uid not in console_uids")                       \
+	X(conn_peer, "peer links admitted (a pinned site certificate)")                            \
+	X(refused_peer, "peer links refused: a certificate no peer is pinned to")                  \
+	X(records_applied, "key records of a primary applied at a replica")                        \
+	X(apply_failed, "key records that failed to apply (tried again)")                          \
 	X(requests, "requests served")                                                             \
 	X(request_errors, "requests answered with an error")                                       \
 	X(denied, "requests refused for the caller's role")                                        \
@@ -103,9 +111,54 @@ json_t *ctl_audit_show(struct ctl_audit *a, uint64_t from, unsigned max);
 int ctl_mgmt_start(struct ctl *c, char *err, size_t err_n);
 void ctl_mgmt_stop(struct ctl *c);
 
+/* The pinned peer whose certificate has this SHA-256 (hex): its site id, or 0. */
+unsigned ctl_peer_by_pin(struct ctl *c, const char *sha256);
+
+/*
+ * ops.c: helpers the operations share. The HSM agent's and the dataplane's answer, or NULL
+ * with *errp the response to give (req consumed).
+ */
+json_t *ctl_hsm(struct ctl *c, json_t *req, json_t **errp);
+json_t *ctl_dp(struct ctl *c, json_t *req, json_t **errp);
+/* Arguments: NULL / -EINVAL with *err the response. */
+const char *ctl_arg_name(json_t *req, const char *k, json_t **err);
+int ctl_arg_uint(json_t *req, const char *k, uint64_t max, uint64_t *out, json_t **err);
+/* Catalog paths, the HSM's name of a vault's partition, the time now (UTC, ISO 8601). */
+void ctl_vault_path(char *buf, size_t n, uint64_t account, const char *name);
+void ctl_key_path(char *buf, size_t n, uint64_t account, const char *vault, const char *key);
+void ctl_peer_path(char *buf, size_t n, unsigned site);
+void ctl_hsm_vault(char out[48], json_t *v);
+void ctl_now(char *buf, size_t n);
+json_t *ctl_site_entry(struct ctl *c);
+/* The vault of a request's account and name_key; NULL with *err. */
+json_t *ctl_vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account,
+                      const char **name, json_t **err);
+/* EROFS naming the primary when v is a replica; NULL at the primary. */
+json_t *ctl_refuse_replica(struct ctl *c, json_t *v);
+
+/*
+ * link.c: peer links and replication. ctl_link_greet: link.hello to a peer just added (its
+ * status in the catalog says how it went). ctl_wal_append: a key change of a primary vault as
+ * an hsm record of its WAL (no-op without a dataplane); 0 or the error response.
+ */
+void ctl_link_greet(struct ctl *c, unsigned site);
+json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version);
+json_t *op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_capacity(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_provision(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_masking(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_status(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *req);
+/* vault.show's live figures of each replica (asked over the links). */
+void ctl_replicas_live(struct ctl *c, json_t *v);
+
 /* ops.c: one request -> one response (never NULL), audited as the table says. */
 json_t *ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req);
 /* Work on start: what the dataplane must know again after its restart. */
 void ctl_ops_start(struct ctl *c);
+/* Every 100 ms on the loop: replicas apply their primaries' key records. */
+void ctl_ops_tick(struct ctl *c);
 
 #endif /* VR_CONTROL_H */

@@ -34,6 +34,12 @@ usage(FILE *f)
 }
 
 static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	ctl_ops_tick(arg);
+}
+
+static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	event_base_loopexit(arg, NULL);
@@ -50,7 +56,8 @@ main(int argc, char **argv)
 	};
 	const struct rlimit no_core = {0, 0};
 	struct ctl c = {0};
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *tick;
+	const struct timeval every = {.tv_usec = 100000};
 	const char *config = NULL;
 	bool check = false;
 	char err[512], dir[300];
@@ -132,9 +139,12 @@ main(int argc, char **argv)
 	sigterm = evsignal_new(c.base, SIGTERM, on_signal, c.base);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
+	tick = event_new(c.base, -1, EV_PERSIST, on_tick, &c);
+	event_add(tick, &every);
 	vr_info("control", "site %u (%s): console %s, management port %s", c.conf.site, c.conf.name,
 	        c.conf.socket, c.conf.listen[0] ? c.conf.listen : "(none)");
 	event_base_dispatch(c.base);
+	event_free(tick);
 	event_free(sigint);
 	event_free(sigterm);
 	ctl_mgmt_stop(&c);

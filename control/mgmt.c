@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -48,12 +49,20 @@ struct conn {
 	struct bufferevent *bev;
 	struct ctl_who who;
 	char addr[64];
-	bool tls, serving;
+	bool tls, peer, serving;
 	struct conn *prev, *next; /* every open connection, freed at stop */
 };
 
-static SSL_CTX *server_ctx;
-static struct evconnlistener *tls_listener, *unix_listener;
+/* One per TLS listener: the management port, the peer port. */
+struct port {
+	struct ctl *c;
+	SSL_CTX *ctx;
+	bool peer;
+};
+
+static SSL_CTX *server_ctx, *peer_ctx;
+static struct port mgmt_port, peer_port;
+static struct evconnlistener *tls_listener, *unix_listener, *peer_listener;
 static struct conn *conns;
 
 static void
@@ -165,13 +174,47 @@ admit_cert(struct conn *k)
 	return true;
 }
 
+/* A peer's certificate is self-signed: it is admitted by its pin alone. */
+static bool
+admit_peer(struct conn *k)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
+	X509 *x = SSL_get1_peer_certificate(ssl);
+	unsigned char md[32];
+	unsigned n = sizeof(md);
+	char hex[65] = "";
+	unsigned site = 0;
+
+	if (x && X509_digest(x, EVP_sha256(), md, &n)) {
+		for (unsigned i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		site = ctl_peer_by_pin(k->c, hex);
+	}
+	X509_free(x);
+	if (!site) {
+		struct ctl_who anon = {.role = VR_ROLE_NONE};
+
+		k->c->stats.refused_peer++;
+		snprintf(anon.name, sizeof(anon.name), "peer:%s", k->addr);
+		ctl_audit_append(k->c->audit, &anon, "link", NULL, EACCES,
+		                 "a site certificate no peer is pinned to");
+		vr_info("control", "peer port: refused %s: certificate %.16s... is no peer's",
+		        k->addr, hex);
+		return false;
+	}
+	snprintf(k->who.name, sizeof(k->who.name), "site:%u", site);
+	k->who.role = VR_ROLE_PEER;
+	k->c->stats.conn_peer++;
+	return true;
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *k = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		k->serving = admit_cert(k);
+		k->serving = k->peer ? admit_peer(k) : admit_cert(k);
 		if (!k->serving) {
 			conn_free(k);
 			return;
@@ -232,8 +275,9 @@ static void
 on_tls_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
               void *arg)
 {
-	struct ctl *c = arg;
-	SSL *ssl = SSL_new(server_ctx);
+	struct port *port = arg;
+	struct ctl *c = port->c;
+	SSL *ssl = SSL_new(port->ctx);
 	struct bufferevent *bev;
 	struct conn *k;
 
@@ -249,6 +293,8 @@ on_tls_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	k = conn_new(c, bev, true);
+	if (k)
+		k->peer = port->peer;
 	if (k && sa->sa_family == AF_INET) {
 		char ip[INET_ADDRSTRLEN];
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -295,6 +341,56 @@ on_unix_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	k->who.role = VR_ROLE_ADMIN;
 	snprintf(k->who.name, sizeof(k->who.name), "console:%u", (unsigned)cred.uid);
 	c->stats.conn_console++;
+}
+
+/* The peer port checks pins after the handshake: any certificate passes the TLS layer. */
+static int
+accept_any(int ok, X509_STORE_CTX *x)
+{
+	return 1;
+}
+
+static SSL_CTX *
+peer_tls_ctx(struct ctl *c, char *err, size_t err_n)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	unsigned long e;
+
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, c->conf.cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, c->conf.key, SSL_FILETYPE_PEM) != 1) {
+		e = ERR_get_error();
+		snprintf(err, err_n, "peer port TLS setup: %s",
+		         e ? ERR_error_string(e, NULL) : "failed");
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	return ctx;
+}
+
+static struct evconnlistener *
+listen_tls(struct ctl *c, const char *hostport, struct port *port, char *err, size_t err_n)
+{
+	struct sockaddr_storage ss;
+	int sn = sizeof(ss);
+	struct evconnlistener *l;
+
+	if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sn)) {
+		snprintf(err, err_n, "%s: not host:port", hostport);
+		return NULL;
+	}
+	l = evconnlistener_new_bind(c->base, on_tls_accept, port,
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	                                LEV_OPT_REUSEABLE,
+	                            64, (struct sockaddr *)&ss, sn);
+	if (!l)
+		snprintf(err, err_n, "%s %s: %s", port->peer ? "peer port" : "management port",
+		         hostport, strerror(errno));
+	return l;
 }
 
 static int
@@ -347,26 +443,22 @@ ctl_mgmt_start(struct ctl *c, char *err, size_t err_n)
 		return -errno;
 	}
 	chmod(c->conf.socket, 0660);
-	if (!c->conf.listen[0])
-		return 0;
-	if (tls_ctx(c, err, err_n))
-		return -EINVAL;
-	{
-		struct sockaddr_storage ss;
-		int sn = sizeof(ss);
-
-		if (evutil_parse_sockaddr_port(c->conf.listen, (struct sockaddr *)&ss, &sn)) {
-			snprintf(err, err_n, "[mgmt] listen = %s: not host:port", c->conf.listen);
+	if (c->conf.listen[0]) {
+		if (tls_ctx(c, err, err_n))
 			return -EINVAL;
-		}
-		tls_listener = evconnlistener_new_bind(
-		    c->base, on_tls_accept, c,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 64,
-		    (struct sockaddr *)&ss, sn);
+		mgmt_port = (struct port){.c = c, .ctx = server_ctx};
+		tls_listener = listen_tls(c, c->conf.listen, &mgmt_port, err, err_n);
+		if (!tls_listener)
+			return -EADDRNOTAVAIL;
 	}
-	if (!tls_listener) {
-		snprintf(err, err_n, "management port %s: %s", c->conf.listen, strerror(errno));
-		return -errno;
+	if (c->conf.peer_listen[0]) {
+		peer_ctx = peer_tls_ctx(c, err, err_n);
+		if (!peer_ctx)
+			return -EINVAL;
+		peer_port = (struct port){.c = c, .ctx = peer_ctx, .peer = true};
+		peer_listener = listen_tls(c, c->conf.peer_listen, &peer_port, err, err_n);
+		if (!peer_listener)
+			return -EADDRNOTAVAIL;
 	}
 	return 0;
 }
@@ -380,8 +472,11 @@ ctl_mgmt_stop(struct ctl *c)
 		evconnlistener_free(tls_listener);
 	if (unix_listener)
 		evconnlistener_free(unix_listener);
+	if (peer_listener)
+		evconnlistener_free(peer_listener);
 	unlink(c->conf.socket);
 	SSL_CTX_free(server_ctx);
-	tls_listener = unix_listener = NULL;
-	server_ctx = NULL;
+	SSL_CTX_free(peer_ctx);
+	tls_listener = unix_listener = peer_listener = NULL;
+	server_ctx = peer_ctx = NULL;
 }

@@ -63,14 +63,14 @@ call(const char *sock, const char *who, json_t *req, json_t **errp)
 	return res;
 }
 
-static json_t *
-hsm(struct ctl *c, json_t *req, json_t **errp)
+json_t *
+ctl_hsm(struct ctl *c, json_t *req, json_t **errp)
 {
 	return call(c->conf.hsm, "HSM agent", req, errp);
 }
 
-static json_t *
-dp(struct ctl *c, json_t *req, json_t **errp)
+json_t *
+ctl_dp(struct ctl *c, json_t *req, json_t **errp)
 {
 	if (!c->conf.dp[0]) {
 		*errp = fail(ENOTCONN, "this site has no dataplane configured ([site] dataplane)");
@@ -95,8 +95,8 @@ name_ok(const char *s)
 	return true;
 }
 
-static const char *
-arg_name(json_t *req, const char *k, json_t **err)
+const char *
+ctl_arg_name(json_t *req, const char *k, json_t **err)
 {
 	const char *s = json_string_value(json_object_get(req, k));
 
@@ -111,8 +111,8 @@ arg_name(json_t *req, const char *k, json_t **err)
 }
 
 /* A non-negative integer, given as a number or as a decimal string (the CLI sends strings). */
-static int
-arg_uint(json_t *req, const char *k, uint64_t max, uint64_t *out, json_t **err)
+int
+ctl_arg_uint(json_t *req, const char *k, uint64_t max, uint64_t *out, json_t **err)
 {
 	json_t *v = json_object_get(req, k);
 	const char *s = json_string_value(v);
@@ -135,26 +135,26 @@ arg_uint(json_t *req, const char *k, uint64_t max, uint64_t *out, json_t **err)
 
 /* --- catalog paths --- */
 
-static void
-vault_path(char *buf, size_t n, uint64_t account, const char *name)
+void
+ctl_vault_path(char *buf, size_t n, uint64_t account, const char *name)
 {
 	snprintf(buf, n, "vault/%020" PRIu64 "/%s", account, name);
 }
 
-static void
-key_path(char *buf, size_t n, uint64_t account, const char *vault, const char *key)
+void
+ctl_key_path(char *buf, size_t n, uint64_t account, const char *vault, const char *key)
 {
 	snprintf(buf, n, "key/%020" PRIu64 "/%s/%s", account, vault, key ? key : "");
 }
 
-static void
-peer_path(char *buf, size_t n, unsigned site)
+void
+ctl_peer_path(char *buf, size_t n, unsigned site)
 {
 	snprintf(buf, n, "peer/%05u", site);
 }
 
-static void
-now_iso(char *buf, size_t n)
+void
+ctl_now(char *buf, size_t n)
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -164,8 +164,8 @@ now_iso(char *buf, size_t n)
 }
 
 /* The HSM's name for a vault's partition. */
-static void
-hsm_vault(char out[48], json_t *v)
+void
+ctl_hsm_vault(char out[48], json_t *v)
 {
 	snprintf(out, 48, "s%u.a%" PRIu64 ".v%u",
 	         (unsigned)json_integer_value(json_object_get(v, "primary")),
@@ -174,20 +174,20 @@ hsm_vault(char out[48], json_t *v)
 }
 
 /* The vault named by the request's account and `name_key`; NULL with *err. */
-static json_t *
-vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account, const char **name,
-          json_t **err)
+json_t *
+ctl_vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account,
+              const char **name, json_t **err)
 {
 	char path[128];
 	json_t *v;
 	int rc;
 
-	if (arg_uint(req, "account", UINT64_MAX, account, err))
+	if (ctl_arg_uint(req, "account", UINT64_MAX, account, err))
 		return NULL;
-	*name = arg_name(req, name_key, err);
+	*name = ctl_arg_name(req, name_key, err);
 	if (!*name)
 		return NULL;
-	vault_path(path, sizeof(path), *account, *name);
+	ctl_vault_path(path, sizeof(path), *account, *name);
 	rc = ctl_catalog_get(c->cat, path, &v);
 	if (rc == -ENOENT)
 		*err = fail(ENOENT, "no vault %s in account %" PRIu64 " at this site", *name,
@@ -198,8 +198,8 @@ vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account, c
 }
 
 /* A replica refuses mutations and names its primary (V6). */
-static json_t *
-refuse_replica(struct ctl *c, json_t *v)
+json_t *
+ctl_refuse_replica(struct ctl *c, json_t *v)
 {
 	const char *role = json_string_value(json_object_get(v, "role"));
 	unsigned primary = (unsigned)json_integer_value(json_object_get(v, "primary"));
@@ -208,7 +208,7 @@ refuse_replica(struct ctl *c, json_t *v)
 
 	if (!role || !strcmp(role, "primary"))
 		return NULL;
-	peer_path(path, sizeof(path), primary);
+	ctl_peer_path(path, sizeof(path), primary);
 	if (!ctl_catalog_get(c->cat, path, &p)) {
 		snprintf(pname, sizeof(pname), " (%s)",
 		         json_string_value(json_object_get(p, "name")));
@@ -228,8 +228,8 @@ op_ping(struct ctl *c, const struct ctl_who *who, json_t *req)
 	                    vr_api_role_name(who->role)));
 }
 
-static json_t *
-site_entry(struct ctl *c)
+json_t *
+ctl_site_entry(struct ctl *c)
 {
 	json_t *s;
 
@@ -241,7 +241,7 @@ site_entry(struct ctl *c)
 static json_t *
 op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *s = site_entry(c), *err, *r;
+	json_t *s = ctl_site_entry(c), *err, *r;
 	unsigned char md[32];
 	unsigned mdn = sizeof(md);
 	uint8_t *der = NULL;
@@ -257,10 +257,11 @@ op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
 	}
 	json_decref(s);
 	/* The key pair may exist from an init that failed after it: use it then. */
-	r = hsm(c, json_pack("{s:s, s:s}", "op", "site.public", "shard", shard), &err);
+	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "site.public", "shard", shard), &err);
 	if (!r) {
 		json_decref(err);
-		r = hsm(c, json_pack("{s:s, s:s}", "op", "site.generate", "shard", shard), &err);
+		r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "site.generate", "shard", shard),
+		            &err);
 		if (!r)
 			return err;
 	}
@@ -272,7 +273,7 @@ op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
 	free(der);
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	now_iso(when, sizeof(when));
+	ctl_now(when, sizeof(when));
 	s = json_pack("{s:i, s:s, s:b, s:i, s:I, s:s, s:s}", "id", c->conf.site, "name",
 	              c->conf.name, "initialized", 1, "kek_shard", c->conf.shard, "kek_version",
 	              json_integer_value(json_object_get(r, "version")), "kek_sha256", hex,
@@ -289,7 +290,7 @@ op_site_init(struct ctl *c, const struct ctl_who *who, json_t *req)
 static json_t *
 op_site_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *s = site_entry(c), *vaults = json_array(), *peers = json_array();
+	json_t *s = ctl_site_entry(c), *vaults = json_array(), *peers = json_array();
 
 	ctl_catalog_scan(c->cat, "vault/", vaults);
 	ctl_catalog_scan(c->cat, "peer/", peers);
@@ -330,9 +331,9 @@ op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
 	char path[32];
 	int rc;
 
-	if (arg_uint(req, "site", 65535, &site, &err))
+	if (ctl_arg_uint(req, "site", 65535, &site, &err))
 		return err;
-	if (!(name = arg_name(req, "name", &err)))
+	if (!(name = ctl_arg_name(req, "name", &err)))
 		return err;
 	if (site == 0 || site == c->conf.site)
 		return fail(EINVAL, "a peer's site id is 1..65535 and not this site's (%u)",
@@ -342,7 +343,7 @@ op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (!hex64_ok(pin))
 		return fail(EINVAL, "\"pin\" must be the SHA-256 of the peer's site certificate, "
 		                    "64 hex digits (vr-pki fingerprint CERT)");
-	peer_path(path, sizeof(path), (unsigned)site);
+	ctl_peer_path(path, sizeof(path), (unsigned)site);
 	if (!ctl_catalog_get(c->cat, path, &p)) {
 		json_decref(p);
 		return fail(EEXIST, "peer %u exists (peer remove it first)", (unsigned)site);
@@ -350,10 +351,13 @@ op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
 	p = json_pack("{s:i, s:s, s:s, s:s, s:s}", "site", (int)site, "name", name, "address", addr,
 	              "pin", pin, "status", "added");
 	rc = ctl_catalog_put(c->cat, path, p);
-	if (rc) {
-		json_decref(p);
+	json_decref(p);
+	if (rc)
 		return fail(-rc, "catalog: %s", strerror(-rc));
-	}
+	/* The public keys go both ways now, or when the other site adds this one. */
+	ctl_link_greet(c, (unsigned)site);
+	if (ctl_catalog_get(c->cat, path, &p))
+		return fail(EIO, "catalog: the peer just added is gone");
 	return ok(json_pack("{s:o}", "peer", p));
 }
 
@@ -379,11 +383,11 @@ op_peer_remove(struct ctl *c, const struct ctl_who *who, json_t *req)
 	size_t i;
 	int rc;
 
-	if (arg_uint(req, "site", 65535, &site, &err)) {
+	if (ctl_arg_uint(req, "site", 65535, &site, &err)) {
 		json_decref(vaults);
 		return err;
 	}
-	peer_path(path, sizeof(path), (unsigned)site);
+	ctl_peer_path(path, sizeof(path), (unsigned)site);
 	if (ctl_catalog_get(c->cat, path, &p)) {
 		json_decref(vaults);
 		return fail(ENOENT, "no peer %u", (unsigned)site);
@@ -422,7 +426,7 @@ busy:
 static json_t *
 op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *seq, *r, *site = site_entry(c), *all = json_array();
+	json_t *err = NULL, *v, *seq, *r, *site = ctl_site_entry(c), *all = json_array();
 	uint64_t account, id = 1;
 	const char *name;
 	char path[128], hv[48], when[32];
@@ -435,12 +439,12 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(all);
 		return fail(EAGAIN, "the site is not initialized: site init first");
 	}
-	if (arg_uint(req, "account", UINT64_MAX, &account, &err) ||
-	    !(name = arg_name(req, "name", &err))) {
+	if (ctl_arg_uint(req, "account", UINT64_MAX, &account, &err) ||
+	    !(name = ctl_arg_name(req, "name", &err))) {
 		json_decref(all);
 		return err;
 	}
-	vault_path(path, sizeof(path), account, name);
+	ctl_vault_path(path, sizeof(path), account, name);
 	if (!ctl_catalog_get(c->cat, path, &v)) {
 		json_decref(v);
 		json_decref(all);
@@ -463,7 +467,7 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	json_decref(seq);
 	if (rc)
 		return fail(-rc, "catalog: %s", strerror(-rc));
-	now_iso(when, sizeof(when));
+	ctl_now(when, sizeof(when));
 	v = json_pack("{s:I, s:s, s:I, s:i, s:s, s:s, s:s, s:[]}", "account", (json_int_t)account,
 	              "name", name, "id", (json_int_t)id, "primary", c->conf.site, "role",
 	              "primary", "status", "creating", "created", when, "replicas");
@@ -473,8 +477,8 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(-rc, "catalog: %s", strerror(-rc));
 	}
-	hsm_vault(hv, v);
-	r = hsm(c, json_pack("{s:s, s:s}", "op", "vault.create", "vault", hv), &err);
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.create", "vault", hv), &err);
 	if (!r)
 		goto undo_entry;
 	json_object_set(v, "token", json_object_get(r, "token"));
@@ -482,10 +486,11 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	json_decref(r);
 	if (c->conf.dp[0]) {
 		/* The account WAL, its seed record first (V2); members come with replication. */
-		r = dp(c,
-		       json_pack("{s:s, s:I, s:I, s:[]}", "op", "stream.add", "account",
-		                 (json_int_t)account, "vault", (json_int_t)id, "members"),
-		       &err);
+		r = ctl_dp(c,
+		           json_pack("{s:s, s:I, s:I, s:[], s:i}", "op", "stream.add", "account",
+		                     (json_int_t)account, "vault", (json_int_t)id, "members",
+		                     "room", CTL_MAX_REPLICAS),
+		           &err);
 		if (!r)
 			goto undo_partition;
 		json_object_set(v, "stream_lsn", json_object_get(r, "durable_lsn"));
@@ -499,7 +504,7 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	}
 	return ok(json_pack("{s:o}", "vault", v));
 undo_partition:
-	json_decref(hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &r));
+	json_decref(ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &r));
 	if (r) {
 		vr_err("control", "vault %s: the partition %s could not be deleted: %s", name, hv,
 		       json_string_value(json_object_get(r, "error")));
@@ -532,13 +537,15 @@ op_vault_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 	const char *name;
 	char path[160];
 
-	v = vault_arg(c, req, "name", &account, &name, &err);
+	v = ctl_vault_arg(c, req, "name", &account, &name, &err);
 	if (!v) {
 		json_decref(keys);
 		return err;
 	}
-	key_path(path, sizeof(path), account, name, NULL);
+	ctl_key_path(path, sizeof(path), account, name, NULL);
 	ctl_catalog_scan(c->cat, path, keys);
+	if (json_array_size(json_object_get(v, "replicas")))
+		ctl_replicas_live(c, v);
 	return ok(json_pack("{s:o, s:o}", "vault", v, "keys", keys));
 }
 
@@ -552,29 +559,36 @@ op_vault_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 	size_t i;
 	int rc;
 
-	v = vault_arg(c, req, "name", &account, &name, &err);
+	v = ctl_vault_arg(c, req, "name", &account, &name, &err);
 	if (!v) {
 		json_decref(keys);
 		return err;
 	}
-	if ((err = refuse_replica(c, v)))
+	if ((err = ctl_refuse_replica(c, v)))
 		goto out;
-	hsm_vault(hv, v);
-	r = hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
+	if (json_array_size(json_object_get(v, "replicas"))) {
+		err = fail(EBUSY,
+		           "vault %s is replicated: deleting a vault with its replicas is not "
+		           "built yet",
+		           name);
+		goto out;
+	}
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
 	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT)
 		goto out;
 	json_decref(r);
 	json_decref(err);
 	err = NULL;
-	key_path(path, sizeof(path), account, name, NULL);
+	ctl_key_path(path, sizeof(path), account, name, NULL);
 	ctl_catalog_scan(c->cat, path, keys);
 	json_array_foreach(keys, i, k)
 	{
-		key_path(path, sizeof(path), account, name,
-		         json_string_value(json_object_get(k, "name")));
+		ctl_key_path(path, sizeof(path), account, name,
+		             json_string_value(json_object_get(k, "name")));
 		ctl_catalog_del(c->cat, path);
 	}
-	vault_path(path, sizeof(path), account, name);
+	ctl_vault_path(path, sizeof(path), account, name);
 	rc = ctl_catalog_del(c->cat, path);
 	if (rc)
 		err = fail(-rc, "catalog: %s", strerror(-rc));
@@ -592,15 +606,15 @@ key_args(struct ctl *c, json_t *req, bool mutate, const char **key, json_t **err
 {
 	uint64_t account;
 	const char *vname;
-	json_t *v = vault_arg(c, req, "vault", &account, &vname, err);
+	json_t *v = ctl_vault_arg(c, req, "vault", &account, &vname, err);
 
 	if (!v)
 		return NULL;
-	if (mutate && (*err = refuse_replica(c, v))) {
+	if (mutate && (*err = ctl_refuse_replica(c, v))) {
 		json_decref(v);
 		return NULL;
 	}
-	if (key && !(*key = arg_name(req, "key", err))) {
+	if (key && !(*key = ctl_arg_name(req, "key", err))) {
 		json_decref(v);
 		return NULL;
 	}
@@ -612,8 +626,8 @@ key_entry(struct ctl *c, json_t *v, const char *key, char *path, size_t n)
 {
 	json_t *k;
 
-	key_path(path, n, (uint64_t)json_integer_value(json_object_get(v, "account")),
-	         json_string_value(json_object_get(v, "name")), key);
+	ctl_key_path(path, n, (uint64_t)json_integer_value(json_object_get(v, "account")),
+	             json_string_value(json_object_get(v, "name")), key);
 	return ctl_catalog_get(c->cat, path, &k) ? NULL : k;
 }
 
@@ -632,13 +646,26 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(EEXIST, "key %s exists (key rotate makes a new version)", key);
 	}
-	hsm_vault(hv, v);
-	json_decref(v);
-	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", hv, "name", key),
-	        &err);
-	if (!r)
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", hv, "name", key),
+	            &err);
+	if (!r) {
+		json_decref(v);
 		return err;
-	now_iso(when, sizeof(when));
+	}
+	/* Its record in the vault's WAL (V6), or no key at all. */
+	err =
+	    ctl_wal_key(c, v, "key.insert", key, json_integer_value(json_object_get(r, "version")));
+	json_decref(v);
+	if (err) {
+		json_decref(r);
+		json_decref(ctl_hsm(
+		    c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
+		    &r));
+		json_decref(r);
+		return err;
+	}
+	ctl_now(when, sizeof(when));
 	k = json_pack("{s:s, s:s, s:[O], s:s, s:s}", "name", key, "type", "aes-256-gcm", "versions",
 	              json_object_get(r, "version"), "created", when, "updated", when);
 	json_decref(r);
@@ -664,15 +691,32 @@ op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(ENOENT, "no key %s in this vault", key);
 	}
-	hsm_vault(hv, v);
-	json_decref(v);
-	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.rotate", "vault", hv, "name", key),
-	        &err);
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.rotate", "vault", hv, "name", key),
+	            &err);
 	if (!r) {
+		json_decref(v);
 		json_decref(k);
 		return err;
 	}
-	now_iso(when, sizeof(when));
+	err =
+	    ctl_wal_key(c, v, "key.rotate", key, json_integer_value(json_object_get(r, "version")));
+	json_decref(v);
+	if (err) {
+		/* The version exists here and is not in the WAL: say so, loudly. */
+		char msg[600];
+
+		snprintf(msg, sizeof(msg),
+		         "version %lld was made here but is not in the vault's WAL, so replicas do "
+		         "not have it: %s",
+		         (long long)json_integer_value(json_object_get(r, "version")),
+		         json_string_value(json_object_get(err, "error")));
+		json_object_set_new(err, "error", json_string(msg));
+		json_decref(r);
+		json_decref(k);
+		return err;
+	}
+	ctl_now(when, sizeof(when));
 	json_array_append(json_object_get(k, "versions"), json_object_get(r, "version"));
 	json_object_set_new(k, "updated", json_string(when));
 	json_decref(r);
@@ -699,12 +743,26 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return fail(ENOENT, "no key %s in this vault", key);
 	}
 	json_decref(k);
-	hsm_vault(hv, v);
-	json_decref(v);
-	r = hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
-	        &err);
-	if (!r)
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
+	            &err);
+	if (!r) {
+		json_decref(v);
 		return err;
+	}
+	err = ctl_wal_key(c, v, "key.delete", key, 0);
+	json_decref(v);
+	if (err) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg),
+		         "deleted here, but not in the vault's WAL, so replicas still have it: %s",
+		         json_string_value(json_object_get(err, "error")));
+		json_object_set_new(err, "error", json_string(msg));
+		ctl_catalog_del(c->cat, path);
+		json_decref(r);
+		return err;
+	}
 	rc = ctl_catalog_del(c->cat, path);
 	if (rc) {
 		json_decref(r);
@@ -725,8 +783,9 @@ op_key_list(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(keys);
 		return err;
 	}
-	key_path(path, sizeof(path), (uint64_t)json_integer_value(json_object_get(v, "account")),
-	         json_string_value(json_object_get(v, "name")), NULL);
+	ctl_key_path(path, sizeof(path),
+	             (uint64_t)json_integer_value(json_object_get(v, "account")),
+	             json_string_value(json_object_get(v, "name")), NULL);
 	json_decref(v);
 	ctl_catalog_scan(c->cat, path, keys);
 	return ok(json_pack("{s:o}", "keys", keys));
@@ -748,7 +807,7 @@ op_key_encrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(EINVAL, "give the plaintext as \"data\" (text) or \"data_b64\"");
 	}
-	hsm_vault(hv, v);
+	ctl_hsm_vault(hv, v);
 	json_decref(v);
 	if (text)
 		data = vr_hsm_b64((const uint8_t *)text, strlen(text));
@@ -761,7 +820,7 @@ op_key_encrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_object_set_new(hr, "aad", json_string(a));
 		free(a);
 	}
-	r = hsm(c, hr, &err);
+	r = ctl_hsm(c, hr, &err);
 	if (!r)
 		return err;
 	n = strlen(json_string_value(json_object_get(r, "iv"))) +
@@ -816,7 +875,7 @@ op_key_decrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(EINVAL, "\"ciphertext\" names no key version");
 	}
-	hsm_vault(hv, v);
+	ctl_hsm_vault(hv, v);
 	json_decref(v);
 	hr = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "op", "key.decrypt", "vault", hv, "name",
 	               key, "version", (int)version, "iv", iv, "data", data);
@@ -827,7 +886,7 @@ op_key_decrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_object_set_new(hr, "aad", json_string(a));
 		free(a);
 	}
-	r = hsm(c, hr, &err);
+	r = ctl_hsm(c, hr, &err);
 	if (!r)
 		return err;
 	out = json_string_value(json_object_get(r, "data"));
@@ -850,7 +909,7 @@ op_key_decrypt(struct ctl *c, const struct ctl_who *who, json_t *req)
 static json_t *
 op_stream_list(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err, *r = dp(c, json_pack("{s:s}", "op", "stream.list"), &err);
+	json_t *err, *r = ctl_dp(c, json_pack("{s:s}", "op", "stream.list"), &err);
 
 	return r ? r : err;
 }
@@ -861,14 +920,14 @@ op_stream_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 	json_t *err = NULL, *r, *q;
 	uint64_t account, vault, primary = c->conf.site;
 
-	if (arg_uint(req, "account", UINT64_MAX, &account, &err) ||
-	    arg_uint(req, "vault", UINT32_MAX, &vault, &err))
+	if (ctl_arg_uint(req, "account", UINT64_MAX, &account, &err) ||
+	    ctl_arg_uint(req, "vault", UINT32_MAX, &vault, &err))
 		return err;
-	if (json_object_get(req, "primary") && arg_uint(req, "primary", 65535, &primary, &err))
+	if (json_object_get(req, "primary") && ctl_arg_uint(req, "primary", 65535, &primary, &err))
 		return err;
 	q = json_pack("{s:s, s:I, s:I, s:I}", "op", "stream.show", "account", (json_int_t)account,
 	              "vault", (json_int_t)vault, "primary", (json_int_t)primary);
-	r = dp(c, q, &err);
+	r = ctl_dp(c, q, &err);
 	return r ? r : err;
 }
 
@@ -888,7 +947,7 @@ op_stats(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_object_set_new(cs, counter_names[i], json_integer((json_int_t)v[i]));
 	res = json_pack("{s:o}", "control", cs);
 	if (c->conf.dp[0]) {
-		d = dp(c, json_pack("{s:s}", "op", "stats"), &err);
+		d = ctl_dp(c, json_pack("{s:s}", "op", "stats"), &err);
 		if (d) {
 			json_object_del(d, "status");
 			json_object_set_new(res, "dataplane", d);
@@ -907,9 +966,9 @@ op_audit_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 	json_t *err = NULL, *r;
 	uint64_t from = 0, max = 20;
 
-	if (json_object_get(req, "from") && arg_uint(req, "from", UINT64_MAX, &from, &err))
+	if (json_object_get(req, "from") && ctl_arg_uint(req, "from", UINT64_MAX, &from, &err))
 		return err;
-	if (json_object_get(req, "max") && arg_uint(req, "max", 1000, &max, &err))
+	if (json_object_get(req, "max") && ctl_arg_uint(req, "max", 1000, &max, &err))
 		return err;
 	r = ctl_audit_show(c->audit, from, (unsigned)(max ? max : 1));
 	return r ? r : fail(ENOMEM, "out of memory");
@@ -945,6 +1004,14 @@ static const struct op ops[] = {
     {"stream.show", VR_ROLE_READER, 0, op_stream_show},
     {"stats", VR_ROLE_READER, 0, op_stats},
     {"audit.show", VR_ROLE_READER, 0, op_audit_show},
+    {"vault.replicate", VR_ROLE_ADMIN, AUDIT, op_vault_replicate},
+    {"link.hello", VR_ROLE_PEER, AUDIT, op_link_hello},
+    {"link.capacity", VR_ROLE_PEER, AUDIT, op_link_capacity},
+    {"link.provision", VR_ROLE_PEER, AUDIT, op_link_provision},
+    {"link.masking", VR_ROLE_PEER, AUDIT, op_link_masking},
+    {"link.keys", VR_ROLE_PEER, AUDIT, op_link_keys},
+    {"link.status", VR_ROLE_PEER, 0, op_link_status},
+    {"link.unprovision", VR_ROLE_PEER, AUDIT, op_link_unprovision},
 };
 
 /* What the audit log keeps of a request: every argument but customer data (sizes instead). */
@@ -984,7 +1051,8 @@ ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
 		c->stats.request_errors++;
 		return fail(ENOSYS, "unknown operation \"%s\"", name ? name : "(none)");
 	}
-	if (who->role < op->role) {
+	/* A peer may call link.* and nothing else; an operator never link.* */
+	if ((op->role == VR_ROLE_PEER) != (who->role == VR_ROLE_PEER) || who->role < op->role) {
 		c->stats.denied++;
 		res = fail(EPERM, "%s needs the %s role; %s has %s", op->name,
 		           vr_api_role_name(op->role), who->name, vr_api_role_name(who->role));
@@ -1025,26 +1093,43 @@ ctl_ops_start(struct ctl *c)
 			/* A create that did not finish: undo it (no half-made vault). */
 			char path[128], hv[48];
 
-			hsm_vault(hv, v);
-			json_decref(hsm(
+			ctl_hsm_vault(hv, v);
+			json_decref(ctl_hsm(
 			    c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err));
 			json_decref(err);
-			vault_path(path, sizeof(path),
-			           (uint64_t)json_integer_value(json_object_get(v, "account")),
-			           json_string_value(json_object_get(v, "name")));
+			ctl_vault_path(path, sizeof(path),
+			               (uint64_t)json_integer_value(json_object_get(v, "account")),
+			               json_string_value(json_object_get(v, "name")));
 			ctl_catalog_del(c->cat, path);
 			vr_warn("control", "vault %s: a create that did not finish was undone",
 			        json_string_value(json_object_get(v, "name")));
 			continue;
 		}
-		if (!c->conf.dp[0] ||
-		    strcmp(json_string_value(json_object_get(v, "role")), "primary"))
+		if (!c->conf.dp[0])
 			continue;
-		r = dp(c,
-		       json_pack("{s:s, s:O, s:O, s:[]}", "op", "stream.add", "account",
-		                 json_object_get(v, "account"), "vault", json_object_get(v, "id"),
-		                 "members"),
-		       &err);
+		if (!strcmp(json_string_value(json_object_get(v, "role")), "primary")) {
+			/* the WAL's members: the replicas that joined, in the order they did */
+			json_t *m = json_array(), *rp;
+			size_t k;
+
+			json_array_foreach(json_object_get(v, "replicas"), k,
+			                   rp) if (json_is_true(json_object_get(rp, "member")))
+			    json_array_append(m, json_object_get(rp, "site"));
+			r = ctl_dp(c,
+			           json_pack("{s:s, s:O, s:O, s:o, s:i}", "op", "stream.add",
+			                     "account", json_object_get(v, "account"), "vault",
+			                     json_object_get(v, "id"), "members", m, "room",
+			                     CTL_MAX_REPLICAS),
+			           &err);
+		} else {
+			/* a replica: its stored payload keys come back with the stream */
+			r = ctl_dp(c,
+			           json_pack("{s:s, s:O, s:O, s:O}", "op", "stream.add", "account",
+			                     json_object_get(v, "account"), "vault",
+			                     json_object_get(v, "id"), "primary",
+			                     json_object_get(v, "primary")),
+			           &err);
+		}
 		if (!r && json_integer_value(json_object_get(err, "status")) != EEXIST)
 			vr_warn("control", "vault %s: the dataplane does not have its stream: %s",
 			        json_string_value(json_object_get(v, "name")),

@@ -13,6 +13,10 @@
  *     itself, self-signed, for vaultrepctl) or against a pinned SHA-256 fingerprint.
  *   - The console: a unix socket, peers admitted by uid (SO_PEERCRED against
  *     [mgmt] console_uids); a console caller is "console:<uid>" with the admin role.
+ *   - The peer port ([peers] listen): the control processes of other sites, mutual TLS 1.3
+ *     with each side's self-signed site certificate, each checked against the pin the operator
+ *     gave (peer.add): a certificate no peer is pinned to is refused after the handshake. A
+ *     peer is "site:<id>" with the peer role, which may call the link.* operations only.
  *
  * Framing, both ways (the HSM agent's and the dataplane's, vr_hsm.h): a 4-byte big-endian
  * length (1..VR_API_MAX_MSG) and that many bytes of one JSON object.
@@ -32,7 +36,10 @@
  *   site.show       reader       -> id, name, initialized, kek_version, kek_sha256, tls_sha256,
  *                                mgmt, vaults, peers, limits
  *   peer.add        admin     A  site, name, address (host:port of its peer port), pin (SHA-256
- *                                of its site certificate, hex) -> peer
+ *                                of its site certificate, hex) -> peer; then link.hello: the
+ *                                two sites exchange public key-encryption keys, each imported
+ *                                into its HSM as a trusted wrapping key (status "linked"), or
+ *                                "waiting" until the other site adds this one too
  *   peer.list       reader       -> peers: [{site, name, address, pin, status}]
  *   peer.remove     admin     A  site (refused while a vault replicates to it: EBUSY)
  *   vault.create    operator  A  account, name -> vault (its catalog entry: account, name, id,
@@ -40,6 +47,11 @@
  *   vault.list      reader       -> vaults: [...]
  *   vault.show      reader       account, name -> vault, keys
  *   vault.delete    admin     A  account, name (the partition is wiped)
+ *   vault.replicate admin     A  account, name, site -> vault (V3, V4): the capacity handshake,
+ *                                the replica's partition, the masking key under the target's
+ *                                KEK, the target made a member of the vault's WAL, which brings
+ *                                it every key record from LSN 1; each step in vault.show at both
+ *                                sites; a failure undoes the steps before at both
  *   key.create      operator  A  account, vault, key -> key {name, type, versions}
  *   key.rotate      operator  A  account, vault, key -> key
  *   key.delete      operator  A  account, vault, key -> destroyed (versions)
@@ -54,7 +66,22 @@
  *   audit.show      reader       [from] (seq, default: the last 20), [max] (<= 1000)
  *                                -> entries, head {seq, hash}, chain ("intact" or where broken)
  *
+ *   link.hello      peer         site, name, kek (DER, base64) -> site, name, kek
+ *   link.capacity   peer         account, name -> yes, or ENOSPC/EEXIST with the reason
+ *   link.provision  peer         account, name, id, primary -> the replica's partition made
+ *   link.masking    peer         account, name, blob (masking key under this site's KEK)
+ *   link.keys       peer         account, name, keys: [{key_id, blob}] (the WAL stream's
+ *                                payload keys, K1) -> status "replicating"
+ *   link.status     peer         account, name -> the replica's entry (status, applied_lsn)
+ *   link.unprovision peer        account, name: undo link.provision (a later step failed)
+ *
  * A replica refuses every key and vault mutation with EROFS and names its primary.
+ *
+ * A vault's WAL (stream account, vault id, primary) carries its key changes as hsm records,
+ * appended by the primary's control through the dataplane (stream.append), payload one JSON
+ * object: {"key": name, "version": n, "blob": base64 of the version under the masking key}
+ * for key.insert and key.rotate, {"key": name} for key.delete. A replica's control reads its
+ * dataplane's copy of the stream (stream.read) and applies them in LSN order.
  * Key material never crosses this API: keys stay in the HSM; only names, versions, metadata
  * and ciphertext do.
  */
@@ -77,6 +104,7 @@ enum vr_role {
 	VR_ROLE_READER = 1,
 	VR_ROLE_OPERATOR = 2,
 	VR_ROLE_ADMIN = 3,
+	VR_ROLE_PEER = 16, /* another site's control: link.* only, and nothing else */
 };
 
 /* "reader", "operator", "admin" <-> the enum; VR_ROLE_NONE for anything else. */

@@ -109,6 +109,14 @@ static const struct cmd cmds[] = {
      .rows = "keys",
      .cols = {{"name", "KEY"}, {"type", "TYPE"}, {"versions", "VERSIONS"}, {"updated", "UPDATED"}}},
     {.object = "vault",
+     .verb = "replicate",
+     .op = "vault.replicate",
+     .help = "replicate a vault to another site (capacity handshake, then its keys)",
+     .args = {ACCOUNT,
+              {"name", "vault name", true},
+              {"site", "the target site's id", true},
+              {"wait", "yes (default): show progress until the replica is in sync; no", false}}},
+    {.object = "vault",
      .verb = "delete",
      .op = "vault.delete",
      .help = "wipe a vault's partition and forget it",
@@ -403,6 +411,76 @@ find(const char *object, const char *verb)
 	return NULL;
 }
 
+/* The value after `key` in a command's key value pairs, or NULL. */
+static const char *
+word_arg(char **words, int n, const char *key)
+{
+	for (int i = 0; i + 1 < n; i += 2)
+		if (!strcmp(words[i], key))
+			return words[i + 1];
+	return NULL;
+}
+
+/*
+ * After vault replicate: the initial copy, as the replica applies the vault's WAL, until it is
+ * in sync (or 300 s). One line per change of the figures.
+ */
+static int
+follow(struct vr_api *api, char **words, int n)
+{
+	const char *wait = word_arg(words, n, "wait"), *site = word_arg(words, n, "site");
+	char last[256] = "", err[512];
+
+	if ((wait && strcmp(wait, "yes")) || opt.json)
+		return 0;
+	for (int i = 0; i < 3000; i++) {
+		json_t *req = json_pack("{s:s, s:s, s:s}", "op", "vault.show", "account",
+		                        word_arg(words, n, "account"), "name",
+		                        word_arg(words, n, "name")),
+		       *res, *v, *r, *mine = NULL;
+		size_t k;
+		char now[256];
+		int rc = vr_api_call(api, req, &res, err, sizeof(err));
+
+		json_decref(req);
+		if (rc) {
+			fprintf(stderr, "vaultrepctl: vault show: %s\n", err);
+			return EXIT_REFUSED;
+		}
+		v = json_object_get(res, "vault");
+		json_array_foreach(json_object_get(v, "replicas"), k,
+		                   r) if (json_integer_value(json_object_get(r, "site")) ==
+		                          atoi(site)) mine = r;
+		snprintf(now, sizeof(now), "site %s: %s, applied %lld of %lld WAL records", site,
+		         mine ? json_string_value(json_object_get(mine, "remote")) : "?",
+		         (long long)json_integer_value(json_object_get(mine, "applied_lsn")),
+		         (long long)json_integer_value(json_object_get(v, "wal_lsn")));
+		if (strcmp(now, last)) {
+			printf("%s\n", now);
+			fflush(stdout);
+			snprintf(last, sizeof(last), "%s", now);
+		}
+		if (mine && json_string_value(json_object_get(mine, "remote")) &&
+		    !strcmp(json_string_value(json_object_get(mine, "remote")), "in sync") &&
+		    json_integer_value(json_object_get(mine, "applied_lsn")) >=
+		        json_integer_value(json_object_get(v, "wal_lsn"))) {
+			json_decref(res);
+			return 0;
+		}
+		if (mine && json_string_value(json_object_get(mine, "status")) &&
+		    !strncmp(json_string_value(json_object_get(mine, "status")), "failed", 6)) {
+			fprintf(stderr, "vaultrepctl: vault replicate: %s\n",
+			        json_string_value(json_object_get(mine, "status")));
+			json_decref(res);
+			return EXIT_REFUSED;
+		}
+		json_decref(res);
+		usleep(100000);
+	}
+	fprintf(stderr, "vaultrepctl: vault replicate: not in sync after 300 s (vault show)\n");
+	return EXIT_REFUSED;
+}
+
 /* One command: words[0] object, words[1] verb, then key value pairs. Returns an exit status. */
 static int
 run(struct vr_api **api, int n, char **words, const char *where)
@@ -485,6 +563,8 @@ run(struct vr_api **api, int n, char **words, const char *where)
 	}
 	print_result(c, res);
 	json_decref(res);
+	if (!strcmp(c->op, "vault.replicate"))
+		return follow(*api, words, n);
 	return 0;
 }
 

@@ -521,14 +521,243 @@ START_TEST(restart_keeps_catalog_and_audit)
 }
 END_TEST
 
+/* --- two sites, replicating (V3-V7) --- */
+
+/*
+ *   site 1 (east)                               site 2 (west)
+ *   vaultrepctl -> control --peer link (mTLS, pinned)--> control <- vaultrepctl
+ *                  |    \                                /    |
+ *                agent  dataplane ==WAN (memif)== dataplane  agent
+ */
+struct full {
+	struct site s;
+	int id, dp_pid;
+	char dp_sock[300], dp_ini[300], prefix[48];
+	unsigned peer_port;
+};
+
+static char wan_sock[300];
+
+static void
+full_up(struct full *f, int id, unsigned max_vaults)
+{
+	const char *agent[] = {VR_AGENT_BIN, "--socket",        NULL, "--state",
+	                       NULL,         "--dataplane-uid", "0",  NULL};
+	char st[320], lan[400], wan[400];
+	FILE *fp;
+	struct site *s = &f->s;
+
+	memset(f, 0, sizeof(*f));
+	f->id = id;
+	s->dir = vr_test_softhsm();
+	snprintf(s->agent_sock, sizeof(s->agent_sock), "%s/agent.sock", s->dir);
+	snprintf(s->ctl_sock, sizeof(s->ctl_sock), "%s/control.sock", s->dir);
+	snprintf(s->conf, sizeof(s->conf), "%s/control.conf", s->dir);
+	snprintf(s->pki, sizeof(s->pki), "%s/pki", s->dir);
+	snprintf(s->state, sizeof(s->state), "%s/control", s->dir);
+	snprintf(f->dp_sock, sizeof(f->dp_sock), "%s/dp.sock", s->dir);
+	snprintf(f->dp_ini, sizeof(f->dp_ini), "%s/dp.ini", s->dir);
+	snprintf(f->prefix, sizeof(f->prefix), "vrc%d_%d", (int)getpid(), id);
+	s->port = free_port();
+	f->peer_port = free_port();
+	sh("%s site %s/site site%d >/dev/null && %s ca %s/ops >/dev/null && "
+	   "%s operator %s/ops alice admin >/dev/null",
+	   VR_PKI, s->pki, id, VR_PKI, s->pki, VR_PKI, s->pki);
+	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
+	snprintf(s->admin, sizeof(s->admin),
+	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/alice.crt "
+	         "--key %s/ops/alice.key",
+	         s->port, s->pki, s->pki, s->pki);
+	/* the agent (it gives the dataplane its payload keys: --dataplane-uid) */
+	snprintf(st, sizeof(st), "%s/agent", s->dir);
+	agent[2] = s->agent_sock;
+	agent[4] = st;
+	s->agent_pid = vr_test_spawn(agent, s->agent_sock);
+	ck_assert_int_gt(s->agent_pid, 0);
+	/* the dataplane: LAN toward no one, WAN over memif to the other site */
+	fp = fopen(f->dp_ini, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp,
+	        "[site]\nid = %d\nlog_dir = %s/wal\ncontrol = %s\nhsm = %s\n"
+	        "[lan]\nport = 0\nip = 198.18.%d.1\n[wan]\nport = 1\nip = 198.19.0.%d\n"
+	        "[peer %d]\nip = 198.19.0.%d\n",
+	        id, s->dir, f->dp_sock, s->agent_sock, id, id, 3 - id, 3 - id);
+	fclose(fp);
+	snprintf(lan, sizeof(lan),
+	         "net_memif0,role=server,socket=%s/lan.sock,socket-abstract=no,"
+	         "mac=02:00:00:00:%02x:01",
+	         s->dir, id);
+	snprintf(wan, sizeof(wan),
+	         "net_memif1,role=%s,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:02",
+	         id == 1 ? "server" : "client", wan_sock, id);
+	{
+		const char *dp[] = {VR_DP_BIN,
+		                    "-l",
+		                    "0,1",
+		                    "--no-huge",
+		                    "-m",
+		                    "256",
+		                    "--no-pci",
+		                    "--file-prefix",
+		                    f->prefix,
+		                    "--log-level",
+		                    "lib.eal:warning",
+		                    "--vdev",
+		                    lan,
+		                    "--vdev",
+		                    wan,
+		                    "--",
+		                    "--config",
+		                    f->dp_ini,
+		                    NULL};
+
+		f->dp_pid = vr_test_spawn(dp, f->dp_sock);
+		ck_assert_msg(f->dp_pid > 0, "dataplane of site %d did not start", id);
+	}
+	/* control */
+	fp = fopen(s->conf, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp,
+	        "[site]\nid = %d\nname = site%d\nstate = %s\nhsm = %s\ndataplane = %s\n"
+	        "[mgmt]\nlisten = 127.0.0.1:%u\nsocket = %s\ncert = %s/site/site.crt\n"
+	        "key = %s/site/site.key\noperator_ca = %s/ops/ca.crt\n"
+	        "[peers]\nlisten = 127.0.0.1:%u\n[limits]\nvaults = %u\n",
+	        id, id, s->state, s->agent_sock, f->dp_sock, s->port, s->ctl_sock, s->pki, s->pki,
+	        s->pki, f->peer_port, max_vaults);
+	fclose(fp);
+	start_ctl(s);
+}
+
+static void
+full_down(struct full *f)
+{
+	int st = vr_test_stop(f->dp_pid);
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dataplane %d exited with %d", f->id,
+	              st);
+	f->s.agent_pid = f->s.agent_pid; /* stopped by site_down */
+	site_down(&f->s);
+}
+
+static void
+pin_of(struct full *f, char out[65])
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/site/site.crt", f->s.pki);
+	ck_assert_int_eq(vr_api_cert_sha256(path, out), 0);
+}
+
+/* Waits (at most 20 s) until vaultrepctl's output for args contains want (and not unwanted). */
+static void
+await(struct site *s, const char *want, const char *unwanted, const char *args)
+{
+	char out[8192];
+
+	for (int i = 0; i < 200; i++) {
+		if (!ctl(s->admin, out, sizeof(out), "%s", args) && strstr(out, want) &&
+		    (!unwanted || !strstr(out, unwanted)))
+			return;
+		usleep(100000);
+	}
+	ck_abort_msg("%s: never showed \"%s\"%s%s: %s", args, want, unwanted ? " without " : "",
+	             unwanted ? unwanted : "", out);
+}
+
+START_TEST(replicate_two_sites)
+{
+	struct full a, b;
+	char out[16384], pin[65], ct1[512], ct2[512], *p;
+	char *root = vr_test_tmpdir("ctl2");
+
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	full_up(&a, 1, 1024);
+	full_up(&b, 2, 1); /* room for one vault: the second replicate is refused */
+	OK(a.s.admin, out, "site init");
+	OK(b.s.admin, out, "site init");
+
+	/* Peers: the first add waits for the other side; the second links both. */
+	pin_of(&b, pin);
+	OK(a.s.admin, out, "peer add site 2 name west address 127.0.0.1:%u pin %s", b.peer_port,
+	   pin);
+	ck_assert_msg(strstr(out, "waiting"), "%s", out);
+	pin_of(&a, pin);
+	OK(b.s.admin, out, "peer add site 1 name east address 127.0.0.1:%u pin %s", a.peer_port,
+	   pin);
+	ck_assert_msg(strstr(out, "linked"), "%s", out);
+	OK(a.s.admin, out, "peer list");
+	ck_assert_msg(strstr(out, "linked"), "%s", out);
+
+	/* A vault with three keys at site 1, one rotated, data encrypted under it. */
+	OK(a.s.admin, out, "vault create account 42 name payments");
+	OK(a.s.admin, out, "key create account 42 vault payments key k1");
+	OK(a.s.admin, out, "key create account 42 vault payments key k2");
+	OK(a.s.admin, out, "key create account 42 vault payments key k3");
+	OK(a.s.admin, out, "--json key encrypt account 42 vault payments key k1 data \"before\"");
+	p = strstr(out, "vr1:");
+	ck_assert_ptr_nonnull(p);
+	snprintf(ct1, sizeof(ct1), "%.*s", (int)strcspn(p, "\""), p);
+	OK(a.s.admin, out, "key rotate account 42 vault payments key k1");
+
+	/* Replicate: the handshake, then the copy with its progress, until in sync. */
+	OK(a.s.admin, out, "vault replicate account 42 name payments site 2");
+	ck_assert_msg(strstr(out, "replicated") && strstr(out, "in sync"), "%s", out);
+	OK(b.s.admin, out, "vault show account 42 name payments");
+	ck_assert_msg(strstr(out, "replica") && strstr(out, "k1") && strstr(out, "1,2") &&
+	                  strstr(out, "k3"),
+	              "%s", out);
+	/* Site 2 decrypts what site 1 encrypted under the older version. */
+	OK(b.s.admin, out, "key decrypt account 42 vault payments key k1 ciphertext %s", ct1);
+	ck_assert_msg(strstr(out, "before"), "%s", out);
+
+	/* Continuous: rotation and deletion at the primary reach the replica. */
+	OK(a.s.admin, out, "key rotate account 42 vault payments key k2");
+	OK(a.s.admin, out, "key delete account 42 vault payments key k3");
+	OK(a.s.admin, out, "--json key encrypt account 42 vault payments key k2 data \"after\"");
+	p = strstr(out, "vr1:2:");
+	ck_assert_msg(p, "%s", out);
+	snprintf(ct2, sizeof(ct2), "%.*s", (int)strcspn(p, "\""), p);
+	await(&b.s, "1,2", "k3", "key list account 42 vault payments");
+	OK(b.s.admin, out, "key decrypt account 42 vault payments key k2 ciphertext %s", ct2);
+	ck_assert_msg(strstr(out, "after"), "%s", out);
+
+	/* The replica refuses writes and names its primary. */
+	ck_assert_int_eq(
+	    ctl(b.s.admin, out, sizeof(out), "key create account 42 vault payments key k9"), 1);
+	ck_assert_msg(strstr(out, "EROFS") && strstr(out, "site 1 (east)"), "%s", out);
+
+	/* A target without capacity: a clear refusal, nothing made on either side. */
+	OK(a.s.admin, out, "vault create account 42 name ledger");
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault replicate account 42 name ledger site 2"), 1);
+	ck_assert_msg(strstr(out, "no capacity") && strstr(out, "limit"), "%s", out);
+	OK(a.s.admin, out, "vault show account 42 name ledger");
+	ck_assert_msg(strstr(out, "ready") && !strstr(out, "replicas[0]"), "%s", out);
+	OK(b.s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "payments") && !strstr(out, "ledger"), "%s", out);
+	ck_assert_uint_eq(partitions(&b.s), 1);
+
+	/* Control restarts: catalog, peers and status intact, records still applied. */
+	stop_ctl(&b.s);
+	start_ctl(&b.s);
+	OK(b.s.admin, out, "peer list");
+	ck_assert_msg(strstr(out, "linked"), "%s", out);
+	OK(a.s.admin, out, "key create account 42 vault payments key k4");
+	await(&b.s, "k4", NULL, "key list account 42 vault payments");
+
+	full_down(&a);
+	full_down(&b);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {
-	    mgmt_port_refusals,
-	    vault_and_keys,
-	    vault_create_rolls_back,
-	    restart_keeps_catalog_and_audit,
+	    mgmt_port_refusals,      vault_and_keys,
+	    vault_create_rolls_back, restart_keeps_catalog_and_audit,
+	    replicate_two_sites,
 	};
 
 	return vr_test_run("control:sites", 300, tests, sizeof(tests) / sizeof(tests[0]));
