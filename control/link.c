@@ -227,8 +227,10 @@ op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(mine);
 		return err;
 	}
-	return ok(json_pack("{s:i, s:s, s:O}", "site", c->conf.site, "name", c->conf.name, "kek",
-	                    json_object_get(mine, "kek")));
+	err = json_pack("{s:i, s:s, s:O}", "site", c->conf.site, "name", c->conf.name, "kek",
+	                json_object_get(mine, "kek"));
+	json_decref(mine);
+	return ok(err);
 }
 
 /* --- the target's side --- */
