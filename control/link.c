@@ -846,8 +846,10 @@ ctl_ops_tick(struct ctl *c)
 			c->stats.records_applied++;
 			applied = json_integer_value(json_object_get(rec, "lsn"));
 		}
+		/* In sync: it applied all its dataplane holds, and that is more than nothing yet
+		 * (the seed record comes first). */
 		if (applied != json_integer_value(json_object_get(v, "applied_lsn")) ||
-		    (!stuck && !json_array_size(json_object_get(r, "records")) &&
+		    (!stuck && applied && !json_array_size(json_object_get(r, "records")) &&
 		     strcmp(status, "in sync"))) {
 			json_object_set_new(v, "applied_lsn", json_integer(applied));
 			json_object_set_new(
