@@ -42,7 +42,9 @@
 #define fail vr_hsm_error
 #define ok   vr_hsm_ok
 
-enum { APPLY_MAX = 64 };
+/* Records read at once (the dataplane's most), and reads per vault per tick: a WAL that also
+ * carries producers' data records is skipped through fast. */
+enum { APPLY_MAX = 4096, APPLY_READS = 8 };
 
 /* --- the link --- */
 
@@ -821,10 +823,12 @@ ctl_ops_tick(struct ctl *c)
 		json_t *r, *err, *rec;
 		size_t k;
 		bool stuck = false;
+		unsigned reads = 0;
 
 		if (!role || strcmp(role, "replica") || !status ||
 		    (strcmp(status, "replicating") && strcmp(status, "in sync")))
 			continue;
+	again:
 		r = ctl_dp(c,
 		           json_pack("{s:s, s:O, s:O, s:O, s:I, s:i}", "op", "stream.read",
 		                     "account", json_object_get(v, "account"), "vault",
@@ -858,6 +862,11 @@ ctl_ops_tick(struct ctl *c)
 			                    ? "replicating"
 			                    : "in sync"));
 			vault_put(c, v);
+		}
+		if (!stuck && json_array_size(json_object_get(r, "records")) == APPLY_MAX &&
+		    ++reads < APPLY_READS) {
+			json_decref(r);
+			goto again;
 		}
 		json_decref(r);
 	}
