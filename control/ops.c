@@ -361,17 +361,24 @@ op_peer_add(struct ctl *c, const struct ctl_who *who, json_t *req)
 	return ok(json_pack("{s:o}", "peer", p));
 }
 
+/* Every catalog entry under prefix, as the response's array `field`. */
+static json_t *
+list_of(struct ctl *c, const char *prefix, const char *field)
+{
+	json_t *all = json_array();
+	int rc = ctl_catalog_scan(c->cat, prefix, all);
+
+	if (rc) {
+		json_decref(all);
+		return fail(-rc, "catalog: %s", strerror(-rc));
+	}
+	return ok(json_pack("{s:o}", field, all));
+}
+
 static json_t *
 op_peer_list(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *peers = json_array();
-	int rc = ctl_catalog_scan(c->cat, "peer/", peers);
-
-	if (rc) {
-		json_decref(peers);
-		return fail(-rc, "catalog: %s", strerror(-rc));
-	}
-	return ok(json_pack("{s:o}", "peers", peers));
+	return list_of(c, "peer/", "peers");
 }
 
 static json_t *
@@ -519,14 +526,7 @@ undo_entry:
 static json_t *
 op_vault_list(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *vaults = json_array();
-	int rc = ctl_catalog_scan(c->cat, "vault/", vaults);
-
-	if (rc) {
-		json_decref(vaults);
-		return fail(-rc, "catalog: %s", strerror(-rc));
-	}
-	return ok(json_pack("{s:o}", "vaults", vaults));
+	return list_of(c, "vault/", "vaults");
 }
 
 static json_t *

@@ -151,6 +151,18 @@ stop_ctl(struct site *s)
 	s->ctl_pid = 0;
 }
 
+/* vaultrepctl's arguments for the management port of s, trusting ca_dir's certificate as the
+ * site's and presenting ops_dir/who's. */
+static void
+tls_auth(char *buf, size_t n, const struct site *s, const char *ca_dir, const char *ops_dir,
+         const char *who)
+{
+	snprintf(
+	    buf, n,
+	    "--connect 127.0.0.1:%u --ca %s/%s/site.crt --cert %s/%s/%s.crt --key %s/%s/%s.key",
+	    s->port, s->pki, ca_dir, s->pki, ops_dir, who, s->pki, ops_dir, who);
+}
+
 /* A site: agent, PKI (site identity, operator CA, admin alice, reader bob), control. */
 static void
 site_up(struct site *s, const char *dataplane)
@@ -167,14 +179,8 @@ site_up(struct site *s, const char *dataplane)
 	   "%s operator %s/ops alice admin >/dev/null && %s operator %s/ops bob reader >/dev/null",
 	   VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki);
 	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
-	snprintf(s->admin, sizeof(s->admin),
-	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/alice.crt "
-	         "--key %s/ops/alice.key",
-	         s->port, s->pki, s->pki, s->pki);
-	snprintf(s->reader, sizeof(s->reader),
-	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/bob.crt "
-	         "--key %s/ops/bob.key",
-	         s->port, s->pki, s->pki, s->pki);
+	tls_auth(s->admin, sizeof(s->admin), s, "site", "ops", "alice");
+	tls_auth(s->reader, sizeof(s->reader), s, "site", "ops", "bob");
 	write_conf(s, dataplane);
 	start_agent(s);
 	start_ctl(s);
@@ -286,28 +292,19 @@ START_TEST(mgmt_port_refusals)
 	/* A certificate from another CA. */
 	sh("%s ca %s/other >/dev/null && %s operator %s/other mallory admin >/dev/null", VR_PKI,
 	   s.pki, VR_PKI, s.pki);
-	snprintf(auth, sizeof(auth),
-	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/other/mallory.crt "
-	         "--key %s/other/mallory.key",
-	         s.port, s.pki, s.pki, s.pki);
+	tls_auth(auth, sizeof(auth), &s, "site", "other", "mallory");
 	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault create account 1 name x"), 3);
 	ck_assert_msg(strstr(out, "unknown ca"), "%s", out);
 
 	/* An expired certificate from the right CA. */
 	sh("%s operator %s/ops old admin -1 >/dev/null", VR_PKI, s.pki);
-	snprintf(auth, sizeof(auth),
-	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/old.crt "
-	         "--key %s/ops/old.key",
-	         s.port, s.pki, s.pki, s.pki);
+	tls_auth(auth, sizeof(auth), &s, "site", "ops", "old");
 	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault create account 1 name x"), 3);
 	ck_assert_msg(strstr(out, "expired"), "%s", out);
 
 	/* A control process that is not the pinned one (the client checks the server too). */
 	sh("%s site %s/impostor east >/dev/null", VR_PKI, s.pki);
-	snprintf(auth, sizeof(auth),
-	         "--connect 127.0.0.1:%u --ca %s/impostor/site.crt --cert %s/ops/alice.crt "
-	         "--key %s/ops/alice.key",
-	         s.port, s.pki, s.pki, s.pki);
+	tls_auth(auth, sizeof(auth), &s, "impostor", "ops", "alice");
 	ck_assert_int_eq(ctl(auth, out, sizeof(out), "vault list"), 3);
 	ck_assert_msg(strstr(out, "certificate verify failed"), "%s", out);
 
@@ -564,10 +561,7 @@ full_up(struct full *f, int id, unsigned max_vaults)
 	   "%s operator %s/ops alice admin >/dev/null",
 	   VR_PKI, s->pki, id, VR_PKI, s->pki, VR_PKI, s->pki);
 	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
-	snprintf(s->admin, sizeof(s->admin),
-	         "--connect 127.0.0.1:%u --ca %s/site/site.crt --cert %s/ops/alice.crt "
-	         "--key %s/ops/alice.key",
-	         s->port, s->pki, s->pki, s->pki);
+	tls_auth(s->admin, sizeof(s->admin), s, "site", "ops", "alice");
 	/* the agent (it gives the dataplane its payload keys: --dataplane-uid) */
 	snprintf(st, sizeof(st), "%s/agent", s->dir);
 	agent[2] = s->agent_sock;
