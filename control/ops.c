@@ -1014,14 +1014,23 @@ static const struct op ops[] = {
     {"link.unprovision", VR_ROLE_PEER, AUDIT, op_link_unprovision},
 };
 
-/* What the audit log keeps of a request: every argument but customer data (sizes instead). */
+/* What the audit log keeps of a request: every argument but customer data and key blobs (their
+ * sizes instead; link.keys' list of blobs as its length). */
 static json_t *
 audit_args(json_t *req)
 {
-	static const char *const data_keys[] = {"data", "data_b64", "ciphertext", "aad"};
+	/* customer data, and wrapped key material (no secret, but no business of an audit log) */
+	static const char *const data_keys[] = {"data", "data_b64", "ciphertext",
+	                                        "aad",  "blob",     "kek"};
 	json_t *a = json_copy(req);
 
 	json_object_del(a, "op");
+	if (json_is_array(json_object_get(a, "keys"))) {
+		json_object_set_new(
+		    a, "keys_count",
+		    json_integer((json_int_t)json_array_size(json_object_get(a, "keys"))));
+		json_object_del(a, "keys");
+	}
 	for (unsigned i = 0; i < sizeof(data_keys) / sizeof(data_keys[0]); i++) {
 		const char *s = json_string_value(json_object_get(a, data_keys[i]));
 		char k[32];
