@@ -1048,9 +1048,16 @@ json_t *
 ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
 	const char *name = json_string_value(json_object_get(req, "op"));
+	static const char *fault;
+	static bool fault_read;
 	const struct op *op = NULL;
 	json_t *res, *args;
 	int status;
+
+	if (!fault_read) {
+		fault = getenv("VAULTREP_FAULT_OP");
+		fault_read = true;
+	}
 
 	c->stats.requests++;
 	for (unsigned i = 0; name && i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -1061,7 +1068,11 @@ ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return fail(ENOSYS, "unknown operation \"%s\"", name ? name : "(none)");
 	}
 	/* A peer may call link.* and nothing else; an operator never link.* */
-	if ((op->role == VR_ROLE_PEER) != (who->role == VR_ROLE_PEER) || who->role < op->role) {
+	if (fault && !strcmp(fault, op->name)) {
+		/* tests: this operation fails as if what it drives had (VAULTREP_FAULT_OP) */
+		res = fail(EIO, "%s: a fault injected by VAULTREP_FAULT_OP", op->name);
+	} else if ((op->role == VR_ROLE_PEER) != (who->role == VR_ROLE_PEER) ||
+	           who->role < op->role) {
 		c->stats.denied++;
 		res = fail(EPERM, "%s needs the %s role; %s has %s", op->name,
 		           vr_api_role_name(op->role), who->name, vr_api_role_name(who->role));

@@ -77,6 +77,9 @@
  *
  * A replica refuses every key and vault mutation with EROFS and names its primary.
  *
+ * Fault injection (tests): with VAULTREP_FAULT_OP=<op> in its environment, a control process
+ * answers that operation with EIO, as if the HSM or the dataplane behind it had failed.
+ *
  * A vault's WAL (stream account, vault id, primary) carries its key changes as hsm records,
  * appended by the primary's control through the dataplane (stream.append), payload one JSON
  * object: {"key": name, "version": n, "blob": base64 of the version under the masking key}

@@ -745,13 +745,72 @@ START_TEST(replicate_two_sites)
 }
 END_TEST
 
+/* A failure at each step of the handshake leaves nothing half-made at either site. */
+START_TEST(replicate_rolls_back)
+{
+	static const char *const steps[] = {"link.capacity", "link.provision", "link.masking"};
+	struct full a, b;
+	char out[16384], pin[65];
+	char *root = vr_test_tmpdir("ctl3");
+
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	full_up(&a, 1, 1024);
+	full_up(&b, 2, 1024);
+	OK(a.s.admin, out, "site init");
+	OK(b.s.admin, out, "site init");
+	pin_of(&b, pin);
+	OK(a.s.admin, out, "peer add site 2 name west address 127.0.0.1:%u pin %s", b.peer_port,
+	   pin);
+	pin_of(&a, pin);
+	OK(b.s.admin, out, "peer add site 1 name east address 127.0.0.1:%u pin %s", a.peer_port,
+	   pin);
+	OK(a.s.admin, out, "vault create account 9 name v");
+	OK(a.s.admin, out, "key create account 9 vault v key k");
+
+	/* The target's control is down: refused at the first step. */
+	stop_ctl(&b.s);
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault replicate account 9 name v site 2"), 1);
+	ck_assert_msg(strstr(out, "not reachable"), "%s", out);
+	OK(a.s.admin, out, "vault show account 9 name v");
+	ck_assert_msg(strstr(out, "ready") && !strstr(out, "replicas[0]"), "%s", out);
+
+	/* Each step of the target's fails in turn (as if its HSM had): undone at both sites. */
+	for (unsigned i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		setenv("VAULTREP_FAULT_OP", steps[i], 1);
+		start_ctl(&b.s);
+		unsetenv("VAULTREP_FAULT_OP");
+		ck_assert_int_eq(
+		    ctl(a.s.admin, out, sizeof(out), "vault replicate account 9 name v site 2"), 1);
+		ck_assert_msg(strstr(out, steps[i]) && strstr(out, "fault injected"), "%s: %s",
+		              steps[i], out);
+		OK(a.s.admin, out, "vault show account 9 name v");
+		ck_assert_msg(strstr(out, "ready") && !strstr(out, "replicas[0]"), "%s: %s",
+		              steps[i], out);
+		OK(b.s.admin, out, "vault list");
+		ck_assert_msg(strstr(out, "(none)"), "%s: %s", steps[i], out);
+		ck_assert_uint_eq(partitions(&b.s), 0);
+		stop_ctl(&b.s);
+	}
+
+	/* With nothing failing, the same vault replicates. */
+	start_ctl(&b.s);
+	OK(a.s.admin, out, "vault replicate account 9 name v site 2");
+	ck_assert_msg(strstr(out, "in sync"), "%s", out);
+	ck_assert_uint_eq(partitions(&b.s), 1);
+	full_down(&a);
+	full_down(&b);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {
 	    mgmt_port_refusals,      vault_and_keys,
 	    vault_create_rolls_back, restart_keeps_catalog_and_audit,
-	    replicate_two_sites,
+	    replicate_two_sites,     replicate_rolls_back,
 	};
 
 	return vr_test_run("control:sites", 300, tests, sizeof(tests) / sizeof(tests[0]));
