@@ -7,7 +7,9 @@
 #ifndef VR_COMMON_H
 #define VR_COMMON_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -57,6 +59,26 @@ vr_get_be64(const uint8_t *p)
 
 	memcpy(&v, p, sizeof(v));
 	return __builtin_bswap64(v);
+}
+
+/*
+ * A configuration number: all of v, decimal (or 0x hex), no sign, within lo..hi. 0 with *out,
+ * or -1. The one parser of every ini file's numbers (control, dataplane).
+ */
+static inline int
+vr_parse_ulong(const char *v, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long x;
+
+	if (!*v || *v == '-')
+		return -1;
+	errno = 0;
+	x = strtoul(v, &end, 0);
+	if (errno || *end || x < lo || x > hi)
+		return -1;
+	*out = x;
+	return 0;
 }
 
 #endif /* VR_COMMON_H */

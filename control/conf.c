@@ -18,6 +18,7 @@
 #include <ini.h>
 
 #include "control.h"
+#include "vr_common.h"
 
 struct parse {
 	struct ctl_conf *c;
@@ -25,22 +26,6 @@ struct parse {
 	size_t err_n;
 	bool failed;
 };
-
-static int
-num(const char *v, unsigned long lo, unsigned long hi, unsigned long *out)
-{
-	char *end;
-	unsigned long x;
-
-	if (!*v || *v == '-')
-		return -1;
-	errno = 0;
-	x = strtoul(v, &end, 0);
-	if (errno || *end || x < lo || x > hi)
-		return -1;
-	*out = x;
-	return 0;
-}
 
 static int
 str(const char *v, char *out, size_t n, bool may_be_empty)
@@ -63,7 +48,7 @@ uid_list(struct ctl_conf *c, const char *v)
 		return -1;
 	c->n_uids = 0;
 	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		if (c->n_uids == CTL_MAX_UIDS || num(tok, 0, 0xfffffffe, &x))
+		if (c->n_uids == CTL_MAX_UIDS || vr_parse_ulong(tok, 0, 0xfffffffe, &x))
 			return -1;
 		c->uids[c->n_uids++] = (uid_t)x;
 	}
@@ -76,7 +61,7 @@ key(struct ctl_conf *c, const char *s, const char *n, const char *v)
 	unsigned long x;
 
 	if (!strcmp(s, "site")) {
-		if (!strcmp(n, "id") && !num(v, 1, 65535, &x))
+		if (!strcmp(n, "id") && !vr_parse_ulong(v, 1, 65535, &x))
 			c->site = (uint16_t)x;
 		else if (!strcmp(n, "name"))
 			return STR(name, false);
@@ -86,7 +71,7 @@ key(struct ctl_conf *c, const char *s, const char *n, const char *v)
 			return STR(hsm, false);
 		else if (!strcmp(n, "dataplane"))
 			return STR(dp, true);
-		else if (!strcmp(n, "kek_shard") && !num(v, 0, 255, &x))
+		else if (!strcmp(n, "kek_shard") && !vr_parse_ulong(v, 0, 255, &x))
 			c->shard = (unsigned)x;
 		else
 			return -1;
@@ -113,11 +98,11 @@ key(struct ctl_conf *c, const char *s, const char *n, const char *v)
 		return -1;
 	}
 	if (!strcmp(s, "limits")) {
-		if (!strcmp(n, "vaults") && !num(v, 0, 1000000, &x))
+		if (!strcmp(n, "vaults") && !vr_parse_ulong(v, 0, 1000000, &x))
 			c->max_vaults = (unsigned)x;
-		else if (!strcmp(n, "tokens") && !num(v, 0, 1000000, &x))
+		else if (!strcmp(n, "tokens") && !vr_parse_ulong(v, 0, 1000000, &x))
 			c->max_tokens = (unsigned)x;
-		else if (!strcmp(n, "disk_mb") && !num(v, 0, 1u << 30, &x))
+		else if (!strcmp(n, "disk_mb") && !vr_parse_ulong(v, 0, 1u << 30, &x))
 			c->min_disk_mb = (unsigned)x;
 		else
 			return -1;

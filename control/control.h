@@ -133,6 +133,8 @@ json_t *ctl_site_entry(struct ctl *c);
 /* The vault of a request's account and name_key; NULL with *err. */
 json_t *ctl_vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account,
                       const char **name, json_t **err);
+/* Room for vault (account, name) here: NULL (*n: the vaults held), or EEXIST / ENOSPC. */
+json_t *ctl_vault_room(struct ctl *c, uint64_t account, const char *name, size_t *n);
 /* EROFS naming the primary when v is a replica; NULL at the primary. */
 json_t *ctl_refuse_replica(struct ctl *c, json_t *v);
 

@@ -267,31 +267,17 @@ vault_put(struct ctl *c, json_t *v)
 json_t *
 op_link_capacity(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *vaults = json_array(), *r;
+	json_t *err = NULL, *r;
 	uint64_t account;
 	const char *name;
-	char path[128];
 	struct statvfs fs;
 	size_t n, tokens;
 
 	if (ctl_arg_uint(req, "account", UINT64_MAX, &account, &err) ||
-	    !(name = ctl_arg_name(req, "name", &err))) {
-		json_decref(vaults);
+	    !(name = ctl_arg_name(req, "name", &err)))
 		return err;
-	}
-	ctl_vault_path(path, sizeof(path), account, name);
-	if (!ctl_catalog_get(c->cat, path, &r)) {
-		json_decref(r);
-		json_decref(vaults);
-		return fail(EEXIST, "site %u already has a vault %s in account %" PRIu64,
-		            c->conf.site, name, account);
-	}
-	ctl_catalog_scan(c->cat, "vault/", vaults);
-	n = json_array_size(vaults);
-	json_decref(vaults);
-	if (n >= c->conf.max_vaults)
-		return fail(ENOSPC, "site %u holds %zu vaults, its limit ([limits] vaults = %u)",
-		            c->conf.site, n, c->conf.max_vaults);
+	if ((err = ctl_vault_room(c, account, name, &n)))
+		return err;
 	r = ctl_hsm(c, json_pack("{s:s}", "op", "vault.list"), &err);
 	if (!r)
 		return err;

@@ -430,39 +430,49 @@ busy:
 
 /* --- vaults --- */
 
+json_t *
+ctl_vault_room(struct ctl *c, uint64_t account, const char *name, size_t *n)
+{
+	json_t *v, *all = json_array();
+	char path[128];
+
+	ctl_vault_path(path, sizeof(path), account, name);
+	if (!ctl_catalog_get(c->cat, path, &v)) {
+		json_decref(v);
+		json_decref(all);
+		return fail(EEXIST, "vault %s exists in account %" PRIu64 " at site %u", name,
+		            account, c->conf.site);
+	}
+	ctl_catalog_scan(c->cat, "vault/", all);
+	*n = json_array_size(all);
+	json_decref(all);
+	if (*n >= c->conf.max_vaults)
+		return fail(ENOSPC, "site %u holds %zu vaults, its limit ([limits] vaults = %u)",
+		            c->conf.site, *n, c->conf.max_vaults);
+	return NULL;
+}
+
 static json_t *
 op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *seq, *r, *site = ctl_site_entry(c), *all = json_array();
+	json_t *err = NULL, *v, *seq, *r, *site = ctl_site_entry(c);
 	uint64_t account, id = 1;
 	const char *name;
 	char path[128], hv[48], when[32];
+	size_t n;
 	int rc;
 
 	bool inited = json_is_true(json_object_get(site, "initialized"));
 
 	json_decref(site);
-	if (!inited) {
-		json_decref(all);
+	if (!inited)
 		return fail(EAGAIN, "the site is not initialized: site init first");
-	}
 	if (ctl_arg_uint(req, "account", UINT64_MAX, &account, &err) ||
-	    !(name = ctl_arg_name(req, "name", &err))) {
-		json_decref(all);
+	    !(name = ctl_arg_name(req, "name", &err)))
 		return err;
-	}
+	if ((err = ctl_vault_room(c, account, name, &n)))
+		return err;
 	ctl_vault_path(path, sizeof(path), account, name);
-	if (!ctl_catalog_get(c->cat, path, &v)) {
-		json_decref(v);
-		json_decref(all);
-		return fail(EEXIST, "vault %s exists in account %" PRIu64, name, account);
-	}
-	ctl_catalog_scan(c->cat, "vault/", all);
-	rc = json_array_size(all) >= c->conf.max_vaults;
-	json_decref(all);
-	if (rc)
-		return fail(ENOSPC, "this site holds its limit of %u vaults ([limits] vaults)",
-		            c->conf.max_vaults);
 	if (!ctl_catalog_get(c->cat, "seq/vault", &seq)) {
 		id = (uint64_t)json_integer_value(json_object_get(seq, "next"));
 		json_decref(seq);
@@ -631,10 +641,44 @@ key_entry(struct ctl *c, json_t *v, const char *key, char *path, size_t n)
 	return ctl_catalog_get(c->cat, path, &k) ? NULL : k;
 }
 
+/*
+ * A key change in the vault's partition (hsm_op), then its record in the vault's WAL (V6,
+ * wal_op). Returns the HSM's answer, or NULL with *err when the HSM refused; *wal_err is the
+ * WAL's refusal of a change the HSM made already (the caller undoes it or says so). Takes v.
+ */
+static json_t *
+key_change(struct ctl *c, json_t *v, const char *hsm_op, const char *wal_op, const char *key,
+           json_t **err, json_t **wal_err)
+{
+	char hv[48];
+	json_t *r;
+
+	*wal_err = NULL;
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", hsm_op, "vault", hv, "name", key), err);
+	if (r)
+		*wal_err = ctl_wal_key(c, v, wal_op, key,
+		                       json_integer_value(json_object_get(r, "version")));
+	json_decref(v);
+	return r;
+}
+
+/* A refusal of the WAL's, its message prefixed with what was done here all the same. */
+static json_t *
+done_here(json_t *err, const char *what)
+{
+	char msg[700];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what,
+	         json_string_value(json_object_get(err, "error")));
+	json_object_set_new(err, "error", json_string(msg));
+	return err;
+}
+
 static json_t *
 op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r;
+	json_t *err = NULL, *v, *k, *r, *wal_err;
 	const char *key;
 	char path[200], hv[48], when[32];
 	int rc;
@@ -647,17 +691,12 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return fail(EEXIST, "key %s exists (key rotate makes a new version)", key);
 	}
 	ctl_hsm_vault(hv, v);
-	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", hv, "name", key),
-	            &err);
-	if (!r) {
-		json_decref(v);
+	r = key_change(c, v, "key.create", "key.insert", key, &err, &wal_err);
+	if (!r)
 		return err;
-	}
-	/* Its record in the vault's WAL (V6), or no key at all. */
-	err =
-	    ctl_wal_key(c, v, "key.insert", key, json_integer_value(json_object_get(r, "version")));
-	json_decref(v);
-	if (err) {
+	if (wal_err) {
+		/* In the vault's WAL, or no key at all. */
+		err = wal_err;
 		json_decref(r);
 		json_decref(ctl_hsm(
 		    c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
@@ -680,9 +719,9 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 static json_t *
 op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r;
+	json_t *err = NULL, *v, *k, *r, *wal_err;
 	const char *key;
-	char path[200], hv[48], when[32];
+	char path[200], when[32];
 	int rc;
 
 	if (!(v = key_args(c, req, true, &key, &err)))
@@ -691,30 +730,22 @@ op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_decref(v);
 		return fail(ENOENT, "no key %s in this vault", key);
 	}
-	ctl_hsm_vault(hv, v);
-	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.rotate", "vault", hv, "name", key),
-	            &err);
+	r = key_change(c, v, "key.rotate", "key.rotate", key, &err, &wal_err);
 	if (!r) {
-		json_decref(v);
 		json_decref(k);
 		return err;
 	}
-	err =
-	    ctl_wal_key(c, v, "key.rotate", key, json_integer_value(json_object_get(r, "version")));
-	json_decref(v);
-	if (err) {
+	if (wal_err) {
 		/* The version exists here and is not in the WAL: say so, loudly. */
-		char msg[600];
+		char what[160];
 
-		snprintf(msg, sizeof(msg),
+		snprintf(what, sizeof(what),
 		         "version %lld was made here but is not in the vault's WAL, so replicas do "
-		         "not have it: %s",
-		         (long long)json_integer_value(json_object_get(r, "version")),
-		         json_string_value(json_object_get(err, "error")));
-		json_object_set_new(err, "error", json_string(msg));
+		         "not have it",
+		         (long long)json_integer_value(json_object_get(r, "version")));
 		json_decref(r);
 		json_decref(k);
-		return err;
+		return done_here(wal_err, what);
 	}
 	ctl_now(when, sizeof(when));
 	json_array_append(json_object_get(k, "versions"), json_object_get(r, "version"));
@@ -731,9 +762,9 @@ op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 static json_t *
 op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r;
+	json_t *err = NULL, *v, *k, *r, *wal_err;
 	const char *key;
-	char path[200], hv[48];
+	char path[200];
 	int rc;
 
 	if (!(v = key_args(c, req, true, &key, &err)))
@@ -743,25 +774,14 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return fail(ENOENT, "no key %s in this vault", key);
 	}
 	json_decref(k);
-	ctl_hsm_vault(hv, v);
-	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", "key.delete", "vault", hv, "name", key),
-	            &err);
-	if (!r) {
-		json_decref(v);
+	r = key_change(c, v, "key.delete", "key.delete", key, &err, &wal_err);
+	if (!r)
 		return err;
-	}
-	err = ctl_wal_key(c, v, "key.delete", key, 0);
-	json_decref(v);
-	if (err) {
-		char msg[600];
-
-		snprintf(msg, sizeof(msg),
-		         "deleted here, but not in the vault's WAL, so replicas still have it: %s",
-		         json_string_value(json_object_get(err, "error")));
-		json_object_set_new(err, "error", json_string(msg));
+	if (wal_err) {
 		ctl_catalog_del(c->cat, path);
 		json_decref(r);
-		return err;
+		return done_here(
+		    wal_err, "deleted here, but not in the vault's WAL, so replicas still have it");
 	}
 	rc = ctl_catalog_del(c->cat, path);
 	if (rc) {

@@ -9,6 +9,7 @@
 #include <ini.h>
 
 #include "dp_conf.h"
+#include "vr_common.h"
 #include "vr_nonce.h"
 #include "vr_wire.h"
 
@@ -18,22 +19,6 @@ struct parse {
 	size_t err_n;
 	int failed;
 };
-
-static int
-num(const char *v, unsigned long lo, unsigned long hi, unsigned long *out)
-{
-	char *end;
-	unsigned long x;
-
-	if (!*v || *v == '-')
-		return -1;
-	errno = 0;
-	x = strtoul(v, &end, 0);
-	if (errno || *end || x < lo || x > hi)
-		return -1;
-	*out = x;
-	return 0;
-}
 
 static int
 ipv4(const char *v, uint32_t *out)
@@ -60,15 +45,16 @@ port_key(struct dp_conf_port *p, const char *name, const char *v)
 {
 	unsigned long x;
 
-	if (!strcmp(name, "port") && !num(v, 0, 1023, &x))
+	if (!strcmp(name, "port") && !vr_parse_ulong(v, 0, 1023, &x))
 		p->port = (uint16_t)x;
 	else if (!strcmp(name, "ip"))
 		return ipv4(v, &p->ip);
-	else if (!strcmp(name, "udp") && !num(v, 1, 65535, &x))
+	else if (!strcmp(name, "udp") && !vr_parse_ulong(v, 1, 65535, &x))
 		p->udp = (uint16_t)x;
-	else if (!strcmp(name, "mtu") && !num(v, 576, 9000, &x) && (x == 1500 || x == 9000))
+	else if (!strcmp(name, "mtu") && !vr_parse_ulong(v, 576, 9000, &x) &&
+	         (x == 1500 || x == 9000))
 		p->mtu = (uint16_t)x;
-	else if (!strcmp(name, "queues") && !num(v, 1, DP_MAX_WORKERS, &x))
+	else if (!strcmp(name, "queues") && !vr_parse_ulong(v, 1, DP_MAX_WORKERS, &x))
 		p->queues = (uint16_t)x;
 	else
 		return -1;
@@ -86,7 +72,7 @@ uids(struct dp_conf *c, const char *v)
 	strcpy(buf, v);
 	c->n_uids = 0;
 	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		if (c->n_uids == DP_MAX_UIDS || num(t, 0, UINT_MAX - 1, &x))
+		if (c->n_uids == DP_MAX_UIDS || vr_parse_ulong(t, 0, UINT_MAX - 1, &x))
 			return -1;
 		c->uids[c->n_uids++] = (uid_t)x;
 	}
@@ -98,7 +84,7 @@ peer(struct dp_conf *c, const char *section)
 {
 	unsigned long id;
 
-	if (strncmp(section, "peer ", 5) || num(section + 5, 1, 65535, &id))
+	if (strncmp(section, "peer ", 5) || vr_parse_ulong(section + 5, 1, 65535, &id))
 		return NULL;
 	for (unsigned i = 0; i < c->n_peers; i++)
 		if (c->peers[i].site == id)
@@ -129,7 +115,7 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 	unsigned long x;
 
 	if (!strcmp(s, "site")) {
-		if (!strcmp(n, "id") && !num(v, 1, 65535, &x))
+		if (!strcmp(n, "id") && !vr_parse_ulong(v, 1, 65535, &x))
 			c->site = (uint16_t)x;
 		else if (!strcmp(n, "log_dir"))
 			return path(v, c->log_dir);
@@ -150,44 +136,44 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 	if (!strcmp(s, "wan"))
 		return port_key(&c->wan, n, v);
 	if (!strcmp(s, "batch")) {
-		if (!strcmp(n, "max_records") && !num(v, 1, VR_WIRE_MAX_RECORDS, &x))
+		if (!strcmp(n, "max_records") && !vr_parse_ulong(v, 1, VR_WIRE_MAX_RECORDS, &x))
 			c->max_records = (uint16_t)x;
-		else if (!strcmp(n, "max_delay_us") && !num(v, 0, 1000000, &x))
+		else if (!strcmp(n, "max_delay_us") && !vr_parse_ulong(v, 0, 1000000, &x))
 			c->max_delay_us = (uint32_t)x;
-		else if (!strcmp(n, "window") && !num(v, 4, 1 << 16, &x))
+		else if (!strcmp(n, "window") && !vr_parse_ulong(v, 4, 1 << 16, &x))
 			c->window = (uint32_t)x;
-		else if (!strcmp(n, "rto_us") && !num(v, 100, 10000000, &x))
+		else if (!strcmp(n, "rto_us") && !vr_parse_ulong(v, 100, 10000000, &x))
 			c->rto_us = (uint32_t)x;
 		else
 			return -1;
 		return 0;
 	}
 	if (!strcmp(s, "keys")) {
-		if (!strcmp(n, "rekey_batches") && !num(v, 16, VR_NONCE_SOFT_LIMIT, &x))
+		if (!strcmp(n, "rekey_batches") && !vr_parse_ulong(v, 16, VR_NONCE_SOFT_LIMIT, &x))
 			c->rekey_batches = x;
-		else if (!strcmp(n, "rekey_seconds") && !num(v, 1, 30 * 86400, &x))
+		else if (!strcmp(n, "rekey_seconds") && !vr_parse_ulong(v, 1, 30 * 86400, &x))
 			c->rekey_seconds = (uint32_t)x;
-		else if (!strcmp(n, "grace_ms") && !num(v, 0, 600000, &x))
+		else if (!strcmp(n, "grace_ms") && !vr_parse_ulong(v, 0, 600000, &x))
 			c->grace_ms = (uint32_t)x;
 		else
 			return -1;
 		return 0;
 	}
 	if (!strcmp(s, "log")) {
-		if (!strcmp(n, "cursor_ms") && !num(v, 1, 3600000, &x))
+		if (!strcmp(n, "cursor_ms") && !vr_parse_ulong(v, 1, 3600000, &x))
 			c->cursor_ms = (uint32_t)x;
-		else if (!strcmp(n, "trim_records") && !num(v, 1, UINT32_MAX, &x))
+		else if (!strcmp(n, "trim_records") && !vr_parse_ulong(v, 1, UINT32_MAX, &x))
 			c->trim_records = (uint32_t)x;
 		else
 			return -1;
 		return 0;
 	}
 	if (!strcmp(s, "crypto")) {
-		if (!strcmp(n, "sessions") && !num(v, 64, 1 << 22, &x)) {
+		if (!strcmp(n, "sessions") && !vr_parse_ulong(v, 64, 1 << 22, &x)) {
 			c->sessions = (uint32_t)x;
 			return 0;
 		}
-		if (!strcmp(n, "session_idle_ms") && !num(v, 1, 86400000, &x)) {
+		if (!strcmp(n, "session_idle_ms") && !vr_parse_ulong(v, 1, 86400000, &x)) {
 			c->session_idle_ms = (uint32_t)x;
 			return 0;
 		}
@@ -198,19 +184,19 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 		return 0;
 	}
 	if (!strcmp(s, "idle")) {
-		if (strcmp(n, "max_sleep_us") || num(v, 0, 100000, &x))
+		if (strcmp(n, "max_sleep_us") || vr_parse_ulong(v, 0, 100000, &x))
 			return -1;
 		c->max_sleep_us = (uint32_t)x;
 		return 0;
 	}
 	if (!strcmp(s, "lcores")) {
-		if (strcmp(n, "workers") || num(v, 1, DP_MAX_WORKERS, &x))
+		if (strcmp(n, "workers") || vr_parse_ulong(v, 1, DP_MAX_WORKERS, &x))
 			return -1;
 		c->workers = (uint8_t)x;
 		return 0;
 	}
 	if (!strcmp(s, "bench")) {
-		if (strcmp(n, "seal_only") || num(v, 0, 1, &x))
+		if (strcmp(n, "seal_only") || vr_parse_ulong(v, 0, 1, &x))
 			return -1;
 		c->seal_only = x;
 		return 0;
@@ -218,7 +204,7 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 	if (!strcmp(s, "consumer")) {
 		if (!strcmp(n, "ip"))
 			return ipv4(v, &c->consumer_ip);
-		if (!strcmp(n, "udp") && !num(v, 1, 65535, &x)) {
+		if (!strcmp(n, "udp") && !vr_parse_ulong(v, 1, 65535, &x)) {
 			c->consumer_udp = (uint16_t)x;
 			return 0;
 		}
@@ -231,7 +217,7 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 			return -1;
 		if (!strcmp(n, "ip"))
 			return ipv4(v, &p->ip);
-		if (!strcmp(n, "udp") && !num(v, 1, 65535, &x)) {
+		if (!strcmp(n, "udp") && !vr_parse_ulong(v, 1, 65535, &x)) {
 			p->udp = (uint16_t)x;
 			return 0;
 		}

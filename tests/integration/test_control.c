@@ -163,9 +163,9 @@ tls_auth(char *buf, size_t n, const struct site *s, const char *ca_dir, const ch
 	    s->port, s->pki, ca_dir, s->pki, ops_dir, who, s->pki, ops_dir, who);
 }
 
-/* A site: agent, PKI (site identity, operator CA, admin alice, reader bob), control. */
+/* A site's directory (with its own SoftHSMv2), its sockets and files, its management port. */
 static void
-site_up(struct site *s, const char *dataplane)
+site_paths(struct site *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->dir = vr_test_softhsm();
@@ -174,11 +174,18 @@ site_up(struct site *s, const char *dataplane)
 	snprintf(s->conf, sizeof(s->conf), "%s/control.conf", s->dir);
 	snprintf(s->pki, sizeof(s->pki), "%s/pki", s->dir);
 	snprintf(s->state, sizeof(s->state), "%s/control", s->dir);
+	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
 	s->port = free_port();
+}
+
+/* A site: agent, PKI (site identity, operator CA, admin alice, reader bob), control. */
+static void
+site_up(struct site *s, const char *dataplane)
+{
+	site_paths(s);
 	sh("%s site %s/site east >/dev/null && %s ca %s/ops >/dev/null && "
 	   "%s operator %s/ops alice admin >/dev/null && %s operator %s/ops bob reader >/dev/null",
 	   VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki, VR_PKI, s->pki);
-	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
 	tls_auth(s->admin, sizeof(s->admin), s, "site", "ops", "alice");
 	tls_auth(s->reader, sizeof(s->reader), s, "site", "ops", "bob");
 	write_conf(s, dataplane);
@@ -546,21 +553,14 @@ full_up(struct full *f, int id, unsigned max_vaults)
 
 	memset(f, 0, sizeof(*f));
 	f->id = id;
-	s->dir = vr_test_softhsm();
-	snprintf(s->agent_sock, sizeof(s->agent_sock), "%s/agent.sock", s->dir);
-	snprintf(s->ctl_sock, sizeof(s->ctl_sock), "%s/control.sock", s->dir);
-	snprintf(s->conf, sizeof(s->conf), "%s/control.conf", s->dir);
-	snprintf(s->pki, sizeof(s->pki), "%s/pki", s->dir);
-	snprintf(s->state, sizeof(s->state), "%s/control", s->dir);
+	site_paths(s);
 	snprintf(f->dp_sock, sizeof(f->dp_sock), "%s/dp.sock", s->dir);
 	snprintf(f->dp_ini, sizeof(f->dp_ini), "%s/dp.ini", s->dir);
 	snprintf(f->prefix, sizeof(f->prefix), "vrc%d_%d", (int)getpid(), id);
-	s->port = free_port();
 	f->peer_port = free_port();
 	sh("%s site %s/site site%d >/dev/null && %s ca %s/ops >/dev/null && "
 	   "%s operator %s/ops alice admin >/dev/null",
 	   VR_PKI, s->pki, id, VR_PKI, s->pki, VR_PKI, s->pki);
-	snprintf(s->console, sizeof(s->console), "--socket %s", s->ctl_sock);
 	tls_auth(s->admin, sizeof(s->admin), s, "site", "ops", "alice");
 	/* the agent (it gives the dataplane its payload keys: --dataplane-uid) */
 	snprintf(st, sizeof(st), "%s/agent", s->dir);
@@ -629,7 +629,6 @@ full_down(struct full *f)
 
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dataplane %d exited with %d", f->id,
 	              st);
-	f->s.agent_pid = f->s.agent_pid; /* stopped by site_down */
 	site_down(&f->s);
 }
 
