@@ -104,6 +104,40 @@ vr_merkle_root(const uint8_t *hashes, size_t n, vr_merkle_t out)
 }
 
 void
+vr_merkle_acc_init(struct vr_merkle_acc *a)
+{
+	a->n = 0;
+}
+
+void
+vr_merkle_acc_add(struct vr_merkle_acc *a, const vr_merkle_t leaf)
+{
+	unsigned top = (unsigned)__builtin_popcountll(a->n);
+	vr_merkle_t h;
+
+	/* Adding one carries: each perfect subtree as large as the new one merges into it. */
+	memcpy(h, leaf, VR_MERKLE_SIZE);
+	for (uint64_t n = a->n; n & 1; n >>= 1)
+		vr_merkle_node(a->stack[--top], h, h);
+	memcpy(a->stack[top], h, VR_MERKLE_SIZE);
+	a->n++;
+}
+
+void
+vr_merkle_acc_root(const struct vr_merkle_acc *a, vr_merkle_t out)
+{
+	unsigned top = (unsigned)__builtin_popcountll(a->n);
+
+	if (!top) {
+		vr_merkle_root(NULL, 0, out);
+		return;
+	}
+	memcpy(out, a->stack[top - 1], VR_MERKLE_SIZE);
+	while (--top)
+		vr_merkle_node(a->stack[top - 1], out, out);
+}
+
+void
 vr_merkle_hex(const vr_merkle_t h, char out[VR_MERKLE_HEX])
 {
 	static const char digits[] = "0123456789abcdef";

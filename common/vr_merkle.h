@@ -48,6 +48,20 @@ void vr_merkle_node(const vr_merkle_t left, const vr_merkle_t right, vr_merkle_t
  */
 void vr_merkle_root(const uint8_t *hashes, size_t n, vr_merkle_t out);
 
+/*
+ * The root of leaves given one at a time, in O(log n) memory: the roots of the perfect subtrees
+ * that n's binary digits make, largest first, and MTH is their fold from the right. For the
+ * dataplane's chunks, whose leaves are read from the log.
+ */
+struct vr_merkle_acc {
+	uint64_t n;
+	vr_merkle_t stack[64];
+};
+
+void vr_merkle_acc_init(struct vr_merkle_acc *a);
+void vr_merkle_acc_add(struct vr_merkle_acc *a, const vr_merkle_t leaf);
+void vr_merkle_acc_root(const struct vr_merkle_acc *a, vr_merkle_t out);
+
 /* Lower-case hex, NUL-terminated; and back (0, or -1 when hex is not 64 hex digits). */
 void vr_merkle_hex(const vr_merkle_t h, char out[VR_MERKLE_HEX]);
 int vr_merkle_unhex(const char *hex, vr_merkle_t out);

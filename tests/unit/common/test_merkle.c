@@ -81,6 +81,27 @@ START_TEST(chunk_roots_give_the_same_root)
 }
 END_TEST
 
+/* The accumulator's root equals MTH for every size up to 300. */
+START_TEST(one_leaf_at_a_time_gives_the_same_root)
+{
+	static vr_merkle_t h[300];
+	struct vr_merkle_acc acc;
+	vr_merkle_t whole, got;
+
+	vr_merkle_acc_init(&acc);
+	vr_merkle_acc_root(&acc, got);
+	vr_merkle_root(NULL, 0, whole);
+	ck_assert_mem_eq(got, whole, VR_MERKLE_SIZE);
+	for (unsigned i = 0; i < 300; i++) {
+		vr_merkle_record(i + 1, 1, 1, &i, sizeof(i), h[i]);
+		vr_merkle_acc_add(&acc, h[i]);
+		vr_merkle_acc_root(&acc, got);
+		vr_merkle_root(h[0], i + 1, whole);
+		ck_assert_msg(!memcmp(got, whole, VR_MERKLE_SIZE), "size %u", i + 1);
+	}
+}
+END_TEST
+
 START_TEST(every_field_of_a_leaf_counts)
 {
 	vr_merkle_t base, other;
@@ -123,6 +144,7 @@ main(void)
 	const TTest *tests[] = {
 	    rfc6962_reference_roots,
 	    chunk_roots_give_the_same_root,
+	    one_leaf_at_a_time_gives_the_same_root,
 	    every_field_of_a_leaf_counts,
 	};
 
