@@ -49,8 +49,7 @@ vr_merkle_record(uint64_t lsn, uint8_t type, uint8_t op, const void *payload, si
 }
 
 void
-vr_merkle_key(const char *name, uint64_t version, const void *blob, size_t size,
-              vr_merkle_t out)
+vr_merkle_key(const char *name, uint64_t version, const void *blob, size_t size, vr_merkle_t out)
 {
 	uint8_t pre[1 + 2] = {0}, ver[8];
 	size_t nl = strlen(name);

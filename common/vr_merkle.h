@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define VR_MERKLE_SIZE 32
-#define VR_MERKLE_HEX (2 * VR_MERKLE_SIZE + 1)
+#define VR_MERKLE_HEX  (2 * VR_MERKLE_SIZE + 1)
 
 typedef uint8_t vr_merkle_t[VR_MERKLE_SIZE];
 

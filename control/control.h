@@ -63,6 +63,7 @@ struct ctl_audit;
 	X(refused_uid, "console connections from a uid not in console_uids")                       \
 	X(conn_peer, "peer links admitted (a pinned site certificate)")                            \
 	X(refused_peer, "peer links refused: a certificate no peer is pinned to")                  \
+	X(dp_restarts, "dataplane restarts seen (its streams given to it again)")                  \
 	X(records_applied, "key records of a primary applied at a replica")                        \
 	X(apply_failed, "key records that failed to apply (tried again)")                          \
 	X(requests, "requests served")                                                             \
@@ -82,6 +83,8 @@ struct ctl {
 	struct ctl_audit *audit;
 	struct ctl_stats stats;
 	char tls_sha256[65]; /* of conf.cert */
+	char dp_boot[24];    /* the dataplane's boot id (ping), "" before it answered */
+	unsigned ticks;
 	struct event_base *base;
 };
 
@@ -145,6 +148,10 @@ json_t *ctl_refuse_replica(struct ctl *c, json_t *v);
  */
 void ctl_link_greet(struct ctl *c, unsigned site);
 json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version);
+/* One call to a peer's control (req consumed); NULL with *errp. */
+json_t *ctl_peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp);
+/* The replica of (account, name) whose primary is the calling peer; NULL with *err. */
+json_t *ctl_replica_arg(struct ctl *c, const struct ctl_who *who, json_t *req, json_t **err);
 json_t *op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_capacity(struct ctl *c, const struct ctl_who *who, json_t *req);
@@ -153,13 +160,20 @@ json_t *op_link_masking(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_status(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *req);
+/* verify.c: vault verify (the primary) and link.verify (a replica's digest). */
+json_t *op_vault_verify(struct ctl *c, const struct ctl_who *who, json_t *req);
+json_t *op_link_verify(struct ctl *c, const struct ctl_who *who, json_t *req);
 /* vault.show's live figures of each replica (asked over the links). */
 void ctl_replicas_live(struct ctl *c, json_t *v);
 
 /* ops.c: one request -> one response (never NULL), audited as the table says. */
 json_t *ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req);
-/* Work on start: what the dataplane must know again after its restart. */
+/* Work on start: undo creates cut short, then ctl_dp_restore. */
 void ctl_ops_start(struct ctl *c);
+/* Every vault's stream given to the dataplane (after its start or restart). */
+void ctl_dp_restore(struct ctl *c);
+/* Every second on the loop: a dataplane that restarted gets its streams again. */
+void ctl_dp_watch(struct ctl *c);
 /* Every 100 ms on the loop: replicas apply their primaries' key records. */
 void ctl_ops_tick(struct ctl *c);
 

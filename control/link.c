@@ -87,9 +87,8 @@ peer_status(struct ctl *c, json_t *p, const char *status)
 	ctl_catalog_put(c->cat, path, p);
 }
 
-/* One call to a peer's control (req consumed); NULL with *errp. */
-static json_t *
-peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp)
+json_t *
+ctl_peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp)
 {
 	json_t *p = peer_entry(c, site), *res = NULL;
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -172,10 +171,11 @@ ctl_link_greet(struct ctl *c, unsigned site)
 		         json_string_value(json_object_get(err, "error")));
 		goto out;
 	}
-	r = peer_call(c, site,
-	              json_pack("{s:s, s:i, s:s, s:O}", "op", "link.hello", "site", c->conf.site,
-	                        "name", c->conf.name, "kek", json_object_get(mine, "kek")),
-	              &err);
+	r = ctl_peer_call(c, site,
+	                  json_pack("{s:s, s:i, s:s, s:O}", "op", "link.hello", "site",
+	                            c->conf.site, "name", c->conf.name, "kek",
+	                            json_object_get(mine, "kek")),
+	                  &err);
 	json_decref(mine);
 	if (!r) {
 		snprintf(status, sizeof(status), "waiting: %s",
@@ -237,9 +237,8 @@ op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req)
 
 /* --- the target's side --- */
 
-/* The replica of (account, name) that the calling peer is the primary of; NULL with *err. */
-static json_t *
-replica_arg(struct ctl *c, const struct ctl_who *who, json_t *req, json_t **err)
+json_t *
+ctl_replica_arg(struct ctl *c, const struct ctl_who *who, json_t *req, json_t **err)
 {
 	uint64_t account;
 	const char *name;
@@ -361,7 +360,7 @@ undo_entry:
 json_t *
 op_link_masking(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v = replica_arg(c, who, req, &err), *r;
+	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err), *r;
 	char hv[48];
 
 	if (!v)
@@ -385,7 +384,7 @@ op_link_masking(struct ctl *c, const struct ctl_who *who, json_t *req)
 json_t *
 op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v = replica_arg(c, who, req, &err), *k, *r;
+	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err), *k, *r;
 	size_t i;
 
 	if (!v)
@@ -413,7 +412,7 @@ op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req)
 json_t *
 op_link_status(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v = replica_arg(c, who, req, &err);
+	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err);
 
 	return v ? ok(json_pack("{s:o}", "vault", v)) : err;
 }
@@ -421,7 +420,7 @@ op_link_status(struct ctl *c, const struct ctl_who *who, json_t *req)
 json_t *
 op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v = replica_arg(c, who, req, &err), *r;
+	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err), *r;
 	char hv[48], path[128];
 
 	if (!v)
@@ -538,7 +537,7 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 	step(c, v, t, "asking");
 	r = json_deep_copy(args);
 	json_object_set_new(r, "op", json_string("link.capacity"));
-	r = peer_call(c, t, r, &err);
+	r = ctl_peer_call(c, t, r, &err);
 	if (!r) {
 		snprintf(msg, sizeof(msg), "site %u has no capacity for vault %s: %s", t, name,
 		         json_string_value(json_object_get(err, "error")));
@@ -551,7 +550,7 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 	step(c, v, t, "provisioning");
 	r = json_deep_copy(args);
 	json_object_set_new(r, "op", json_string("link.provision"));
-	r = peer_call(c, t, r, &err);
+	r = ctl_peer_call(c, t, r, &err);
 	if (!r)
 		goto undo_entry;
 	kek = json_incref(json_object_get(json_object_get(r, "vault"), "kek"));
@@ -575,7 +574,7 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_object_set_new(m, "op", json_string("link.masking"));
 		json_object_set(m, "blob", json_object_get(r, "blob"));
 		json_decref(r);
-		r = peer_call(c, t, m, &err);
+		r = ctl_peer_call(c, t, m, &err);
 	}
 	if (!r)
 		goto undo_target;
@@ -602,7 +601,7 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 		json_object_set_new(k, "op", json_string("link.keys"));
 		json_object_set_new(k, "keys", keys ? json_incref(keys) : json_array());
 		json_decref(r);
-		r = peer_call(c, t, k, &err);
+		r = ctl_peer_call(c, t, k, &err);
 	}
 	if (!r) {
 		/* It is a member of the stream now: it stays one; the operator sees why. */
@@ -624,7 +623,7 @@ undo_target:
 	{
 		json_t *e2;
 
-		json_decref(peer_call(c, t, r, &e2));
+		json_decref(ctl_peer_call(c, t, r, &e2));
 		if (e2)
 			vr_err("control", "vault %s: site %u could not undo its partition: %s",
 			       name, t, json_string_value(json_object_get(e2, "error")));
@@ -663,11 +662,11 @@ ctl_replicas_live(struct ctl *c, json_t *v)
 	json_decref(st);
 	json_array_foreach(json_object_get(v, "replicas"), i, r)
 	{
-		res = peer_call(c, (unsigned)json_integer_value(json_object_get(r, "site")),
-		                json_pack("{s:s, s:O, s:O}", "op", "link.status", "account",
-		                          json_object_get(v, "account"), "name",
-		                          json_object_get(v, "name")),
-		                &err);
+		res = ctl_peer_call(c, (unsigned)json_integer_value(json_object_get(r, "site")),
+		                    json_pack("{s:s, s:O, s:O}", "op", "link.status", "account",
+		                              json_object_get(v, "account"), "name",
+		                              json_object_get(v, "name")),
+		                    &err);
 		if (!res) {
 			json_object_set_new(r, "remote", json_string("unreachable"));
 			json_decref(err);

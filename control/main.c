@@ -36,7 +36,12 @@ usage(FILE *f)
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	ctl_ops_tick(arg);
+	struct ctl *c = arg;
+
+	/* Every second: has the dataplane restarted? Then every 100 ms: replicas apply. */
+	if (c->ticks++ % 10 == 0)
+		ctl_dp_watch(c);
+	ctl_ops_tick(c);
 }
 
 static void

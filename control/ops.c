@@ -1025,6 +1025,7 @@ static const struct op ops[] = {
     {"stats", VR_ROLE_READER, 0, op_stats},
     {"audit.show", VR_ROLE_READER, 0, op_audit_show},
     {"vault.replicate", VR_ROLE_ADMIN, AUDIT, op_vault_replicate},
+    {"vault.verify", VR_ROLE_READER, AUDIT, op_vault_verify},
     {"link.hello", VR_ROLE_PEER, AUDIT, op_link_hello},
     {"link.capacity", VR_ROLE_PEER, AUDIT, op_link_capacity},
     {"link.provision", VR_ROLE_PEER, AUDIT, op_link_provision},
@@ -1032,6 +1033,7 @@ static const struct op ops[] = {
     {"link.keys", VR_ROLE_PEER, AUDIT, op_link_keys},
     {"link.status", VR_ROLE_PEER, 0, op_link_status},
     {"link.unprovision", VR_ROLE_PEER, AUDIT, op_link_unprovision},
+    {"link.verify", VR_ROLE_PEER, 0, op_link_verify},
 };
 
 /* What the audit log keeps of a request: every argument but customer data and key blobs (their
@@ -1117,21 +1119,58 @@ ctl_dispatch(struct ctl *c, const struct ctl_who *who, json_t *req)
 	return res;
 }
 
+/*
+ * The dataplane's boot id (ping); a new one is a dataplane that (re)started and knows no
+ * streams: every vault's stream is given to it again. Returns true when it answered.
+ */
+static bool
+dp_check(struct ctl *c, bool restore)
+{
+	json_t *err = NULL, *r;
+	const char *boot;
+
+	if (!c->conf.dp[0])
+		return false;
+	r = ctl_dp(c, json_pack("{s:s}", "op", "ping"), &err);
+	json_decref(err);
+	if (!r)
+		return false;
+	boot = json_string_value(json_object_get(r, "boot"));
+	if (boot && strcmp(boot, c->dp_boot)) {
+		if (c->dp_boot[0]) {
+			c->stats.dp_restarts++;
+			vr_warn("control", "the dataplane restarted: its streams are given again");
+		}
+		snprintf(c->dp_boot, sizeof(c->dp_boot), "%s", boot);
+		if (restore)
+			ctl_dp_restore(c);
+	}
+	json_decref(r);
+	return true;
+}
+
+void
+ctl_dp_watch(struct ctl *c)
+{
+	dp_check(c, true);
+}
+
 void
 ctl_ops_start(struct ctl *c)
 {
 	json_t *vaults = json_array(), *v;
 	size_t i;
 
+	dp_check(c, false);
 	ctl_catalog_scan(c->cat, "vault/", vaults);
 	json_array_foreach(vaults, i, v)
 	{
-		json_t *err = NULL, *r;
 		const char *status = json_string_value(json_object_get(v, "status"));
 
 		if (status && !strcmp(status, "creating")) {
 			/* A create that did not finish: undo it (no half-made vault). */
 			char path[128], hv[48];
+			json_t *err = NULL;
 
 			ctl_hsm_vault(hv, v);
 			json_decref(ctl_hsm(
@@ -1143,9 +1182,29 @@ ctl_ops_start(struct ctl *c)
 			ctl_catalog_del(c->cat, path);
 			vr_warn("control", "vault %s: a create that did not finish was undone",
 			        json_string_value(json_object_get(v, "name")));
-			continue;
 		}
-		if (!c->conf.dp[0])
+	}
+	json_decref(vaults);
+	ctl_dp_restore(c);
+}
+
+void
+ctl_dp_restore(struct ctl *c)
+{
+	json_t *vaults = json_array(), *v;
+	size_t i;
+
+	if (!c->conf.dp[0]) {
+		json_decref(vaults);
+		return;
+	}
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	json_array_foreach(vaults, i, v)
+	{
+		json_t *err = NULL, *r;
+		const char *status = json_string_value(json_object_get(v, "status"));
+
+		if (status && !strcmp(status, "creating"))
 			continue;
 		if (!strcmp(json_string_value(json_object_get(v, "role")), "primary")) {
 			/* the WAL's members: the replicas that joined, in the order they did */

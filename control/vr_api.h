@@ -52,6 +52,14 @@
  *                                KEK, the target made a member of the vault's WAL, which brings
  *                                it every key record from LSN 1; each step in vault.show at both
  *                                sites; a failure undoes the steps before at both
+ *   vault.verify    reader    A  account, name, [site] (at the primary) -> root, from, to, keys,
+ *                                match, sites: [{site, role, keys, from, to, behind, root,
+ *                                match, [note]}], differences: ["<what differs>", ...]: the
+ *                                vault's digest (an RFC 6962 root over its keys and its WAL,
+ *                                control/verify.c) here and at each replica; a key version
+ *                                missing, extra or different, and the first WAL record that
+ *                                differs, are named; a replica behind is compared as far as it
+ *                                goes, with a note
  *   key.create      operator  A  account, vault, key -> key {name, type, versions}
  *   key.rotate      operator  A  account, vault, key -> key
  *   key.delete      operator  A  account, vault, key -> destroyed (versions)
@@ -74,6 +82,8 @@
  *                                payload keys, K1) -> status "replicating"
  *   link.status     peer         account, name -> the replica's entry (status, applied_lsn)
  *   link.unprovision peer        account, name: undo link.provision (a later step failed)
+ *   link.verify     peer         account, name, from, [to], chunk, [keys] -> keys {keys, root},
+ *                                wal (the dataplane's stream.digest), applied_lsn, status
  *
  * A replica refuses every key and vault mutation with EROFS and names its primary.
  *

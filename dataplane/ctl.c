@@ -5,7 +5,8 @@
  * main lcore; it may block (it opens streams in the log and persists nonce reservations), the
  * worker never waits for it.
  *
- *   ping                                              -> site
+ *   ping                                              -> site, boot (made at start: a new
+ *                value is a restarted dataplane, which control gives its streams again)
  *   stream.add   account, vault, [primary], [members], [key_id, blob]
  *                -> durable_lsn, key_id, [keys]
  *                primary defaults to this site (an origin stream, whose seed record names the
@@ -42,6 +43,12 @@
  *                max (default 256, up to 4096), each {lsn, type, op, payload (base64)}, and
  *                next, the LSN to ask for next; the local consumer's read-by-LSN interface
  *                (records delivered over UDP may be lost: the consumer fills gaps from here)
+ *   stream.digest account, vault, [primary], [from], [to], [chunk]
+ *                -> from, to, chunk, chunks (hex), root (hex): the stream's records from LSN
+ *                from (default 1) to to (default the last in the log) hashed as an RFC 6962
+ *                tree (vr_merkle.h), with the roots of its chunks of `chunk` records (a power
+ *                of two, default 4096, at most 8192 chunks) aligned at from; chunk 1 gives
+ *                the records' own hashes. `vault verify` compares these between sites
  *   stats                                             -> every counter, ack latency histogram,
  *                and "workers": each worker lcore's non-zero counters and poll loops (D9)
  *
@@ -69,6 +76,7 @@
 #include <rte_mempool.h>
 
 #include "dp.h"
+#include "vr_merkle.h"
 #include "vr_hsm.h"
 #include "vr_msg.h"
 
@@ -751,6 +759,104 @@ stream_json(struct dp_stream *st)
 	return o;
 }
 
+/* An optional LSN argument: 0 when absent, -1 when it is not an LSN. */
+static long long
+lsn_arg(json_t *req, const char *name)
+{
+	json_t *v = json_object_get(req, name);
+
+	if (!v)
+		return 0;
+	return json_is_integer(v) && json_integer_value(v) >= 1 ? json_integer_value(v) : -1;
+}
+
+enum { DIGEST_CHUNKS_MAX = 8192 };
+
+static json_t *
+op_stream_digest(struct dp *dp, json_t *req)
+{
+	long long from = lsn_arg(req, "from"), to = lsn_arg(req, "to"),
+	          chunk = lsn_arg(req, "chunk");
+	char hex[VR_MERKLE_HEX];
+	struct vr_merkle_acc acc;
+	struct vr_log_iter *it;
+	struct dp_stream *st;
+	vr_merkle_t leaf, root;
+	uint8_t *chunks = NULL;
+	json_t *err, *hexes;
+	uint64_t next, n_chunks = 0;
+	struct vr_rec r;
+	int rc;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (from < 0 || to < 0 || chunk < 0 || (chunk & (chunk - 1)))
+		return fail(EINVAL, "\"from\" and \"to\" must be LSNs, \"chunk\" a power of two");
+	from = from ? from : 1;
+	chunk = chunk ? chunk : 4096;
+	if (to && to < from)
+		return fail(EINVAL, "\"to\" (%lld) is before \"from\" (%lld)", to, from);
+	if (to && (uint64_t)(to - from) / (uint64_t)chunk >= DIGEST_CHUNKS_MAX)
+		return fail(E2BIG,
+		            "%lld records are more than %d chunks of %lld: ask with a larger chunk",
+		            to - from + 1, DIGEST_CHUNKS_MAX, chunk);
+	if ((uint64_t)from <= atomic_load(&st->trim_lsn))
+		return fail(ERANGE, "the log holds LSN %llu and on, not %lld (trimmed)",
+		            (unsigned long long)atomic_load(&st->trim_lsn) + 1, from);
+	chunks = malloc((size_t)DIGEST_CHUNKS_MAX * VR_MERKLE_SIZE);
+	it = chunks ? vr_log_iter_open(dp->log, &st->id, (uint64_t)from) : NULL;
+	if (!it) {
+		rc = errno;
+		free(chunks);
+		return fail(rc, "cannot read the log: %s", strerror(rc));
+	}
+	vr_merkle_acc_init(&acc);
+	next = (uint64_t)from;
+	while ((!to || next <= (uint64_t)to) && (rc = vr_log_iter_next(it, &r)) == 1) {
+		if (r.lsn != next) {
+			rc = -EUCLEAN;
+			break;
+		}
+		if (acc.n == 0 && n_chunks == DIGEST_CHUNKS_MAX) {
+			rc = -E2BIG;
+			break;
+		}
+		vr_merkle_record(r.lsn, r.type, r.op, r.payload, r.payload_size, leaf);
+		vr_merkle_acc_add(&acc, leaf);
+		if (acc.n == (uint64_t)chunk) {
+			vr_merkle_acc_root(&acc, chunks + n_chunks++ * VR_MERKLE_SIZE);
+			vr_merkle_acc_init(&acc);
+		}
+		next++;
+	}
+	vr_log_iter_close(it);
+	if (acc.n)
+		vr_merkle_acc_root(&acc, chunks + n_chunks++ * VR_MERKLE_SIZE);
+	if (rc < 0 || next == (uint64_t)from) {
+		free(chunks);
+		if (rc == -E2BIG)
+			return fail(E2BIG,
+			            "the log holds more than %d chunks of %lld from LSN %lld: ask "
+			            "with a larger chunk",
+			            DIGEST_CHUNKS_MAX, chunk, from);
+		if (rc < 0)
+			return fail(-rc, "cannot read the log at LSN %llu: %s",
+			            (unsigned long long)next, vr_rec_strerror(rc));
+		return fail(ERANGE, "the log has no LSN %lld", from);
+	}
+	hexes = json_array();
+	for (uint64_t i = 0; i < n_chunks; i++) {
+		vr_merkle_hex(chunks + i * VR_MERKLE_SIZE, hex);
+		json_array_append_new(hexes, json_string(hex));
+	}
+	vr_merkle_root(chunks, n_chunks, root);
+	free(chunks);
+	vr_merkle_hex(root, hex);
+	return ok(json_pack("{s:I, s:I, s:I, s:o, s:s}", "from", (json_int_t)from, "to",
+	                    (json_int_t)(next - 1), "chunk", (json_int_t)chunk, "chunks", hexes,
+	                    "root", hex));
+}
+
 static json_t *
 op_stream_read(struct dp *dp, json_t *req)
 {
@@ -893,7 +999,10 @@ static json_t *
 op_ping(struct dp *dp, json_t *req)
 {
 	(void)req;
-	return ok(json_pack("{s:i}", "site", dp->conf.site));
+	char boot[17];
+
+	snprintf(boot, sizeof(boot), "%016llx", (unsigned long long)dp->boot);
+	return ok(json_pack("{s:i, s:s}", "site", dp->conf.site, "boot", boot));
 }
 
 static const struct {
@@ -910,6 +1019,7 @@ static const struct {
     {"stream.show", op_stream_show},
     {"stream.list", op_stream_list},
     {"stream.read", op_stream_read},
+    {"stream.digest", op_stream_digest},
     {"stats", op_stats},
 };
 

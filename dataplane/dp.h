@@ -381,6 +381,7 @@ struct dp {
 	struct vr_log *log;
 	struct dp_stats stats[DP_STATS_BLOCKS]; /* DP_STATS_CTL, then one per worker */
 	uint64_t hz;
+	uint64_t boot;       /* random, made at start: control tells a restart by it (ping) */
 	uint64_t hash_bytes; /* the stream table, allocated whole at start ([site] streams) */
 	unsigned n_workers;
 	unsigned worker_lcore[DP_MAX_WORKERS];

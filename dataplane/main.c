@@ -26,6 +26,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_random.h>
 #include <rte_telemetry.h>
 
 #include "dp.h"
@@ -251,6 +252,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	dp->hz = rte_get_tsc_hz();
+	dp->boot = rte_rand();
 	dp->n_workers = dp->conf.workers;
 	for (unsigned w = 0, l = rte_get_main_lcore(); w < dp->n_workers; w++) {
 		l = rte_get_next_lcore(l, 1, 0);

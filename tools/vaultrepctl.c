@@ -6,7 +6,8 @@
  *
  * Output: tables with upper-case headers for people, --json (the API's response) for machines;
  * fields that could hold a secret are printed as (hidden). Exit status: 0 done, 1 the site
- * refused or failed the operation, 2 usage, 3 the control process could not be reached.
+ * refused or failed the operation (or vault verify found a difference), 2 usage, 3 the control
+ * process could not be reached.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -116,6 +117,22 @@ static const struct cmd cmds[] = {
               {"name", "vault name", true},
               {"site", "the target site's id", true},
               {"wait", "yes (default): show progress until the replica is in sync; no", false}}},
+    {.object = "vault",
+     .verb = "verify",
+     .op = "vault.verify",
+     .help = "compare the vault's digest (keys and WAL) at the primary and its replicas",
+     .args = {ACCOUNT,
+              {"name", "vault name", true},
+              {"site", "one replica's site id (default: every replica)", false}},
+     .rows = "sites",
+     .cols = {{"site", "SITE"},
+              {"role", "ROLE"},
+              {"keys", "KEYS"},
+              {"from", "FROM"},
+              {"to", "TO"},
+              {"behind", "BEHIND"},
+              {"match", "MATCH"},
+              {"root", "ROOT"}}},
     {.object = "vault",
      .verb = "delete",
      .op = "vault.delete",
@@ -367,12 +384,40 @@ print_fields(json_t *o, const char *prefix, const char *skip)
 	}
 }
 
+/* vault verify: the digest, a row per site, then what differs (or that nothing does). */
+static void
+print_verify(const struct cmd *c, json_t *res)
+{
+	json_t *d = json_object_get(res, "differences"), *row;
+	size_t i;
+
+	printf("vault %s (account %lld): keys %lld, WAL LSN %lld..%lld\nroot %s\n\n",
+	       json_string_value(json_object_get(res, "vault")),
+	       (long long)json_integer_value(json_object_get(res, "account")),
+	       (long long)json_integer_value(json_object_get(res, "keys")),
+	       (long long)json_integer_value(json_object_get(res, "from")),
+	       (long long)json_integer_value(json_object_get(res, "to")),
+	       json_string_value(json_object_get(res, "root")));
+	print_table(json_object_get(res, c->rows), c->cols);
+	json_array_foreach(json_object_get(res, c->rows), i, row) if (json_object_get(row, "note"))
+	    printf("note: %s\n", json_string_value(json_object_get(row, "note")));
+	json_array_foreach(d, i, row) printf("differs: %s\n", json_string_value(row));
+	if (json_array_size(json_object_get(res, c->rows)) < 2)
+		printf("\nno replicas: the digest above is this site's alone\n");
+	else if (!json_array_size(d))
+		printf("\nevery replica holds the same keys and WAL as the primary\n");
+}
+
 static void
 print_result(const struct cmd *c, json_t *res)
 {
 	if (opt.json) {
 		json_dumpf(res, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		putchar('\n');
+		return;
+	}
+	if (!strcmp(c->op, "vault.verify")) {
+		print_verify(c, res);
 		return;
 	}
 	if (c->rows) {
@@ -562,6 +607,11 @@ run(struct vr_api **api, int n, char **words, const char *where)
 		return EXIT_REFUSED;
 	}
 	print_result(c, res);
+	/* A verify that found differences is a failure to scripts, too. */
+	if (!strcmp(c->op, "vault.verify") && json_is_false(json_object_get(res, "match"))) {
+		json_decref(res);
+		return EXIT_REFUSED;
+	}
 	json_decref(res);
 	if (!strcmp(c->op, "vault.replicate"))
 		return follow(*api, words, n);

@@ -26,6 +26,7 @@
 #include "vr_api.h"
 #include "vr_common.h"
 #include "vr_hsm.h"
+#include "vr_log.h"
 #include "vr_test.h"
 
 struct site {
@@ -539,18 +540,55 @@ END_TEST
 struct full {
 	struct site s;
 	int id, dp_pid;
-	char dp_sock[300], dp_ini[300], prefix[48];
+	char dp_sock[300], dp_ini[300], prefix[48], lan[400], wan[400];
 	unsigned peer_port;
 };
 
 static char wan_sock[300];
 
 static void
+start_dp(struct full *f)
+{
+	const char *dp[] = {VR_DP_BIN,
+	                    "-l",
+	                    "0,1",
+	                    "--no-huge",
+	                    "-m",
+	                    "256",
+	                    "--no-pci",
+	                    "--file-prefix",
+	                    f->prefix,
+	                    "--log-level",
+	                    "lib.eal:warning",
+	                    "--vdev",
+	                    f->lan,
+	                    "--vdev",
+	                    f->wan,
+	                    "--",
+	                    "--config",
+	                    f->dp_ini,
+	                    NULL};
+
+	f->dp_pid = vr_test_spawn(dp, f->dp_sock);
+	ck_assert_msg(f->dp_pid > 0, "dataplane of site %d did not start", f->id);
+}
+
+static void
+stop_dp(struct full *f)
+{
+	int st = vr_test_stop(f->dp_pid);
+
+	f->dp_pid = 0;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dataplane %d exited with %d", f->id,
+	              st);
+}
+
+static void
 full_up(struct full *f, int id, unsigned max_vaults)
 {
 	const char *agent[] = {VR_AGENT_BIN, "--socket",        NULL, "--state",
 	                       NULL,         "--dataplane-uid", "0",  NULL};
-	char st[320], lan[400], wan[400];
+	char st[320];
 	FILE *fp;
 	struct site *s = &f->s;
 
@@ -580,37 +618,14 @@ full_up(struct full *f, int id, unsigned max_vaults)
 	        "[peer %d]\nip = 198.19.0.%d\n",
 	        id, s->dir, f->dp_sock, s->agent_sock, id, id, 3 - id, 3 - id);
 	fclose(fp);
-	snprintf(lan, sizeof(lan),
+	snprintf(f->lan, sizeof(f->lan),
 	         "net_memif0,role=server,socket=%s/lan.sock,socket-abstract=no,"
 	         "mac=02:00:00:00:%02x:01",
 	         s->dir, id);
-	snprintf(wan, sizeof(wan),
+	snprintf(f->wan, sizeof(f->wan),
 	         "net_memif1,role=%s,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:02",
 	         id == 1 ? "server" : "client", wan_sock, id);
-	{
-		const char *dp[] = {VR_DP_BIN,
-		                    "-l",
-		                    "0,1",
-		                    "--no-huge",
-		                    "-m",
-		                    "256",
-		                    "--no-pci",
-		                    "--file-prefix",
-		                    f->prefix,
-		                    "--log-level",
-		                    "lib.eal:warning",
-		                    "--vdev",
-		                    lan,
-		                    "--vdev",
-		                    wan,
-		                    "--",
-		                    "--config",
-		                    f->dp_ini,
-		                    NULL};
-
-		f->dp_pid = vr_test_spawn(dp, f->dp_sock);
-		ck_assert_msg(f->dp_pid > 0, "dataplane of site %d did not start", id);
-	}
+	start_dp(f);
 	/* control */
 	fp = fopen(s->conf, "w");
 	ck_assert_ptr_nonnull(fp);
@@ -628,10 +643,7 @@ full_up(struct full *f, int id, unsigned max_vaults)
 static void
 full_down(struct full *f)
 {
-	int st = vr_test_stop(f->dp_pid);
-
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dataplane %d exited with %d", f->id,
-	              st);
+	stop_dp(f);
 	site_down(&f->s);
 }
 
@@ -642,6 +654,23 @@ pin_of(struct full *f, char out[65])
 
 	snprintf(path, sizeof(path), "%s/site/site.crt", f->s.pki);
 	ck_assert_int_eq(vr_api_cert_sha256(path, out), 0);
+}
+
+/* Both sites' key pairs, then each a peer of the other: linked. */
+static void
+link_sites(struct full *a, struct full *b)
+{
+	char out[8192], pin[65];
+
+	OK(a->s.admin, out, "site init");
+	OK(b->s.admin, out, "site init");
+	pin_of(b, pin);
+	OK(a->s.admin, out, "peer add site %d name west address 127.0.0.1:%u pin %s", b->id,
+	   b->peer_port, pin);
+	pin_of(a, pin);
+	OK(b->s.admin, out, "peer add site %d name east address 127.0.0.1:%u pin %s", a->id,
+	   a->peer_port, pin);
+	ck_assert_msg(strstr(out, "linked"), "%s", out);
 }
 
 /* Waits (at most 20 s) until vaultrepctl's output for args contains want (and not unwanted). */
@@ -747,25 +776,209 @@ START_TEST(replicate_two_sites)
 }
 END_TEST
 
+/* A vault's id at a site (vault show --json). */
+static unsigned
+vault_id(struct site *s, unsigned account, const char *name)
+{
+	char out[16384];
+	json_t *j;
+	unsigned id;
+
+	OK(s->admin, out, "--json vault show account %u name %s", account, name);
+	j = json_loads(out, 0, NULL);
+	ck_assert_msg(j, "%s", out);
+	id = (unsigned)json_integer_value(json_object_get(json_object_get(j, "vault"), "id"));
+	json_decref(j);
+	ck_assert_uint_gt(id, 0);
+	return id;
+}
+
+/* Waits (at most 20 s) until a site's dataplane holds stream (account, vault, primary) to min. */
+static void
+await_lsn(struct site *s, unsigned account, unsigned vault, unsigned primary, long long min)
+{
+	char out[16384];
+	long long lsn = 0;
+
+	for (int i = 0; i < 200 && lsn < min; i++) {
+		json_t *j;
+
+		if (i)
+			usleep(100000);
+		if (ctl(s->admin, out, sizeof(out),
+		        "--json stream show account %u vault %u primary %u", account, vault,
+		        primary))
+			continue;
+		j = json_loads(out, 0, NULL);
+		lsn = json_integer_value(json_object_get(j, "durable_lsn"));
+		json_decref(j);
+	}
+	ck_assert_msg(lsn >= min, "stream %u/%u/%u: LSN %lld, not %lld", account, vault, primary,
+	              lsn, min);
+}
+
+/* What an HSM failure at a replica looks like: every version of a key gone from its HSM. */
+static void
+hsm_lose_key(struct site *s, const char *hsm_vault, const char *key)
+{
+	struct vr_hsm *h = vr_hsm_connect(s->agent_sock);
+	json_t *req = json_pack("{s:s, s:s, s:s, s:b}", "op", "key.delete", "vault", hsm_vault,
+	                        "name", key, "replicated", 1),
+	       *res = NULL;
+	char err[256];
+
+	ck_assert_ptr_nonnull(h);
+	ck_assert_msg(!vr_hsm_call(h, req, &res, err, sizeof(err)), "%s", err);
+	json_decref(req);
+	json_decref(res);
+	vr_hsm_close(h);
+}
+
+/*
+ * What a split brain leaves behind: one record appended to a site's copy of a WAL while its
+ * dataplane is down (a valid record, chained to the tail). Its LSN.
+ */
+static uint64_t
+forge_record(struct full *f, uint64_t account, unsigned vault, unsigned primary)
+{
+	struct vr_stream_id id = {.account = account, .vault = vault, .primary = (uint16_t)primary};
+	struct vr_log_stream ls;
+	struct vr_log_durable d;
+	struct vr_log *log;
+	char dir[400];
+	uint8_t buf[256];
+	unsigned nd, bad;
+	struct iovec iov;
+	struct vr_rec r = {
+	    .stream = id,
+	    .origin = (uint16_t)primary,
+	    .version = VR_REC_VERSION,
+	    .type = VR_REC_DATA,
+	    .op = VR_REC_OP_PUT,
+	    .payload = (const uint8_t *)"forged",
+	    .payload_size = 6,
+	};
+	int n;
+
+	snprintf(dir, sizeof(dir), "%s/wal", f->s.dir);
+	log = vr_log_open(dir, NULL);
+	ck_assert_msg(log, "%s: %s", dir, strerror(errno));
+	ck_assert_int_eq(vr_log_stream_get(log, &id, &ls), 0);
+	r.lsn = ls.last_lsn + 1;
+	n = vr_rec_encode(&r, ls.last_entropy, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	iov.iov_base = buf;
+	iov.iov_len = (size_t)n;
+	ck_assert_int_eq(vr_log_append(log, &iov, 1, &d, &nd, &bad), 0);
+	vr_log_close(log);
+	return r.lsn;
+}
+
+/*
+ * vault verify: the same root at both sites while in sync; a key lost at the replica's HSM and
+ * a WAL that diverged there are each named; exit 1 when anything differs.
+ */
+START_TEST(verify_names_differences)
+{
+	struct full a, b;
+	char out[16384], hv[48], want[200], *p;
+	char *root = vr_test_tmpdir("ctl4");
+	json_t *j, *sites;
+	unsigned id;
+	uint64_t lsn;
+
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	full_up(&a, 1, 1024);
+	full_up(&b, 2, 1024);
+	link_sites(&a, &b);
+	OK(a.s.admin, out, "vault create account 7 name ledger");
+	OK(a.s.admin, out, "key create account 7 vault ledger key k1");
+	OK(a.s.admin, out, "key create account 7 vault ledger key k2");
+	OK(a.s.admin, out, "key create account 7 vault ledger key k3");
+	OK(a.s.admin, out, "key rotate account 7 vault ledger key k1");
+	OK(a.s.admin, out, "vault verify account 7 name ledger");
+	ck_assert_msg(strstr(out, "no replicas") && strstr(out, "keys 4"), "%s", out);
+
+	OK(a.s.admin, out, "vault replicate account 7 name ledger site 2");
+	ck_assert_msg(strstr(out, "in sync"), "%s", out);
+	/* 20 000 producer records in the vault's WAL: its digest is of chunks, then records. */
+	id = vault_id(&a.s, 7, "ledger");
+	sh("%s -l 1 --no-huge -m 128 --no-pci --file-prefix vrc%dg --log-level lib.eal:warning "
+	   "--vdev net_memif0,role=client,socket=%s/lan.sock,socket-abstract=no -- --ip "
+	   "198.18.1.9 --dst 198.18.1.1 --account 7 --vault %u --streams 1 --records 20000 "
+	   "--size 64 --window 256 --seconds 60 >/dev/null 2>&1",
+	   VR_GEN_BIN, (int)getpid(), a.s.dir, id);
+	await_lsn(&b.s, 7, id, 1, 20000);
+	OK(a.s.admin, out, "--json vault verify account 7 name ledger");
+	j = json_loads(out, 0, NULL);
+	ck_assert_msg(j && json_is_true(json_object_get(j, "match")), "%s", out);
+	sites = json_object_get(j, "sites");
+	ck_assert_uint_eq(json_array_size(sites), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(sites, 0), "root")),
+	                 json_string_value(json_object_get(json_array_get(sites, 1), "root")));
+	ck_assert_str_eq(json_string_value(json_object_get(j, "root")),
+	                 json_string_value(json_object_get(json_array_get(sites, 1), "root")));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(sites, 1), "keys")), 4);
+	json_decref(j);
+	OK(a.s.admin, out, "vault verify account 7 name ledger site 2");
+	ck_assert_msg(strstr(out, "every replica holds the same keys and WAL") &&
+	                  strstr(out, "ROOT") && !strstr(out, "differs:"),
+	              "%s", out);
+	/* At the replica, at a site that holds no replica, of a vault that is not there. */
+	ck_assert_int_eq(ctl(b.s.admin, out, sizeof(out), "vault verify account 7 name ledger"), 1);
+	ck_assert_msg(strstr(out, "EREMOTE") && strstr(out, "site 1"), "%s", out);
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault verify account 7 name ledger site 3"), 1);
+	ck_assert_msg(strstr(out, "no replica at site 3"), "%s", out);
+	ck_assert_int_eq(ctl(a.s.admin, out, sizeof(out), "vault verify account 7 name nope"), 1);
+	ck_assert_msg(strstr(out, "ENOENT"), "%s", out);
+
+	/* A key lost from the replica's HSM. */
+	snprintf(hv, sizeof(hv), "s1.a7.v%u", id);
+	hsm_lose_key(&b.s, hv, "k3");
+	ck_assert_int_eq(ctl(a.s.admin, out, sizeof(out), "vault verify account 7 name ledger"), 1);
+	ck_assert_msg(strstr(out, "differs: site 2: key k3 version 1 is missing") &&
+	                  !strstr(out, "WAL record"),
+	              "%s", out);
+
+	/* The replica's WAL diverged: a record of its own where the primary's next one goes. */
+	stop_dp(&b);
+	lsn = forge_record(&b, 7, id, 1);
+	start_dp(&b);
+	/* Its control sees the restart and gives it the vault's stream again. */
+	await_lsn(&b.s, 7, id, 1, (long long)lsn);
+	OK(b.s.admin, out, "stats");
+	p = strstr(out, "control.dp_restarts");
+	ck_assert_msg(p && strtol(p + strlen("control.dp_restarts"), NULL, 10) == 1, "%s", out);
+	OK(a.s.admin, out, "key create account 7 vault ledger key k4");
+	ck_assert_int_eq(ctl(a.s.admin, out, sizeof(out), "vault verify account 7 name ledger"), 1);
+	snprintf(want, sizeof(want), "differs: site 2: WAL record %llu is the first that differs",
+	         (unsigned long long)lsn);
+	ck_assert_msg(strstr(out, want) && strstr(out, "key k3 version 1 is missing") &&
+	                  strstr(out, "key k4 version 1 is missing"),
+	              "want \"%s\": %s", want, out);
+	/* ... and the audit log has every verify, refused ones too. */
+	OK(a.s.admin, out, "audit show");
+	ck_assert_msg(strstr(out, "vault.verify"), "%s", out);
+
+	full_down(&a);
+	full_down(&b);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 /* A failure at each step of the handshake leaves nothing half-made at either site. */
 START_TEST(replicate_rolls_back)
 {
 	static const char *const steps[] = {"link.capacity", "link.provision", "link.masking"};
 	struct full a, b;
-	char out[16384], pin[65];
+	char out[16384];
 	char *root = vr_test_tmpdir("ctl3");
 
 	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
 	full_up(&a, 1, 1024);
 	full_up(&b, 2, 1024);
-	OK(a.s.admin, out, "site init");
-	OK(b.s.admin, out, "site init");
-	pin_of(&b, pin);
-	OK(a.s.admin, out, "peer add site 2 name west address 127.0.0.1:%u pin %s", b.peer_port,
-	   pin);
-	pin_of(&a, pin);
-	OK(b.s.admin, out, "peer add site 1 name east address 127.0.0.1:%u pin %s", a.peer_port,
-	   pin);
+	link_sites(&a, &b);
 	OK(a.s.admin, out, "vault create account 9 name v");
 	OK(a.s.admin, out, "key create account 9 vault v key k");
 
@@ -810,9 +1023,10 @@ int
 main(void)
 {
 	const TTest *tests[] = {
-	    mgmt_port_refusals,      vault_and_keys,
-	    vault_create_rolls_back, restart_keeps_catalog_and_audit,
-	    replicate_two_sites,     replicate_rolls_back,
+	    mgmt_port_refusals,       vault_and_keys,
+	    vault_create_rolls_back,  restart_keeps_catalog_and_audit,
+	    replicate_two_sites,      replicate_rolls_back,
+	    verify_names_differences,
 	};
 
 	return vr_test_run("control:sites", 300, tests, sizeof(tests) / sizeof(tests[0]));

@@ -75,7 +75,8 @@ START_TEST(chunk_roots_give_the_same_root)
 			for (size_t at = 0; at < n; at += c)
 				vr_merkle_root(h[at], n - at < c ? n - at : c, chunks[m++]);
 			vr_merkle_root(chunks[0], m, over);
-			ck_assert_msg(!memcmp(whole, over, VR_MERKLE_SIZE), "n %zu chunk %zu", n, c);
+			ck_assert_msg(!memcmp(whole, over, VR_MERKLE_SIZE), "n %zu chunk %zu", n,
+			              c);
 		}
 	}
 }
