@@ -128,7 +128,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 }
 
 int
-ctl_conf_load(struct ctl_conf *c, const char *path, char *err, size_t err_n)
+ctl_conf_load(struct ctl_conf *c, const char *path, const char *text, char *err, size_t err_n)
 {
 	struct parse p = {.c = c, .err = err, .err_n = err_n};
 	int line;
@@ -145,7 +145,7 @@ ctl_conf_load(struct ctl_conf *c, const char *path, char *err, size_t err_n)
 	snprintf(c->hsm, sizeof(c->hsm), "/run/vaultrep/hsm.sock");
 	snprintf(c->socket, sizeof(c->socket), "/run/vaultrep/control.sock");
 	err[0] = 0;
-	line = ini_parse(path, handler, &p);
+	line = text ? ini_parse_string(text, handler, &p) : ini_parse(path, handler, &p);
 	if (line == -1) {
 		snprintf(err, err_n, "%s: %s", path, strerror(errno));
 		return -ENOENT;

@@ -42,8 +42,11 @@ struct ctl_conf {
 	unsigned min_disk_mb; /* [limits] disk_mb: free space the state directory keeps */
 };
 
-/* Reads an ini file; on error returns -errno with "file:line: what" in err. */
-int ctl_conf_load(struct ctl_conf *c, const char *path, char *err, size_t err_n);
+/*
+ * Reads an ini file at path, or the ini text (path then only names it in messages); on error
+ * returns -errno with "file:line: what" in err.
+ */
+int ctl_conf_load(struct ctl_conf *c, const char *path, const char *text, char *err, size_t err_n);
 
 /* Who is calling, as the audit log names them. */
 struct ctl_who {

@@ -93,7 +93,7 @@ main(int argc, char **argv)
 	}
 	if (verbose)
 		vr_msg_set_level(verbose > 1 ? VR_MSG_DEBUG : VR_MSG_INFO);
-	if (ctl_conf_load(&c.conf, config, err, sizeof(err))) {
+	if (ctl_conf_load(&c.conf, config, NULL, err, sizeof(err))) {
 		fprintf(stderr, "vaultrep-control: %s\n", err);
 		return 1;
 	}

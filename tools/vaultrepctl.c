@@ -18,207 +18,7 @@
 #include <unistd.h>
 
 #include "vr_api.h"
-
-enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3, MAX_ARGS = 8, MAX_WORDS = 64 };
-
-struct arg {
-	const char *key;
-	const char *help;
-	bool required;
-};
-
-struct col {
-	const char *field; /* dotted path into one row */
-	const char *head;
-};
-
-struct cmd {
-	const char *object, *verb, *op;
-	const char *help;
-	struct arg args[MAX_ARGS];
-	const char *rows;    /* the response's array printed as a table, or NULL */
-	struct col cols[10]; /* its columns */
-};
-
-#define ACCOUNT                                                                                    \
-	{                                                                                          \
-		"account", "account id (integer)", true                                            \
-	}
-#define VAULT                                                                                      \
-	{                                                                                          \
-		"vault", "vault name", true                                                        \
-	}
-#define KEY                                                                                        \
-	{                                                                                          \
-		"key", "key name", true                                                            \
-	}
-
-static const struct cmd cmds[] = {
-    {.object = "site",
-     .verb = "init",
-     .op = "site.init",
-     .help = "make this site's key-encryption key pair in the HSM"},
-    {.object = "site",
-     .verb = "show",
-     .op = "site.show",
-     .help = "this site: id, name, keys' fingerprints, limits"},
-    {.object = "peer",
-     .verb = "add",
-     .op = "peer.add",
-     .help = "trust another site's control (its certificate pinned)",
-     .args = {{"site", "its site id", true},
-              {"name", "its name", true},
-              {"address", "host:port of its peer port", true},
-              {"pin", "SHA-256 of its site certificate (vr-pki fingerprint)", true}}},
-    {.object = "peer",
-     .verb = "list",
-     .op = "peer.list",
-     .help = "the sites this one trusts",
-     .rows = "peers",
-     .cols = {{"site", "SITE"},
-              {"name", "NAME"},
-              {"address", "ADDRESS"},
-              {"status", "STATUS"},
-              {"pin", "PIN"}}},
-    {.object = "peer",
-     .verb = "remove",
-     .op = "peer.remove",
-     .help = "forget a peer (none of its vaults may remain)",
-     .args = {{"site", "its site id", true}}},
-    {.object = "vault",
-     .verb = "create",
-     .op = "vault.create",
-     .help = "a vault: its HSM partition, masking key and WAL",
-     .args = {ACCOUNT, {"name", "vault name", true}}},
-    {.object = "vault",
-     .verb = "list",
-     .op = "vault.list",
-     .help = "every vault at this site",
-     .rows = "vaults",
-     .cols = {{"account", "ACCOUNT"},
-              {"name", "NAME"},
-              {"id", "ID"},
-              {"role", "ROLE"},
-              {"primary", "PRIMARY"},
-              {"status", "STATUS"},
-              {"created", "CREATED"}}},
-    {.object = "vault",
-     .verb = "show",
-     .op = "vault.show",
-     .help = "one vault, its status and its keys",
-     .args = {ACCOUNT, {"name", "vault name", true}},
-     .rows = "keys",
-     .cols = {{"name", "KEY"}, {"type", "TYPE"}, {"versions", "VERSIONS"}, {"updated", "UPDATED"}}},
-    {.object = "vault",
-     .verb = "replicate",
-     .op = "vault.replicate",
-     .help = "replicate a vault to another site (capacity handshake, then its keys)",
-     .args = {ACCOUNT,
-              {"name", "vault name", true},
-              {"site", "the target site's id", true},
-              {"wait", "yes (default): show progress until the replica is in sync; no", false}}},
-    {.object = "vault",
-     .verb = "verify",
-     .op = "vault.verify",
-     .help = "compare the vault's digest (keys and WAL) at the primary and its replicas",
-     .args = {ACCOUNT,
-              {"name", "vault name", true},
-              {"site", "one replica's site id (default: every replica)", false}},
-     .rows = "sites",
-     .cols = {{"site", "SITE"},
-              {"role", "ROLE"},
-              {"keys", "KEYS"},
-              {"from", "FROM"},
-              {"to", "TO"},
-              {"behind", "BEHIND"},
-              {"match", "MATCH"},
-              {"root", "ROOT"}}},
-    {.object = "vault",
-     .verb = "delete",
-     .op = "vault.delete",
-     .help = "wipe a vault's partition and forget it",
-     .args = {ACCOUNT, {"name", "vault name", true}}},
-    {.object = "key",
-     .verb = "create",
-     .op = "key.create",
-     .help = "a new AES-256 key in a vault",
-     .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key",
-     .verb = "rotate",
-     .op = "key.rotate",
-     .help = "a new version (older ones still decrypt)",
-     .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key",
-     .verb = "delete",
-     .op = "key.delete",
-     .help = "destroy every version of a key",
-     .args = {ACCOUNT, VAULT, KEY}},
-    {.object = "key",
-     .verb = "list",
-     .op = "key.list",
-     .help = "a vault's keys",
-     .args = {ACCOUNT, VAULT},
-     .rows = "keys",
-     .cols = {{"name", "KEY"},
-              {"type", "TYPE"},
-              {"versions", "VERSIONS"},
-              {"created", "CREATED"},
-              {"updated", "UPDATED"}}},
-    {.object = "key",
-     .verb = "encrypt",
-     .op = "key.encrypt",
-     .help = "AES-GCM under the key's latest version",
-     .args = {ACCOUNT,
-              VAULT,
-              KEY,
-              {"data", "plaintext (text)", false},
-              {"data_b64", "plaintext (base64)", false},
-              {"aad", "additional data (text)", false}}},
-    {.object = "key",
-     .verb = "decrypt",
-     .op = "key.decrypt",
-     .help = "what key encrypt made, back to plaintext",
-     .args = {ACCOUNT,
-              VAULT,
-              KEY,
-              {"ciphertext", "vr1:... as key encrypt printed it", true},
-              {"aad", "additional data (text)", false}}},
-    {.object = "stream",
-     .verb = "list",
-     .op = "stream.list",
-     .help = "the dataplane's streams",
-     .rows = "streams",
-     .cols = {{"account", "ACCOUNT"},
-              {"vault", "VAULT"},
-              {"primary", "PRIMARY"},
-              {"worker", "WORKER"},
-              {"durable_lsn", "DURABLE"},
-              {"records", "RECORDS"},
-              {"key_id", "KEY"}}},
-    {.object = "stream",
-     .verb = "show",
-     .op = "stream.show",
-     .help = "one stream's figures",
-     .args = {ACCOUNT, {"vault", "vault id (integer)", true}, {"primary", "primary site", false}}},
-    {.object = "stats",
-     .verb = "show",
-     .op = "stats",
-     .help = "the control's and the dataplane's counters"},
-    {.object = "audit",
-     .verb = "show",
-     .op = "audit.show",
-     .help = "the audit log and whether its chain verifies",
-     .args = {{"from", "first seq (default: the last 20)", false},
-              {"max", "at most this many", false}},
-     .rows = "entries",
-     .cols = {{"seq", "SEQ"},
-              {"time", "TIME"},
-              {"who", "WHO"},
-              {"role", "ROLE"},
-              {"op", "OP"},
-              {"status", "STATUS"},
-              {"error", "ERROR"}}},
-};
+#include "vrctl_cmd.h"
 
 /* Fields never printed as they are, whatever the command. */
 static const char *const hidden[] = {"so_pin", "user_pin", "secret", "password", "blob", "blobs"};
@@ -247,22 +47,12 @@ usage_all(FILE *f)
 	        "  --json               print the API's response as JSON\n"
 	        "  -h, --help           this text; <object> --help, <object> <verb> --help\n\n"
 	        "commands:\n");
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		fprintf(f, "  %-7s %-8s %s\n", strcmp(last, cmds[i].object) ? cmds[i].object : "",
-		        cmds[i].verb, cmds[i].help);
-		last = cmds[i].object;
+	for (size_t i = 0; i < vrctl_n_cmds; i++) {
+		fprintf(f, "  %-7s %-8s %s\n",
+		        strcmp(last, vrctl_cmds[i].object) ? vrctl_cmds[i].object : "",
+		        vrctl_cmds[i].verb, vrctl_cmds[i].help);
+		last = vrctl_cmds[i].object;
 	}
-}
-
-static void
-usage_cmd(FILE *f, const struct cmd *c)
-{
-	fprintf(f, "usage: vaultrepctl %s %s", c->object, c->verb);
-	for (const struct arg *a = c->args; a < c->args + MAX_ARGS && a->key; a++)
-		fprintf(f, a->required ? " %s <%s>" : " [%s <%s>]", a->key, a->key);
-	fprintf(f, "\n  %s\n", c->help);
-	for (const struct arg *a = c->args; a < c->args + MAX_ARGS && a->key; a++)
-		fprintf(f, "  %-12s %s%s\n", a->key, a->help, a->required ? "" : " (optional)");
 }
 
 static bool
@@ -447,15 +237,6 @@ connect_api(char *err, size_t n)
 	return vr_api_connect_unix(opt.socket, err, n);
 }
 
-static const struct cmd *
-find(const char *object, const char *verb)
-{
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(cmds[i].object, object) && (!verb || !strcmp(cmds[i].verb, verb)))
-			return &cmds[i];
-	return NULL;
-}
-
 /* The value after `key` in a command's key value pairs, or NULL. */
 static const char *
 word_arg(char **words, int n, const char *key)
@@ -539,15 +320,15 @@ run(struct vr_api **api, int n, char **words, const char *where)
 		usage_all(stdout);
 		return 0;
 	}
-	if (n >= 2 && !strcmp(words[1], "--help") && find(words[0], NULL)) {
-		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-			if (!strcmp(cmds[i].object, words[0]))
-				usage_cmd(stdout, &cmds[i]);
+	if (n >= 2 && !strcmp(words[1], "--help") && vrctl_find(words[0], NULL)) {
+		for (size_t i = 0; i < vrctl_n_cmds; i++)
+			if (!strcmp(vrctl_cmds[i].object, words[0]))
+				vrctl_usage_cmd(stdout, &vrctl_cmds[i]);
 		return 0;
 	}
 	/* "stats" alone is "stats show" */
-	c = n == 1 && !strcmp(words[0], "stats") ? find("stats", "show")
-	    : n >= 2                             ? find(words[0], words[1])
+	c = n == 1 && !strcmp(words[0], "stats") ? vrctl_find("stats", "show")
+	    : n >= 2                             ? vrctl_find(words[0], words[1])
 	                                         : NULL;
 	if (!c) {
 		fprintf(stderr,
@@ -559,35 +340,11 @@ run(struct vr_api **api, int n, char **words, const char *where)
 	words += n == 1 ? 1 : 2;
 	n -= n == 1 ? 1 : 2;
 	if (n >= 1 && !strcmp(words[0], "--help")) {
-		usage_cmd(stdout, c);
+		vrctl_usage_cmd(stdout, c);
 		return 0;
 	}
-	req = json_pack("{s:s}", "op", c->op);
-	for (int i = 0; i < n; i += 2) {
-		const struct arg *a = c->args;
-
-		while (a < c->args + MAX_ARGS && a->key && strcmp(a->key, words[i]))
-			a++;
-		if (a == c->args + MAX_ARGS || !a->key || i + 1 >= n) {
-			fprintf(stderr, "vaultrepctl: %s%s%s %s: %s \"%s\"\n", where,
-			        where[0] ? ": " : "", c->object, c->verb,
-			        i + 1 >= n && a < c->args + MAX_ARGS && a->key ? "no value for"
-			                                                       : "unknown argument",
-			        words[i]);
-			usage_cmd(stderr, c);
-			json_decref(req);
-			return EXIT_USAGE;
-		}
-		json_object_set_new(req, words[i], json_string(words[i + 1]));
-	}
-	for (const struct arg *a = c->args; a < c->args + MAX_ARGS && a->key; a++)
-		if (a->required && !json_object_get(req, a->key)) {
-			fprintf(stderr, "vaultrepctl: %s%s%s %s: missing %s\n", where,
-			        where[0] ? ": " : "", c->object, c->verb, a->key);
-			usage_cmd(stderr, c);
-			json_decref(req);
-			return EXIT_USAGE;
-		}
+	if ((rc = vrctl_request(c, n, words, where, stderr, &req)))
+		return rc;
 	if (!*api && !(*api = connect_api(err, sizeof(err)))) {
 		fprintf(stderr, "vaultrepctl: %s\n", err);
 		json_decref(req);
@@ -618,37 +375,6 @@ run(struct vr_api **api, int n, char **words, const char *where)
 	return 0;
 }
 
-/* Splits a command line into words: blanks separate, "double quotes" group, # comments. */
-static int
-split(char *line, char **words)
-{
-	int n = 0;
-	char *p = line;
-
-	while (*p && n < MAX_WORDS) {
-		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-			p++;
-		if (!*p || *p == '#')
-			break;
-		if (*p == '"') {
-			char *end = strchr(++p, '"');
-
-			if (!end)
-				return -1;
-			*end = 0;
-			words[n++] = p;
-			p = end + 1;
-			continue;
-		}
-		words[n++] = p;
-		while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-			p++;
-		if (*p)
-			*p++ = 0;
-	}
-	return n;
-}
-
 static int
 run_file(const char *path)
 {
@@ -668,7 +394,7 @@ run_file(const char *path)
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
-		n = split(line, words);
+		n = vrctl_split(line, words);
 		if (n < 0) {
 			fprintf(stderr, "vaultrepctl: %s: unterminated quote\n", where);
 			rc = EXIT_USAGE;
