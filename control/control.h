@@ -166,6 +166,11 @@ json_t *op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *re
 /* verify.c: vault verify (the primary) and link.verify (a replica's digest). */
 json_t *op_vault_verify(struct ctl *c, const struct ctl_who *who, json_t *req);
 json_t *op_link_verify(struct ctl *c, const struct ctl_who *who, json_t *req);
+/*
+ * One record of a primary's WAL (stream.read's {lsn, type, op, payload}) applied at replica v:
+ * 0 applied (or already, or nothing to apply), -errno to try again.
+ */
+int ctl_apply_record(struct ctl *c, json_t *v, json_t *rec);
 /* vault.show's live figures of each replica (asked over the links). */
 void ctl_replicas_live(struct ctl *c, json_t *v);
 

@@ -720,9 +720,8 @@ ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_
 	return r ? NULL : err;
 }
 
-/* One record at a replica: 0 applied (or already), -errno to try again. */
-static int
-apply_one(struct ctl *c, json_t *v, json_t *rec)
+int
+ctl_apply_record(struct ctl *c, json_t *v, json_t *rec)
 {
 	json_int_t type = json_integer_value(json_object_get(rec, "type")),
 	           op = json_integer_value(json_object_get(rec, "op"));
@@ -827,7 +826,7 @@ ctl_ops_tick(struct ctl *c)
 		}
 		json_array_foreach(json_object_get(r, "records"), k, rec)
 		{
-			if (apply_one(c, v, rec)) {
+			if (ctl_apply_record(c, v, rec)) {
 				c->stats.apply_failed++;
 				stuck = true;
 				break;

@@ -76,7 +76,7 @@ void vr_hsm_close(struct vr_hsm *h);
  */
 int vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t err_n);
 
-/* Base64 helpers shared by the agent and its clients. decode: -EINVAL on bad input. */
+/* Base64 helpers shared by the agent and its clients. decode: -EINVAL on bad input or NULL. */
 char *vr_hsm_b64(const uint8_t *p, size_t n);
 int vr_hsm_unb64(const char *s, uint8_t **out, size_t *n);
 

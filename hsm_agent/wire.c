@@ -106,10 +106,10 @@ vr_hsm_b64(const uint8_t *p, size_t n)
 int
 vr_hsm_unb64(const char *s, uint8_t **out, size_t *n)
 {
-	size_t len = strlen(s), pad = 0;
+	size_t len = s ? strlen(s) : 1, pad = 0;
 	int k;
 
-	if (len % 4)
+	if (len % 4) /* NULL too: a JSON field that was not a string */
 		return -EINVAL;
 	*out = malloc(len / 4 * 3 + 1);
 	if (!*out)

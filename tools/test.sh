@@ -60,6 +60,7 @@ for fz in build-asan/tests/fuzz/fuzz-*; do
 		status=1
 	fi
 done
+rm -rf /dev/shm/vaultrep-fuzz-ctl.* # fuzz-ctl_request's catalog and audit log
 
 echo "== style (clang-format, the committed .clang-format)"
 unformatted=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
