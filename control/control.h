@@ -151,6 +151,11 @@ json_t *ctl_refuse_replica(struct ctl *c, json_t *v);
  */
 void ctl_link_greet(struct ctl *c, unsigned site);
 json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version);
+/*
+ * Every second: a replica that joined a vault's WAL but did not take its payload keys (status
+ * "keys pending") is carried them again.
+ */
+void ctl_keys_retry(struct ctl *c);
 /* One call to a peer's control (req consumed); NULL with *errp. */
 json_t *ctl_peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp);
 /* The replica of (account, name) whose primary is the calling peer; NULL with *err. */

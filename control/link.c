@@ -493,10 +493,74 @@ wal_members(json_t *v)
 	return m;
 }
 
+/*
+ * The last step of vault.replicate: the target's payload keys of the vault's WAL (`all`, from
+ * this site's dataplane: {"<site>": [{key_id, blob}]}, each wrapped for that member) carried to
+ * it. NULL, or the error response.
+ */
+static json_t *
+carry_keys(struct ctl *c, json_t *v, unsigned t, json_t *all)
+{
+	json_t *err = NULL, *keys, *r;
+	char site[8];
+
+	snprintf(site, sizeof(site), "%u", t);
+	keys = json_object_get(all, site);
+	r = ctl_peer_call(c, t,
+	                  json_pack("{s:s, s:O, s:O, s:o}", "op", "link.keys", "account",
+	                            json_object_get(v, "account"), "name",
+	                            json_object_get(v, "name"), "keys",
+	                            keys ? json_incref(keys) : json_array()),
+	                  &err);
+	json_decref(r);
+	return r ? NULL : err;
+}
+
+void
+ctl_keys_retry(struct ctl *c)
+{
+	json_t *vaults = json_array(), *v, *r, *all, *err;
+	size_t i, k;
+
+	if (!c->conf.dp[0]) {
+		json_decref(vaults);
+		return;
+	}
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	json_array_foreach(vaults, i, v) json_array_foreach(json_object_get(v, "replicas"), k, r)
+	{
+		const char *status = json_string_value(json_object_get(r, "status"));
+		unsigned t = (unsigned)json_integer_value(json_object_get(r, "site"));
+
+		if (!status || strcmp(status, "keys pending"))
+			continue;
+		all = ctl_dp(c,
+		             json_pack("{s:s, s:O, s:O}", "op", "stream.keys", "account",
+		                       json_object_get(v, "account"), "vault",
+		                       json_object_get(v, "id")),
+		             &err);
+		if (all) {
+			err = carry_keys(c, v, t, json_object_get(all, "keys"));
+			json_decref(all);
+		}
+		if (err) {
+			json_object_set(r, "error", json_object_get(err, "error"));
+			vault_put(c, v);
+			json_decref(err);
+			continue;
+		}
+		json_object_del(r, "error");
+		vr_info("control", "vault %s: site %u took its keys",
+		        json_string_value(json_object_get(v, "name")), t);
+		step(c, v, t, "copying");
+	}
+	json_decref(vaults);
+}
+
 json_t *
 op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *p = NULL, *r, *args, *members, *keys, *kek = NULL;
+	json_t *err = NULL, *v, *p = NULL, *r, *args, *members, *kek = NULL;
 	uint64_t account, site;
 	const char *name, *vs;
 	char hv[48], msg[600];
@@ -593,24 +657,23 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 		goto undo_target;
 	json_object_set_new(replica_of(v, t, true), "member", json_true());
 	json_object_set(replica_of(v, t, true), "joined_lsn", json_object_get(r, "lsn"));
-	snprintf(msg, sizeof(msg), "%u", t);
-	keys = json_object_get(json_object_get(r, "keys"), msg);
-	{
-		json_t *k = json_deep_copy(args);
-
-		json_object_set_new(k, "op", json_string("link.keys"));
-		json_object_set_new(k, "keys", keys ? json_incref(keys) : json_array());
-		json_decref(r);
-		r = ctl_peer_call(c, t, k, &err);
-	}
-	if (!r) {
-		/* It is a member of the stream now: it stays one; the operator sees why. */
-		snprintf(msg, sizeof(msg), "failed: %s",
-		         json_string_value(json_object_get(err, "error")));
-		step(c, v, t, msg);
+	err = carry_keys(c, v, t, json_object_get(r, "keys"));
+	json_decref(r);
+	if (err) {
+		/*
+		 * It is a member of the WAL now, and a stream's members only grow: instead of an
+		 * undo, control carries the keys again every second until the target takes them
+		 * (ctl_keys_retry); the operator sees why in vault show.
+		 */
+		json_object_set(replica_of(v, t, true), "error", json_object_get(err, "error"));
+		step(c, v, t, "keys pending");
+		snprintf(msg, sizeof(msg),
+		         "site %u joined the vault's WAL but did not take its keys (%s): they are "
+		         "carried again every second until it does (vault show)",
+		         t, json_string_value(json_object_get(err, "error")));
+		json_object_set_new(err, "error", json_string(msg));
 		goto out_args;
 	}
-	json_decref(r);
 	step(c, v, t, "copying");
 	json_decref(args);
 	json_decref(kek);

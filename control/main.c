@@ -38,9 +38,12 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct ctl *c = arg;
 
-	/* Every second: has the dataplane restarted? Then every 100 ms: replicas apply. */
-	if (c->ticks++ % 10 == 0)
+	/* Every second: has the dataplane restarted? keys still to carry? Every 100 ms: replicas
+	 * apply. */
+	if (c->ticks++ % 10 == 0) {
 		ctl_dp_watch(c);
+		ctl_keys_retry(c);
+	}
 	ctl_ops_tick(c);
 }
 

@@ -27,6 +27,9 @@
  *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
  *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
  *                each, in order)
+ *   stream.keys  account, vault                         (origin, with an hsm_agent)
+ *                -> keys: stream.members' "keys" again, for the members it has (control
+ *                carries them once more to a member that did not take them)
  *   stream.append account, vault, type ("hsm"), rec_op ("key.insert", "key.rotate", "key.delete"),
  *                payload (base64, <= 1024 bytes)        (origin) -> lsn
  *                one record of control's own in the stream's WAL, answered once durable here
@@ -609,6 +612,24 @@ op_stream_members(struct dp *dp, json_t *req)
 }
 
 static json_t *
+op_stream_keys(struct dp *dp, json_t *req)
+{
+	json_t *err, *keys;
+	struct dp_stream *st;
+	char msg[512];
+	int rc;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (!st->origin || !dp->conf.hsm[0])
+		return fail(EINVAL, "only the origin of a stream, with an hsm_agent, has its keys");
+	rc = dp_keys_records(dp, st, &keys, msg, sizeof(msg));
+	if (rc)
+		return fail(-rc, "%s", msg);
+	return ok(json_pack("{s:o}", "keys", keys));
+}
+
+static json_t *
 op_stream_append(struct dp *dp, json_t *req)
 {
 	static const struct {
@@ -1020,6 +1041,7 @@ static const struct {
     {"stream.list", op_stream_list},
     {"stream.read", op_stream_read},
     {"stream.digest", op_stream_digest},
+    {"stream.keys", op_stream_keys},
     {"stats", op_stats},
 };
 

@@ -1008,11 +1008,28 @@ START_TEST(replicate_rolls_back)
 		stop_ctl(&b.s);
 	}
 
-	/* With nothing failing, the same vault replicates. */
+	/*
+	 * The last step failing: the target does not take the WAL's payload keys. It is a member
+	 * of the WAL by then, and a stream's members only grow: control carries the keys again
+	 * every second, and once the target takes them the same vault ends in sync.
+	 */
+	setenv("VAULTREP_FAULT_OP", "link.keys", 1);
 	start_ctl(&b.s);
-	OK(a.s.admin, out, "vault replicate account 9 name v site 2");
-	ck_assert_msg(strstr(out, "in sync"), "%s", out);
+	unsetenv("VAULTREP_FAULT_OP");
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault replicate account 9 name v site 2"), 1);
+	ck_assert_msg(strstr(out, "did not take its keys") && strstr(out, "fault injected"), "%s",
+	              out);
+	OK(a.s.admin, out, "vault show account 9 name v");
+	ck_assert_msg(strstr(out, "keys pending") && strstr(out, "fault injected"), "%s", out);
+	stop_ctl(&b.s);
+	start_ctl(&b.s);
+	await(&a.s, "in sync", NULL, "vault show account 9 name v");
+	OK(a.s.admin, out, "vault show account 9 name v");
+	ck_assert_msg(!strstr(out, "keys pending") && !strstr(out, "fault injected"), "%s", out);
 	ck_assert_uint_eq(partitions(&b.s), 1);
+	OK(b.s.admin, out, "key list account 9 vault v");
+	ck_assert_msg(strstr(out, "KEY") && strstr(out, "\nk "), "%s", out);
 	full_down(&a);
 	full_down(&b);
 	vr_test_rmdir(root);
