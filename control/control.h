@@ -153,9 +153,15 @@ void ctl_link_greet(struct ctl *c, unsigned site);
 json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version);
 /*
  * Every second: a replica that joined a vault's WAL but did not take its payload keys (status
- * "keys pending") is carried them again.
+ * "keys pending") is carried them again; a replica keeps its WAL's payload keys (ctl_pkeys).
  */
-void ctl_keys_retry(struct ctl *c);
+void ctl_keys_tick(struct ctl *c);
+/*
+ * The payload keys of replica v's WAL kept in the catalog: [{key_id, blob, kept}], blobs
+ * wrapped under this site's KEK, oldest first. Kept as link.keys carries them and, every
+ * second, as the dataplane holds them (stream.keys); given back to a restarted dataplane.
+ */
+json_t *ctl_pkeys(struct ctl *c, json_t *v);
 /* One call to a peer's control (req consumed); NULL with *errp. */
 json_t *ctl_peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp);
 /* The replica of (account, name) whose primary is the calling peer; NULL with *err. */

@@ -235,6 +235,73 @@ op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req)
 	return ok(err);
 }
 
+/* --- payload keys of a replica's WAL, kept in the catalog (K1, K2) --- */
+
+/* A key's catalog path (key_id < 0: the prefix of the vault's WAL). */
+static void
+pkey_path(char *buf, size_t n, json_t *v, json_int_t key_id)
+{
+	int len = snprintf(buf, n, "pkey/%020llu/%010u/%05u/",
+	                   (unsigned long long)json_integer_value(json_object_get(v, "account")),
+	                   (unsigned)json_integer_value(json_object_get(v, "id")),
+	                   (unsigned)json_integer_value(json_object_get(v, "primary")));
+
+	if (key_id >= 0 && len > 0 && (size_t)len < n)
+		snprintf(buf + len, n - (size_t)len, "%010lld", (long long)key_id);
+}
+
+/* Keeps keys [{key_id, blob}] (wrapped under this site's KEK, as they came) of v's WAL. */
+static void
+pkeys_keep(struct ctl *c, json_t *v, json_t *keys)
+{
+	json_t *k, *old;
+	char path[96], when[32];
+	size_t i;
+
+	ctl_now(when, sizeof(when));
+	json_array_foreach(keys, i, k)
+	{
+		json_t *id = json_object_get(k, "key_id"), *blob = json_object_get(k, "blob");
+
+		if (!json_is_integer(id) || json_integer_value(id) < 1 || !json_is_string(blob))
+			continue;
+		pkey_path(path, sizeof(path), v, json_integer_value(id));
+		if (!ctl_catalog_get(c->cat, path, &old)) {
+			json_decref(old);
+			continue;
+		}
+		old = json_pack("{s:O, s:O, s:s}", "key_id", id, "blob", blob, "kept", when);
+		ctl_catalog_put(c->cat, path, old);
+		json_decref(old);
+	}
+}
+
+json_t *
+ctl_pkeys(struct ctl *c, json_t *v)
+{
+	json_t *keys = json_array();
+	char path[96];
+
+	pkey_path(path, sizeof(path), v, -1);
+	ctl_catalog_scan(c->cat, path, keys);
+	return keys;
+}
+
+static void
+pkeys_drop(struct ctl *c, json_t *v)
+{
+	json_t *keys = ctl_pkeys(c, v), *k;
+	char path[96];
+	size_t i;
+
+	json_array_foreach(keys, i, k)
+	{
+		pkey_path(path, sizeof(path), v, json_integer_value(json_object_get(k, "key_id")));
+		ctl_catalog_del(c->cat, path);
+	}
+	json_decref(keys);
+}
+
 /* --- the target's side --- */
 
 json_t *
@@ -404,6 +471,7 @@ op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req)
 		}
 		json_decref(r);
 	}
+	pkeys_keep(c, v, json_object_get(req, "keys"));
 	json_object_set_new(v, "status", json_string("replicating"));
 	vault_put(c, v);
 	return ok(json_pack("{s:o}", "vault", v));
@@ -433,6 +501,7 @@ op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *req)
 	}
 	json_decref(r);
 	json_decref(err);
+	pkeys_drop(c, v);
 	ctl_vault_path(path, sizeof(path),
 	               (uint64_t)json_integer_value(json_object_get(v, "account")),
 	               json_string_value(json_object_get(v, "name")));
@@ -517,7 +586,7 @@ carry_keys(struct ctl *c, json_t *v, unsigned t, json_t *all)
 }
 
 void
-ctl_keys_retry(struct ctl *c)
+ctl_keys_tick(struct ctl *c)
 {
 	json_t *vaults = json_array(), *v, *r, *all, *err;
 	size_t i, k;
@@ -527,6 +596,25 @@ ctl_keys_retry(struct ctl *c)
 		return;
 	}
 	ctl_catalog_scan(c->cat, "vault/", vaults);
+	/* replicas: the keys their dataplane holds (carried, or come in the WAL) kept here too */
+	json_array_foreach(vaults, i, v)
+	{
+		const char *role = json_string_value(json_object_get(v, "role"));
+
+		if (!role || strcmp(role, "replica"))
+			continue;
+		all = ctl_dp(c,
+		             json_pack("{s:s, s:O, s:O, s:O}", "op", "stream.keys", "account",
+		                       json_object_get(v, "account"), "vault",
+		                       json_object_get(v, "id"), "primary",
+		                       json_object_get(v, "primary")),
+		             &err);
+		if (all)
+			pkeys_keep(c, v, json_object_get(all, "stored"));
+		json_decref(all);
+		json_decref(err);
+	}
+	/* primaries: keys still to carry to a replica that joined without taking them */
 	json_array_foreach(vaults, i, v) json_array_foreach(json_object_get(v, "replicas"), k, r)
 	{
 		const char *status = json_string_value(json_object_get(r, "status"));

@@ -42,7 +42,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	 * apply. */
 	if (c->ticks++ % 10 == 0) {
 		ctl_dp_watch(c);
-		ctl_keys_retry(c);
+		ctl_keys_tick(c);
 	}
 	ctl_ops_tick(c);
 }

@@ -556,6 +556,16 @@ op_vault_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 	ctl_catalog_scan(c->cat, path, keys);
 	if (json_array_size(json_object_get(v, "replicas")))
 		ctl_replicas_live(c, v);
+	if (json_string_value(json_object_get(v, "role")) &&
+	    !strcmp(json_string_value(json_object_get(v, "role")), "replica")) {
+		/* the WAL's payload keys this site keeps (ids; their blobs are not shown) */
+		json_t *pk = ctl_pkeys(c, v), *ids = json_array(), *k;
+		size_t i;
+
+		json_array_foreach(pk, i, k) json_array_append(ids, json_object_get(k, "key_id"));
+		json_decref(pk);
+		json_object_set_new(v, "payload_keys", ids);
+	}
 	return ok(json_pack("{s:o, s:o}", "vault", v, "keys", keys));
 }
 
@@ -1221,13 +1231,42 @@ ctl_dp_restore(struct ctl *c)
 			                     CTL_MAX_REPLICAS),
 			           &err);
 		} else {
-			/* a replica: its stored payload keys come back with the stream */
+			/* a replica: its stored payload keys come back with the stream, and the
+			 * catalog's are given again (a dataplane that lost its log) */
+			json_t *keys = ctl_pkeys(c, v), *k;
+			size_t j;
+
 			r = ctl_dp(c,
 			           json_pack("{s:s, s:O, s:O, s:O}", "op", "stream.add", "account",
 			                     json_object_get(v, "account"), "vault",
 			                     json_object_get(v, "id"), "primary",
 			                     json_object_get(v, "primary")),
 			           &err);
+			json_array_foreach(keys, j, k)
+			{
+				json_t *e2 = NULL,
+				       *r2 =
+				           ctl_dp(c,
+				                  json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "op",
+				                            "key.install", "account",
+				                            json_object_get(v, "account"), "vault",
+				                            json_object_get(v, "id"), "primary",
+				                            json_object_get(v, "primary"), "key_id",
+				                            json_object_get(k, "key_id"), "blob",
+				                            json_object_get(k, "blob")),
+				                  &e2);
+
+				if (!r2)
+					vr_warn("control",
+					        "vault %s: payload key %lld not given again: %s",
+					        json_string_value(json_object_get(v, "name")),
+					        (long long)json_integer_value(
+					            json_object_get(k, "key_id")),
+					        json_string_value(json_object_get(e2, "error")));
+				json_decref(r2);
+				json_decref(e2);
+			}
+			json_decref(keys);
 		}
 		if (!r && json_integer_value(json_object_get(err, "status")) != EEXIST)
 			vr_warn("control", "vault %s: the dataplane does not have its stream: %s",

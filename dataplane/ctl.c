@@ -27,9 +27,11 @@
  *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
  *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
  *                each, in order)
- *   stream.keys  account, vault                         (origin, with an hsm_agent)
- *                -> keys: stream.members' "keys" again, for the members it has (control
- *                carries them once more to a member that did not take them)
+ *   stream.keys  account, vault, [primary]              (with an hsm_agent)
+ *                origin -> keys: stream.members' "keys" again, for the members it has
+ *                (control carries them once more to a member that did not take them);
+ *                receiver -> stored: [{key_id, blob}], its keys as it keeps them (wrapped
+ *                under this site's KEK), oldest first, which control keeps in its catalog
  *   stream.append account, vault, type ("hsm"), rec_op ("key.insert", "key.rotate", "key.delete"),
  *                payload (base64, <= 1024 bytes)        (origin) -> lsn
  *                one record of control's own in the stream's WAL, answered once durable here
@@ -621,8 +623,14 @@ op_stream_keys(struct dp *dp, json_t *req)
 
 	if (!(st = stream_req(dp, req, &err)))
 		return err;
-	if (!st->origin || !dp->conf.hsm[0])
-		return fail(EINVAL, "only the origin of a stream, with an hsm_agent, has its keys");
+	if (!dp->conf.hsm[0])
+		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
+	if (!st->origin) {
+		rc = dp_keys_stored(dp, st, &keys);
+		if (rc)
+			return fail(-rc, "cannot read the stream's keys: %s", vr_rec_strerror(rc));
+		return ok(json_pack("{s:o}", "stored", keys));
+	}
 	rc = dp_keys_records(dp, st, &keys, msg, sizeof(msg));
 	if (rc)
 		return fail(-rc, "%s", msg);

@@ -453,6 +453,11 @@ int dp_keys_install(struct dp *dp, struct dp_stream *st, uint32_t id, const uint
 struct dp_rekey *dp_keys_next(struct dp *dp, struct dp_stream *st, char *err, size_t err_n);
 /* control thread: an origin's stored keys wrapped for every member (stream.members, keys.c) */
 int dp_keys_records(struct dp *dp, struct dp_stream *st, json_t **out, char *err, size_t err_n);
+/*
+ * A stream's stored keys as this site keeps them (blobs wrapped under this site's KEK, as they
+ * came), oldest first: *out = [{key_id, blob}]. 0, or -errno.
+ */
+int dp_keys_stored(struct dp *dp, const struct dp_stream *st, json_t **out);
 void dp_keys_close(void);
 /* Sends a message to the worker / control (never blocks: the rings are as large as needed). */
 int dp_msg_to_worker(struct dp *dp, struct dp_msg *m);

@@ -562,6 +562,32 @@ dp_keys_records(struct dp *dp, struct dp_stream *st, json_t **out, char *err, si
 	return rc;
 }
 
+int
+dp_keys_stored(struct dp *dp, const struct dp_stream *st, json_t **out)
+{
+	struct stored s[STORED];
+	unsigned n;
+	int rc = stored_get(dp, st, s, &n);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	*out = json_array();
+	for (unsigned i = 0; i < n; i++) {
+		char *b = vr_hsm_b64(s[i].blob, s[i].n);
+
+		if (!b) {
+			json_decref(*out);
+			*out = NULL;
+			return -ENOMEM;
+		}
+		json_array_append_new(*out,
+		                      json_pack("{s:i, s:s}", "key_id", (int)s[i].id, "blob", b));
+		free(b);
+	}
+	return 0;
+}
+
 /*
  * A receiver installs key `id` of a key record (or of control, K1): unwrapped, stored, then
  * published as the current key; the current one becomes the previous, and the previous one is

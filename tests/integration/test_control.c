@@ -689,6 +689,8 @@ await(struct site *s, const char *want, const char *unwanted, const char *args)
 	             unwanted ? unwanted : "", out);
 }
 
+static unsigned vault_id(struct site *s, unsigned account, const char *name);
+
 START_TEST(replicate_two_sites)
 {
 	struct full a, b;
@@ -734,6 +736,26 @@ START_TEST(replicate_two_sites)
 	/* Site 2 decrypts what site 1 encrypted under the older version. */
 	OK(b.s.admin, out, "key decrypt account 42 vault payments key k1 ciphertext %s", ct1);
 	ck_assert_msg(strstr(out, "before"), "%s", out);
+	/* The WAL's payload key, made at site 1, is kept in site 2's catalog (K1, K2). */
+	{
+		unsigned id = vault_id(&a.s, 42, "payments");
+		json_int_t key_id;
+		json_t *j, *pk;
+
+		OK(b.s.admin, out, "--json stream show account 42 vault %u primary 1", id);
+		j = json_loads(out, 0, NULL);
+		key_id = json_integer_value(json_object_get(j, "key_id"));
+		json_decref(j);
+		ck_assert_int_gt(key_id, 0);
+		OK(b.s.admin, out, "--json vault show account 42 name payments");
+		j = json_loads(out, 0, NULL);
+		pk = json_object_get(json_object_get(j, "vault"), "payload_keys");
+		ck_assert_msg(json_array_size(pk) >= 1 &&
+		                  json_integer_value(json_array_get(pk, json_array_size(pk) - 1)) ==
+		                      key_id,
+		              "%s", out);
+		json_decref(j);
+	}
 
 	/* Continuous: rotation and deletion at the primary reach the replica. */
 	OK(a.s.admin, out, "key rotate account 42 vault payments key k2");
