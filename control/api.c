@@ -275,6 +275,16 @@ io_all(struct vr_api *a, void *buf, size_t n, bool writing)
 				int e = SSL_get_error(a->ssl, 0);
 				unsigned long le = ERR_peek_error();
 
+				if (!le && writing) {
+					/* A server that refused us sent its alert, then closed: our
+					 * write can meet the reset first. The alert may still be
+					 * there to read, and it says why. */
+					uint8_t b;
+
+					ERR_clear_error();
+					(void)SSL_read_ex(a->ssl, &b, 1, &done);
+					le = ERR_peek_error();
+				}
 				if (le)
 					ERR_error_string_n(le, a->why, sizeof(a->why));
 				ERR_clear_error();

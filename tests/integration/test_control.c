@@ -293,7 +293,7 @@ START_TEST(mgmt_port_refusals)
 		rc = vr_api_call(a, req, &res, out, sizeof(out));
 		json_decref(req);
 		ck_assert_msg(rc != 0 && !res, "a client without a certificate got an answer");
-		ck_assert_ptr_nonnull(strstr(out, "certificate required"));
+		ck_assert_msg(strstr(out, "certificate required"), "%s", out);
 		vr_api_close(a);
 	}
 
