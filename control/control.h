@@ -136,6 +136,8 @@ void ctl_peer_path(char *buf, size_t n, unsigned site);
 void ctl_hsm_vault(char out[48], json_t *v);
 void ctl_now(char *buf, size_t n);
 json_t *ctl_site_entry(struct ctl *c);
+/* Every vault in the catalog (a new array). */
+json_t *ctl_vaults(struct ctl *c);
 /* The vault of a request's account and name_key; NULL with *err. */
 json_t *ctl_vault_arg(struct ctl *c, json_t *req, const char *name_key, uint64_t *account,
                       const char **name, json_t **err);
@@ -162,6 +164,10 @@ void ctl_keys_tick(struct ctl *c);
  * second, as the dataplane holds them (stream.keys); given back to a restarted dataplane.
  */
 json_t *ctl_pkeys(struct ctl *c, json_t *v);
+/* A dataplane request `op` naming vault v's WAL stream (account, vault id, primary). */
+json_t *ctl_stream_op(json_t *v, const char *op);
+/* One of v's WAL payload keys ({key_id, blob}) given to the dataplane (key.install). */
+json_t *ctl_key_install(struct ctl *c, json_t *v, json_t *k, json_t **errp);
 /* One call to a peer's control (req consumed); NULL with *errp. */
 json_t *ctl_peer_call(struct ctl *c, unsigned site, json_t *req, json_t **errp);
 /* The replica of (account, name) whose primary is the calling peer; NULL with *err. */

@@ -237,6 +237,24 @@ op_link_hello(struct ctl *c, const struct ctl_who *who, json_t *req)
 
 /* --- payload keys of a replica's WAL, kept in the catalog (K1, K2) --- */
 
+json_t *
+ctl_stream_op(json_t *v, const char *op)
+{
+	return json_pack("{s:s, s:O, s:O, s:O}", "op", op, "account", json_object_get(v, "account"),
+	                 "vault", json_object_get(v, "id"), "primary",
+	                 json_object_get(v, "primary"));
+}
+
+json_t *
+ctl_key_install(struct ctl *c, json_t *v, json_t *k, json_t **errp)
+{
+	json_t *req = ctl_stream_op(v, "key.install");
+
+	json_object_set(req, "key_id", json_object_get(k, "key_id"));
+	json_object_set(req, "blob", json_object_get(k, "blob"));
+	return ctl_dp(c, req, errp);
+}
+
 /* A key's catalog path (key_id < 0: the prefix of the vault's WAL). */
 static void
 pkey_path(char *buf, size_t n, json_t *v, json_int_t key_id)
@@ -458,13 +476,7 @@ op_link_keys(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return err;
 	json_array_foreach(json_object_get(req, "keys"), i, k)
 	{
-		r = ctl_dp(
-		    c,
-		    json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "op", "key.install", "account",
-		              json_object_get(v, "account"), "vault", json_object_get(v, "id"),
-		              "primary", json_object_get(v, "primary"), "key_id",
-		              json_object_get(k, "key_id"), "blob", json_object_get(k, "blob")),
-		    &err);
+		r = ctl_key_install(c, v, k, &err);
 		if (!r) {
 			json_decref(v);
 			return err;
@@ -588,14 +600,12 @@ carry_keys(struct ctl *c, json_t *v, unsigned t, json_t *all)
 void
 ctl_keys_tick(struct ctl *c)
 {
-	json_t *vaults = json_array(), *v, *r, *all, *err;
+	json_t *vaults, *v, *r, *all, *err;
 	size_t i, k;
 
-	if (!c->conf.dp[0]) {
-		json_decref(vaults);
+	if (!c->conf.dp[0])
 		return;
-	}
-	ctl_catalog_scan(c->cat, "vault/", vaults);
+	vaults = ctl_vaults(c);
 	/* replicas: the keys their dataplane holds (carried, or come in the WAL) kept here too */
 	json_array_foreach(vaults, i, v)
 	{
@@ -603,12 +613,7 @@ ctl_keys_tick(struct ctl *c)
 
 		if (!role || strcmp(role, "replica"))
 			continue;
-		all = ctl_dp(c,
-		             json_pack("{s:s, s:O, s:O, s:O}", "op", "stream.keys", "account",
-		                       json_object_get(v, "account"), "vault",
-		                       json_object_get(v, "id"), "primary",
-		                       json_object_get(v, "primary")),
-		             &err);
+		all = ctl_dp(c, ctl_stream_op(v, "stream.keys"), &err);
 		if (all)
 			pkeys_keep(c, v, json_object_get(all, "stored"));
 		json_decref(all);
@@ -942,14 +947,12 @@ ctl_apply_record(struct ctl *c, json_t *v, json_t *rec)
 void
 ctl_ops_tick(struct ctl *c)
 {
-	json_t *vaults = json_array(), *v;
+	json_t *vaults, *v;
 	size_t i;
 
-	if (!c->conf.dp[0]) {
-		json_decref(vaults);
+	if (!c->conf.dp[0])
 		return;
-	}
-	ctl_catalog_scan(c->cat, "vault/", vaults);
+	vaults = ctl_vaults(c);
 	json_array_foreach(vaults, i, v)
 	{
 		const char *role = json_string_value(json_object_get(v, "role")),
@@ -964,13 +967,10 @@ ctl_ops_tick(struct ctl *c)
 		    (strcmp(status, "replicating") && strcmp(status, "in sync")))
 			continue;
 	again:
-		r = ctl_dp(c,
-		           json_pack("{s:s, s:O, s:O, s:O, s:I, s:i}", "op", "stream.read",
-		                     "account", json_object_get(v, "account"), "vault",
-		                     json_object_get(v, "id"), "primary",
-		                     json_object_get(v, "primary"), "from", applied + 1, "max",
-		                     APPLY_MAX),
-		           &err);
+		r = ctl_stream_op(v, "stream.read");
+		json_object_set_new(r, "from", json_integer(applied + 1));
+		json_object_set_new(r, "max", json_integer(APPLY_MAX));
+		r = ctl_dp(c, r, &err);
 		if (!r) {
 			json_decref(err);
 			continue;

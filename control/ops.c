@@ -1159,6 +1159,15 @@ dp_check(struct ctl *c, bool restore)
 	return true;
 }
 
+json_t *
+ctl_vaults(struct ctl *c)
+{
+	json_t *vaults = json_array();
+
+	ctl_catalog_scan(c->cat, "vault/", vaults);
+	return vaults;
+}
+
 void
 ctl_dp_watch(struct ctl *c)
 {
@@ -1201,14 +1210,12 @@ ctl_ops_start(struct ctl *c)
 void
 ctl_dp_restore(struct ctl *c)
 {
-	json_t *vaults = json_array(), *v;
+	json_t *vaults, *v;
 	size_t i;
 
-	if (!c->conf.dp[0]) {
-		json_decref(vaults);
+	if (!c->conf.dp[0])
 		return;
-	}
-	ctl_catalog_scan(c->cat, "vault/", vaults);
+	vaults = ctl_vaults(c);
 	json_array_foreach(vaults, i, v)
 	{
 		json_t *err = NULL, *r;
@@ -1236,25 +1243,10 @@ ctl_dp_restore(struct ctl *c)
 			json_t *keys = ctl_pkeys(c, v), *k;
 			size_t j;
 
-			r = ctl_dp(c,
-			           json_pack("{s:s, s:O, s:O, s:O}", "op", "stream.add", "account",
-			                     json_object_get(v, "account"), "vault",
-			                     json_object_get(v, "id"), "primary",
-			                     json_object_get(v, "primary")),
-			           &err);
+			r = ctl_dp(c, ctl_stream_op(v, "stream.add"), &err);
 			json_array_foreach(keys, j, k)
 			{
-				json_t *e2 = NULL,
-				       *r2 =
-				           ctl_dp(c,
-				                  json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "op",
-				                            "key.install", "account",
-				                            json_object_get(v, "account"), "vault",
-				                            json_object_get(v, "id"), "primary",
-				                            json_object_get(v, "primary"), "key_id",
-				                            json_object_get(k, "key_id"), "blob",
-				                            json_object_get(k, "blob")),
-				                  &e2);
+				json_t *e2 = NULL, *r2 = ctl_key_install(c, v, k, &e2);
 
 				if (!r2)
 					vr_warn("control",

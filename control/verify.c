@@ -148,10 +148,10 @@ static json_t *
 wal_digest(struct ctl *c, json_t *v, json_int_t from, json_int_t to, json_int_t chunk,
            json_t **errp)
 {
-	json_t *req =
-	    json_pack("{s:s, s:O, s:O, s:O, s:I, s:I}", "op", "stream.digest", "account",
-	              json_object_get(v, "account"), "vault", json_object_get(v, "id"), "primary",
-	              json_object_get(v, "primary"), "from", from, "chunk", chunk);
+	json_t *req = ctl_stream_op(v, "stream.digest");
+
+	json_object_set_new(req, "from", json_integer(from));
+	json_object_set_new(req, "chunk", json_integer(chunk));
 
 	if (to)
 		json_object_set_new(req, "to", json_integer(to));
