@@ -164,6 +164,14 @@ void ctl_keys_tick(struct ctl *c);
  * second, as the dataplane holds them (stream.keys); given back to a restarted dataplane.
  */
 json_t *ctl_pkeys(struct ctl *c, json_t *v);
+void ctl_pkeys_drop(struct ctl *c, json_t *v);
+/*
+ * Every replica of primary vault v deleted at its site (link.unprovision), one at a time; NULL,
+ * or the error of the first that failed (v then names the replicas still there).
+ */
+json_t *ctl_replicas_remove(struct ctl *c, json_t *v);
+/* Vault v gone from this site: its HSM partition, its keys' and payload keys' entries, itself. */
+json_t *ctl_vault_wipe(struct ctl *c, json_t *v);
 /* A dataplane request `op` naming vault v's WAL stream (account, vault id, primary). */
 json_t *ctl_stream_op(json_t *v, const char *op);
 /* One of v's WAL payload keys ({key_id, blob}) given to the dataplane (key.install). */

@@ -305,8 +305,8 @@ ctl_pkeys(struct ctl *c, json_t *v)
 	return keys;
 }
 
-static void
-pkeys_drop(struct ctl *c, json_t *v)
+void
+ctl_pkeys_drop(struct ctl *c, json_t *v)
 {
 	json_t *keys = ctl_pkeys(c, v), *k;
 	char path[96];
@@ -500,26 +500,50 @@ op_link_status(struct ctl *c, const struct ctl_who *who, json_t *req)
 json_t *
 op_link_unprovision(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err), *r;
-	char hv[48], path[128];
+	json_t *err = NULL, *v = ctl_replica_arg(c, who, req, &err);
 
 	if (!v)
 		return err;
-	ctl_hsm_vault(hv, v);
-	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
-	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT) {
-		json_decref(v);
-		return err;
-	}
-	json_decref(r);
-	json_decref(err);
-	pkeys_drop(c, v);
-	ctl_vault_path(path, sizeof(path),
-	               (uint64_t)json_integer_value(json_object_get(v, "account")),
-	               json_string_value(json_object_get(v, "name")));
-	ctl_catalog_del(c->cat, path);
+	err = ctl_vault_wipe(c, v);
 	json_decref(v);
-	return ok(NULL);
+	return err ? err : ok(NULL);
+}
+
+static void replica_drop(json_t *v, unsigned site);
+
+json_t *
+ctl_replicas_remove(struct ctl *c, json_t *v)
+{
+	json_t *r, *err = NULL;
+
+	/* One at a time, each dropped from the entry once gone: a failure leaves a vault whose
+	 * entry names exactly the replicas still there, and delete can be asked again. */
+	while ((r = json_array_get(json_object_get(v, "replicas"), 0))) {
+		unsigned t = (unsigned)json_integer_value(json_object_get(r, "site"));
+		json_t *res = ctl_peer_call(c, t,
+		                            json_pack("{s:s, s:O, s:O}", "op", "link.unprovision",
+		                                      "account", json_object_get(v, "account"),
+		                                      "name", json_object_get(v, "name")),
+		                            &err);
+
+		if (!res && json_integer_value(json_object_get(err, "status")) != ENOENT) {
+			char msg[600];
+
+			snprintf(
+			    msg, sizeof(msg),
+			    "site %u did not delete its replica (%s): the vault stays, with the "
+			    "replicas not yet deleted; delete it again",
+			    t, json_string_value(json_object_get(err, "error")));
+			json_object_set_new(err, "error", json_string(msg));
+			return err;
+		}
+		json_decref(res);
+		json_decref(err);
+		err = NULL;
+		replica_drop(v, t);
+		vault_put(c, v);
+	}
+	return NULL;
 }
 
 /* --- the source's side --- */

@@ -569,37 +569,24 @@ op_vault_show(struct ctl *c, const struct ctl_who *who, json_t *req)
 	return ok(json_pack("{s:o, s:o}", "vault", v, "keys", keys));
 }
 
-static json_t *
-op_vault_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
+json_t *
+ctl_vault_wipe(struct ctl *c, json_t *v)
 {
-	json_t *err = NULL, *v, *r, *keys = json_array(), *k;
-	uint64_t account;
-	const char *name;
+	uint64_t account = (uint64_t)json_integer_value(json_object_get(v, "account"));
+	const char *name = json_string_value(json_object_get(v, "name"));
+	json_t *err = NULL, *r, *keys = json_array(), *k;
 	char path[160], hv[48];
 	size_t i;
 	int rc;
 
-	v = ctl_vault_arg(c, req, "name", &account, &name, &err);
-	if (!v) {
+	ctl_hsm_vault(hv, v);
+	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
+	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT) {
 		json_decref(keys);
 		return err;
 	}
-	if ((err = ctl_refuse_replica(c, v)))
-		goto out;
-	if (json_array_size(json_object_get(v, "replicas"))) {
-		err = fail(EBUSY,
-		           "vault %s is replicated: deleting a vault with its replicas is not "
-		           "built yet",
-		           name);
-		goto out;
-	}
-	ctl_hsm_vault(hv, v);
-	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
-	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT)
-		goto out;
 	json_decref(r);
 	json_decref(err);
-	err = NULL;
 	ctl_key_path(path, sizeof(path), account, name, NULL);
 	ctl_catalog_scan(c->cat, path, keys);
 	json_array_foreach(keys, i, k)
@@ -608,12 +595,25 @@ op_vault_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 		             json_string_value(json_object_get(k, "name")));
 		ctl_catalog_del(c->cat, path);
 	}
+	json_decref(keys);
+	ctl_pkeys_drop(c, v);
 	ctl_vault_path(path, sizeof(path), account, name);
 	rc = ctl_catalog_del(c->cat, path);
-	if (rc)
-		err = fail(-rc, "catalog: %s", strerror(-rc));
-out:
-	json_decref(keys);
+	return rc ? fail(-rc, "catalog: %s", strerror(-rc)) : NULL;
+}
+
+static json_t *
+op_vault_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
+{
+	json_t *err = NULL, *v;
+	uint64_t account;
+	const char *name;
+
+	v = ctl_vault_arg(c, req, "name", &account, &name, &err);
+	if (!v)
+		return err;
+	if (!(err = ctl_refuse_replica(c, v)) && !(err = ctl_replicas_remove(c, v)))
+		err = ctl_vault_wipe(c, v);
 	json_decref(v);
 	return err ? err : ok(NULL);
 }

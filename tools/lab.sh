@@ -6,8 +6,8 @@
 # a control process -- then, through vaultrepctl as an operator would:
 #   peers the sites, creates a vault with keys at east, replicates it to west, shows west
 #   decrypting what east encrypted, runs the generator for a few seconds of WAL traffic into
-#   the vault's account WAL and prints throughput and latency; then stops everything and
-#   cleans up.
+#   the vault's account WAL and prints throughput and latency, verifies that both sites hold
+#   the same keys and WAL (vault verify); then stops everything and cleans up.
 #   tools/lab.sh [SECONDS]      (generator run, default 5)       tools/lab.sh --help
 #
 #   vaultrepctl --connect (mTLS) --> control 1 <--peer link (mTLS, pinned)--> control 2
@@ -183,6 +183,9 @@ sleep 1
 echo "the vault's WAL at east, then its copy at west:"
 vctl 1 stream show account 42 vault "$vault_id" | grep -E '^ *(durable_lsn|records|batches|members)' || true
 vctl 2 stream show account 42 vault "$vault_id" primary 1 | grep -E '^ *(durable_lsn|records)' || true
+
+say "10. verify: the vault's digest (Merkle roots of its keys and its WAL) at east and at west"
+vctl 1 vault verify account 42 name payments
 vctl 1 audit show max 5
 
-say "10. done: stopping every process and removing $dir"
+say "11. done: stopping every process and removing $dir"

@@ -792,6 +792,27 @@ START_TEST(replicate_two_sites)
 	OK(a.s.admin, out, "key create account 42 vault payments key k4");
 	await(&b.s, "k4", NULL, "key list account 42 vault payments");
 
+	/* Deleting a replicated vault: the replica's site refuses, then every replica goes first
+	 * (its partition, keys and catalog entries), then the primary's. */
+	ck_assert_int_eq(ctl(b.s.admin, out, sizeof(out), "vault delete account 42 name payments"),
+	                 1);
+	ck_assert_msg(strstr(out, "EROFS"), "%s", out);
+	stop_ctl(&b.s);
+	ck_assert_int_eq(ctl(a.s.admin, out, sizeof(out), "vault delete account 42 name payments"),
+	                 1);
+	ck_assert_msg(strstr(out, "did not delete its replica") && strstr(out, "again"), "%s", out);
+	OK(a.s.admin, out, "vault show account 42 name payments");
+	ck_assert_msg(strstr(out, "replicas[0]"), "%s", out);
+	start_ctl(&b.s);
+	OK(a.s.admin, out, "vault delete account 42 name payments");
+	OK(a.s.admin, out, "vault list");
+	ck_assert_msg(!strstr(out, "payments") && strstr(out, "ledger"), "%s", out);
+	OK(b.s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "(none)"), "%s", out);
+	ck_assert_uint_eq(partitions(&b.s), 0);
+	ck_assert_int_eq(ctl(b.s.admin, out, sizeof(out), "key list account 42 vault payments"), 1);
+	ck_assert_msg(strstr(out, "ENOENT"), "%s", out);
+
 	full_down(&a);
 	full_down(&b);
 	vr_test_rmdir(root);
