@@ -189,6 +189,11 @@ print_verify(const struct cmd *c, json_t *res)
 	       (long long)json_integer_value(json_object_get(res, "to")),
 	       json_string_value(json_object_get(res, "root")));
 	print_table(json_object_get(res, c->rows), c->cols);
+	if (json_integer_value(json_object_get(res, "from")) > 1)
+		printf(
+		    "note: the primary's log holds the WAL from LSN %lld on (it trimmed what every "
+		    "replica had): the records before are not compared\n",
+		    (long long)json_integer_value(json_object_get(res, "from")));
 	json_array_foreach(json_object_get(res, c->rows), i, row) if (json_object_get(row, "note"))
 	    printf("note: %s\n", json_string_value(json_object_get(row, "note")));
 	json_array_foreach(d, i, row) printf("differs: %s\n", json_string_value(row));
