@@ -579,6 +579,20 @@ ctl_vault_wipe(struct ctl *c, json_t *v)
 	size_t i;
 	int rc;
 
+	/* A primary's WAL first: no producer writes to a vault on its way out. A dataplane that
+	 * is down forgets the stream anyway (control gives it only the vaults it has). */
+	if (c->conf.dp[0] && json_string_value(json_object_get(v, "role")) &&
+	    !strcmp(json_string_value(json_object_get(v, "role")), "primary")) {
+		r = ctl_dp(c, ctl_stream_op(v, "stream.close"), &err);
+		if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT &&
+		    json_integer_value(json_object_get(err, "status")) != ENOTCONN) {
+			json_decref(keys);
+			return err;
+		}
+		json_decref(r);
+		json_decref(err);
+		err = NULL;
+	}
 	ctl_hsm_vault(hv, v);
 	r = ctl_hsm(c, json_pack("{s:s, s:s}", "op", "vault.delete", "vault", hv), &err);
 	if (!r && json_integer_value(json_object_get(err, "status")) != ENOENT) {

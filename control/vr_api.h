@@ -46,7 +46,8 @@
  *                                primary, role, status, token, stream)
  *   vault.list      reader       -> vaults: [...]
  *   vault.show      reader       account, name -> vault, keys
- *   vault.delete    admin     A  account, name (the partition is wiped); a replicated vault's
+ *   vault.delete    admin     A  account, name (its WAL closed: producers' frames refused with
+ *                                ENOENT; the partition is wiped); a replicated vault's
  *                                replicas go first, one at a time (link.unprovision): one that
  *                                fails stops the delete, the vault naming the replicas left
  *   vault.replicate admin     A  account, name, site -> vault (V3, V4): the capacity handshake,

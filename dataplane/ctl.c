@@ -27,6 +27,11 @@
  *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
  *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
  *                each, in order)
+ *   stream.close account, vault                         (origin) -> durable_lsn
+ *                its vault was deleted: producers' frames are nacked ENOENT (ingest_closed)
+ *                and stream.append, stream.members and stream.rekey refused from now on;
+ *                what it holds is still sent to its members and readable. A dataplane knows
+ *                only the streams control gives it, so after a restart the stream is gone
  *   stream.keys  account, vault, [primary]              (with an hsm_agent)
  *                origin -> keys: stream.members' "keys" again, for the members it has
  *                (control carries them once more to a member that did not take them);
@@ -160,6 +165,20 @@ stream_req(struct dp *dp, json_t *req, json_t **err)
 	if (!st)
 		*err = fail(ENOENT, "no stream %lu/%u/%u", (unsigned long)id.account, id.vault,
 		            id.primary);
+	return st;
+}
+
+/* As stream_req, for what changes a stream: a closed one (stream.close) is refused. */
+static struct dp_stream *
+open_stream_req(struct dp *dp, json_t *req, json_t **err)
+{
+	struct dp_stream *st = stream_req(dp, req, err);
+
+	if (st && atomic_load(&st->closed)) {
+		*err = fail(ENOENT, "stream %lu/%u/%u is closed: its vault was deleted",
+		            (unsigned long)st->id.account, st->id.vault, st->id.primary);
+		return NULL;
+	}
 	return st;
 }
 
@@ -488,7 +507,7 @@ op_stream_rekey(struct dp *dp, json_t *req)
 	struct dp_msg *m;
 	json_t *err;
 
-	if (!(st = stream_req(dp, req, &err)))
+	if (!(st = open_stream_req(dp, req, &err)))
 		return err;
 	if (!dp->conf.hsm[0])
 		return fail(ENOTSUP, "no hsm_agent configured ([site] hsm)");
@@ -551,7 +570,7 @@ op_stream_members(struct dp *dp, json_t *req)
 	size_t i;
 	int rc;
 
-	if (!(st = stream_req(dp, req, &err)))
+	if (!(st = open_stream_req(dp, req, &err)))
 		return err;
 	if (!st->origin)
 		return fail(EINVAL, "only the origin of a stream changes its members");
@@ -614,6 +633,21 @@ op_stream_members(struct dp *dp, json_t *req)
 }
 
 static json_t *
+op_stream_close(struct dp *dp, json_t *req)
+{
+	struct dp_stream *st;
+	json_t *err;
+
+	if (!(st = stream_req(dp, req, &err)))
+		return err;
+	if (!st->origin)
+		return fail(EINVAL, "only an origin stream is closed (a receiver's stays until the "
+		                    "dataplane restarts)");
+	atomic_store(&st->closed, true);
+	return ok(json_pack("{s:I}", "durable_lsn", (json_int_t)st->durable_lsn));
+}
+
+static json_t *
 op_stream_keys(struct dp *dp, json_t *req)
 {
 	json_t *err, *keys;
@@ -659,7 +693,7 @@ op_stream_append(struct dp *dp, json_t *req)
 	json_t *err;
 	int rc, rop = -1;
 
-	if (!(st = stream_req(dp, req, &err)))
+	if (!(st = open_stream_req(dp, req, &err)))
 		return err;
 	if (!st->origin)
 		return fail(EINVAL, "records are appended at the origin of a stream");
@@ -782,6 +816,8 @@ stream_json(struct dp_stream *st)
 	}
 	json_object_set_new(o, "members", ms);
 	json_object_set_new(o, "window", json_integer(st->win_n));
+	if (atomic_load(&st->closed))
+		json_object_set_new(o, "closed", json_true());
 	if (st->origin)
 		json_object_set_new(o, "trim_lsn",
 		                    json_integer((json_int_t)atomic_load(&st->trim_lsn)));
@@ -1050,6 +1086,7 @@ static const struct {
     {"stream.read", op_stream_read},
     {"stream.digest", op_stream_digest},
     {"stream.keys", op_stream_keys},
+    {"stream.close", op_stream_close},
     {"stats", op_stats},
 };
 

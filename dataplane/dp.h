@@ -63,6 +63,7 @@
 	X(ingest_bad, "ingest frames that do not parse (size, magic, format)")                     \
 	X(ingest_bad_crc, "ingest frames with a bad CRC32C")                                       \
 	X(ingest_unknown_stream, "ingest frames for a stream not configured here")                 \
+	X(ingest_closed, "ingest frames for a stream closed with its vault (nacked ENOENT)")       \
 	X(ingest_not_primary, "ingest frames for a stream whose primary is another site")          \
 	X(ingest_too_big, "ingest frames whose record cannot fit a batch")                         \
 	X(ingest_busy, "ingest frames refused for back-pressure (window or memory full)")          \
@@ -283,13 +284,14 @@ struct dp_stream {
 	uint8_t n_members;
 	uint8_t room; /* members[] allocated: control may add members up to it */
 	bool on_open_list;
-	bool cursor_dirty; /* origin: acks to save (on the worker's cursor list) */
-	bool cursor_busy;  /* origin: a cursor job is with the log writer */
-	bool promoted;     /* origin: sealing under rekey->key already */
-	bool rekey_asked;  /* origin: control is making the next key */
-	bool installing;   /* receiver: a key record is with control */
-	bool sessions;     /* on the worker's list of streams whose keys hold crypto sessions */
-	uint32_t epoch;    /* bumped when a log failure resets the stream */
+	bool cursor_dirty;   /* origin: acks to save (on the worker's cursor list) */
+	bool cursor_busy;    /* origin: a cursor job is with the log writer */
+	bool promoted;       /* origin: sealing under rekey->key already */
+	bool rekey_asked;    /* origin: control is making the next key */
+	bool installing;     /* receiver: a key record is with control */
+	bool sessions;       /* on the worker's list of streams whose keys hold crypto sessions */
+	_Atomic bool closed; /* origin: its vault was deleted (stream.close): nothing new taken */
+	uint32_t epoch;      /* bumped when a log failure resets the stream */
 	uint32_t win_n;
 	uint32_t confirmed; /* origin: members (bits) that hold rekey->key */
 	uint64_t durable_lsn;

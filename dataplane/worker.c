@@ -938,10 +938,13 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 	};
 	rte_ether_addr_copy(&eth->src_addr, &to.mac);
 	st = dp_stream_find(dp, f.account, f.vault, dp->conf.site);
-	if (!st) {
+	if (!st || atomic_load_explicit(&st->closed, memory_order_relaxed)) {
 		struct dp_stream named = {.id = {.account = f.account, .vault = f.vault}};
 
-		DP_INC(w->s, ingest_unknown_stream);
+		if (st)
+			DP_INC(w->s, ingest_closed);
+		else
+			DP_INC(w->s, ingest_unknown_stream);
 		send_ingest_ack(w, &named, &to, -ENOENT, 0);
 		return;
 	}

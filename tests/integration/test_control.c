@@ -1004,6 +1004,21 @@ START_TEST(verify_names_differences)
 	OK(a.s.admin, out, "audit show");
 	ck_assert_msg(strstr(out, "vault.verify"), "%s", out);
 
+	/* Deleting the vault closes its WAL at the primary: a producer's frames are refused. */
+	OK(a.s.admin, out, "vault delete account 7 name ledger");
+	OK(a.s.admin, out, "stream show account 7 vault %u", id);
+	ck_assert_msg(strstr(out, "closed                   yes"), "%s", out);
+	snprintf(want, sizeof(want), "%s/gen-closed.log", a.s.dir);
+	sh("%s -l 1 --no-huge -m 128 --no-pci --file-prefix vrc%dh --log-level lib.eal:warning "
+	   "--vdev net_memif0,role=client,socket=%s/lan.sock,socket-abstract=no -- --ip "
+	   "198.18.1.9 --dst 198.18.1.1 --account 7 --vault %u --streams 1 --records 10 "
+	   "--size 64 --window 4 --seconds 2 >%s 2>&1 || true",
+	   VR_GEN_BIN, (int)getpid(), a.s.dir, id, want);
+	sh("grep -q 'nack of frame 1: No such file or directory' %s", want);
+	OK(a.s.admin, out, "stats");
+	p = strstr(out, "ingest_closed");
+	ck_assert_msg(p && strtol(p + strlen("ingest_closed"), NULL, 10) >= 1, "%s", out);
+
 	full_down(&a);
 	full_down(&b);
 	vr_test_rmdir(root);
