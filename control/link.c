@@ -777,10 +777,28 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 	err = carry_keys(c, v, t, json_object_get(r, "keys"));
 	json_decref(r);
 	if (err) {
+		/* Undo the join: the newest member leaves the WAL's member set, then the rest. */
+		json_t *e2 = NULL;
+
+		json_object_del(replica_of(v, t, true), "member");
+		json_object_del(replica_of(v, t, true), "joined_lsn");
+		r = ctl_dp(c,
+		           json_pack("{s:s, s:I, s:O, s:o}", "op", "stream.members", "account",
+		                     (json_int_t)account, "vault", json_object_get(v, "id"),
+		                     "members", wal_members(v)),
+		           &e2);
+		if (r) {
+			json_decref(r);
+			goto undo_target;
+		}
+		vr_err("control", "vault %s: site %u cannot leave the WAL it joined: %s", name, t,
+		       json_string_value(json_object_get(e2, "error")));
+		json_decref(e2);
+		json_object_set_new(replica_of(v, t, true), "member", json_true());
 		/*
-		 * It is a member of the WAL now, and a stream's members only grow: instead of an
-		 * undo, control carries the keys again every second until the target takes them
-		 * (ctl_keys_retry); the operator sees why in vault show.
+		 * It stays a member of the WAL: instead of an undo, control carries the keys
+		 * again every second until the target takes them (ctl_keys_tick); the operator
+		 * sees why in vault show.
 		 */
 		json_object_set(replica_of(v, t, true), "error", json_object_get(err, "error"));
 		step(c, v, t, "keys pending");

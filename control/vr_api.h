@@ -54,10 +54,12 @@
  *                                the replica's partition, the masking key under the target's
  *                                KEK, the target made a member of the vault's WAL, which brings
  *                                it every key record from LSN 1; each step in vault.show at both
- *                                sites; a failure undoes the steps before at both, but for the
- *                                last: a target that joined the WAL and did not take its payload
- *                                keys stays a member ("keys pending", the error beside it) and
- *                                is carried them again every second until it does
+ *                                sites; a failure undoes the steps before at both: a target that
+ *                                joined the WAL and did not take its payload keys leaves the
+ *                                member set again (stream.members, the newest dropped); only if
+ *                                that fails too does it stay a member ("keys pending", the error
+ *                                beside it), carried the keys again every second until it takes
+ *                                them
  *   vault.verify    reader    A  account, name, [site] (at the primary) -> root, from, to, keys,
  *                                match, sites: [{site, role, keys, from, to, behind, root,
  *                                match, [note]}], differences: ["<what differs>", ...]: the

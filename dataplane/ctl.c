@@ -22,7 +22,8 @@
  *                it has; vault streams of control are made with room for their replicas
  *   stream.members account, vault, members              (origin) -> lsn
  *                the member set grows to `members` (the old ones, in order, then the new;
- *                at most room): a MEMBERS record (V2), durable before the answer; a new member
+ *                at most room), or shrinks to its first ones (the newest dropped: a join
+ *                undone): a MEMBERS record (V2), durable before the answer; a new member
  *                is sent the stream from LSN 1 (from the log); with an hsm_agent, "keys" are
  *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
  *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
@@ -568,16 +569,17 @@ op_stream_members(struct dp *dp, json_t *req)
 	struct dp_msg *m;
 	uint64_t lsn = 0;
 	size_t i;
+	bool grows;
 	int rc;
 
 	if (!(st = open_stream_req(dp, req, &err)))
 		return err;
 	if (!st->origin)
 		return fail(EINVAL, "only the origin of a stream changes its members");
-	if (!json_is_array(members) || json_array_size(members) < st->n_members)
+	if (!json_is_array(members))
 		return fail(EINVAL,
 		            "\"members\" must list the %u members the stream has, then the "
-		            "new ones",
+		            "new ones (or the first of them only)",
 		            st->n_members);
 	if (json_array_size(members) > st->room)
 		return fail(ENOSPC, "the stream has room for %u members (stream.add room)",
@@ -612,10 +614,11 @@ op_stream_members(struct dp *dp, json_t *req)
 	m->rec_type = VR_REC_INFRA;
 	m->rec_op = VR_REC_OP_MEMBERS;
 	m->n_members = (uint8_t)json_array_size(members);
+	grows = m->n_members > st->n_members;
 	rc = append_wait(dp, m, &lsn);
 	if (rc)
 		return fail(-rc, "the members record was not made durable: %s", strerror(-rc));
-	if (dp->conf.hsm[0]) {
+	if (dp->conf.hsm[0] && grows) {
 		/*
 		 * Key records in the stream are sealed under the key before them, so a newcomer
 		 * gets its first keys from control (K1), as a member named at stream.add does.

@@ -1498,14 +1498,21 @@ ctl_append(struct worker *w, const struct dp_msg *m)
 	int rc;
 
 	if (m->rec_op == VR_REC_OP_MEMBERS) {
-		/* control checked: the old members first, in order, then the new (<= room) */
+		/*
+		 * control checked: the old members first, in order, then the new (<= room); or
+		 * fewer, the newest dropped from the end (an undone join). A dropped member's bits
+		 * and acks stop counting: rotations and the window go on without it.
+		 */
 		for (unsigned i = st->n_members; i < m->n_members; i++)
 			st->members[i] = (struct dp_member){.site = m->members[i]};
 		st->n_members = m->n_members;
+		st->confirmed &= (1u << m->n_members) - 1;
 		r.n_members = m->n_members;
 		memcpy(r.members, m->members, m->n_members * sizeof(m->members[0]));
 	}
 	rc = take_record(w, st, &r, &to, &full);
+	if (!rc && m->rec_op == VR_REC_OP_MEMBERS)
+		win_release(w, st);
 	if (rc)
 		send_ingest_ack(w, st, &to, rc, 0);
 	else
