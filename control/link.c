@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "vr_hsm.h"
@@ -45,6 +46,9 @@
 /* Records read at once (the dataplane's most), and reads per vault per tick: a WAL that also
  * carries producers' data records is skipped through fast. */
 enum { APPLY_MAX = 4096, APPLY_READS = 8 };
+
+/* Tries of a join that a payload-key rotation defers, 100 ms apart. */
+enum { JOIN_TRIES = 30 };
 
 /* --- the link --- */
 
@@ -763,13 +767,21 @@ op_vault_replicate(struct ctl *c, const struct ctl_who *who, json_t *req)
 
 	/* 4. the target joins the vault's WAL; its payload keys go over the link (K1) */
 	step(c, v, t, "joining");
-	members = wal_members(v);
-	json_array_append_new(members, json_integer(t));
-	r = ctl_dp(c,
-	           json_pack("{s:s, s:I, s:O, s:o}", "op", "stream.members", "account",
-	                     (json_int_t)account, "vault", json_object_get(v, "id"), "members",
-	                     members),
-	           &err);
+	/* A payload-key rotation under way defers a join (EAGAIN): it ends within moments. */
+	for (int tries = 0;; tries++) {
+		members = wal_members(v);
+		json_array_append_new(members, json_integer(t));
+		r = ctl_dp(c,
+		           json_pack("{s:s, s:I, s:O, s:o}", "op", "stream.members", "account",
+		                     (json_int_t)account, "vault", json_object_get(v, "id"),
+		                     "members", members),
+		           &err);
+		if (r || tries == JOIN_TRIES ||
+		    json_integer_value(json_object_get(err, "status")) != EAGAIN)
+			break;
+		json_decref(err);
+		usleep(100000);
+	}
 	if (!r)
 		goto undo_target;
 	json_object_set_new(replica_of(v, t, true), "member", json_true());

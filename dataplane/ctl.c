@@ -616,6 +616,10 @@ op_stream_members(struct dp *dp, json_t *req)
 	m->n_members = (uint8_t)json_array_size(members);
 	grows = m->n_members > st->n_members;
 	rc = append_wait(dp, m, &lsn);
+	if (rc == -EAGAIN)
+		return fail(EAGAIN,
+		            "a payload-key rotation of the stream is under way: members join "
+		            "once it is over (try again)");
 	if (rc)
 		return fail(-rc, "the members record was not made durable: %s", strerror(-rc));
 	if (dp->conf.hsm[0] && grows) {

@@ -1497,6 +1497,13 @@ ctl_append(struct worker *w, const struct dp_msg *m)
 	bool full = false;
 	int rc;
 
+	if (m->rec_op == VR_REC_OP_MEMBERS && m->n_members > st->n_members &&
+	    (st->rekey || st->rekey_asked)) {
+		/* A newcomer would get the stored keys from control, not the one being rotated
+		 * in, whose records were made for the members of before: after the rotation. */
+		send_ingest_ack(w, st, &to, -EAGAIN, 0);
+		return;
+	}
 	if (m->rec_op == VR_REC_OP_MEMBERS) {
 		/*
 		 * control checked: the old members first, in order, then the new (<= room); or

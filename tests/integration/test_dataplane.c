@@ -1766,6 +1766,31 @@ START_TEST(members_grow_hsm_memif)
 	json_decref(r);
 	printf("dataplane: a member joined at LSN 4 got LSN 1..5 under key %d\n",
 	       key_id(&b, ACCOUNT, 1));
+
+	/*
+	 * A join undone: the newest member leaves (a MEMBERS record at LSN 6 that site 2 is not
+	 * sent), then joins again and is sent what it lacks (LSN 6 and the MEMBERS record at 7).
+	 * Members only leave from the end.
+	 */
+	json_decref(ctl_want(&a, EINVAL,
+	                     json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.members", "account",
+	                               ACCOUNT, "vault", 1, "members", 3)));
+	r = ctl(&a, json_pack("{s:s, s:i, s:i, s:[]}", "op", "stream.members", "account", ACCOUNT,
+	                      "vault", 1, "members"));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "lsn")), 6);
+	ck_assert_ptr_null(json_object_get(r, "keys"));
+	json_decref(r);
+	usleep(300000);
+	ck_assert_uint_eq(durable(&b, ACCOUNT, 1), 5);
+	r = ctl(&a, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.members", "account", ACCOUNT,
+	                      "vault", 1, "members", 2));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "lsn")), 7);
+	json_decref(r);
+	t0 = now_s();
+	while (durable(&b, ACCOUNT, 1) < 7 && now_s() - t0 < 30)
+		usleep(20000);
+	ck_assert_msg(durable(&b, ACCOUNT, 1) == 7, "site 2 holds %llu of 7 records",
+	              (unsigned long long)durable(&b, ACCOUNT, 1));
 	teardown(&a, &b);
 	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ha.pid)), 0);
 	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(hb.pid)), 0);
