@@ -23,7 +23,8 @@
  *   stream.members account, vault, members              (origin) -> lsn
  *                the member set grows to `members` (the old ones, in order, then the new;
  *                at most room), or shrinks to its first ones (the newest dropped: a join
- *                undone): a MEMBERS record (V2), durable before the answer; a new member
+ *                undone): a MEMBERS record (V2), durable before the answer; a join waits
+ *                for a payload-key rotation under way to end (EAGAIN); a new member
  *                is sent the stream from LSN 1 (from the log); with an hsm_agent, "keys" are
  *                the stream's stored keys wrapped for every member, {"<site>": [{key_id,
  *                blob}, ...]} oldest first, which control carries to the newcomers (key.install
