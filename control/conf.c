@@ -15,17 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "control.h"
 #include "vr_common.h"
-
-struct parse {
-	struct ctl_conf *c;
-	char *err;
-	size_t err_n;
-	bool failed;
-};
+#include "vr_ini.h"
 
 static int
 str(const char *v, char *out, size_t n, bool may_be_empty)
@@ -56,8 +48,9 @@ uid_list(struct ctl_conf *c, const char *v)
 }
 
 static int
-key(struct ctl_conf *c, const char *s, const char *n, const char *v)
+key(void *ctx, const char *s, const char *n, const char *v)
 {
+	struct ctl_conf *c = ctx;
 	unsigned long x;
 
 	if (!strcmp(s, "site")) {
@@ -111,27 +104,10 @@ key(struct ctl_conf *c, const char *s, const char *n, const char *v)
 	return -1;
 }
 
-static int
-handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct parse *p = user;
-
-	if (p->failed)
-		return 0;
-	if (key(p->c, section, name, value)) {
-		snprintf(p->err, p->err_n, "[%s] %s = %s: unknown key or bad value", section, name,
-		         value);
-		p->failed = true;
-		return 0;
-	}
-	return 1;
-}
-
 int
 ctl_conf_load(struct ctl_conf *c, const char *path, const char *text, char *err, size_t err_n)
 {
-	struct parse p = {.c = c, .err = err, .err_n = err_n};
-	int line;
+	int rc;
 
 	*c = (struct ctl_conf){
 	    .uids = {0, getuid()},
@@ -144,19 +120,8 @@ ctl_conf_load(struct ctl_conf *c, const char *path, const char *text, char *err,
 	snprintf(c->state, sizeof(c->state), "/var/lib/vaultrep/control");
 	snprintf(c->hsm, sizeof(c->hsm), "/run/vaultrep/hsm.sock");
 	snprintf(c->socket, sizeof(c->socket), "/run/vaultrep/control.sock");
-	err[0] = 0;
-	line = text ? ini_parse_string(text, handler, &p) : ini_parse(path, handler, &p);
-	if (line == -1) {
-		snprintf(err, err_n, "%s: %s", path, strerror(errno));
-		return -ENOENT;
-	}
-	if (line) {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "%s", err[0] ? err : "syntax error");
-		snprintf(err, err_n, "%s:%d: %s", path, line, msg);
-		return -EINVAL;
-	}
+	if ((rc = vr_ini_load(path, text, key, c, err, err_n)))
+		return rc;
 	if (!c->site) {
 		snprintf(err, err_n, "%s: [site] id is required", path);
 		return -EINVAL;

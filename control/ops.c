@@ -666,6 +666,26 @@ key_entry(struct ctl *c, json_t *v, const char *key, char *path, size_t n)
 }
 
 /*
+ * The vault (*v), the key name and the catalog entry (its path in path) of a change to an
+ * existing key; NULL with *err (and *v released) when any is missing.
+ */
+static json_t *
+existing_key(struct ctl *c, json_t *req, json_t **v, const char **key, char *path, size_t n,
+             json_t **err)
+{
+	json_t *k;
+
+	if (!(*v = key_args(c, req, true, key, err)))
+		return NULL;
+	if (!(k = key_entry(c, *v, *key, path, n))) {
+		json_decref(*v);
+		*err = fail(ENOENT, "no key %s in this vault", *key);
+		return NULL;
+	}
+	return k;
+}
+
+/*
  * A key change in the vault's partition (hsm_op), then its record in the vault's WAL (V6,
  * wal_op). Returns the HSM's answer, or NULL with *err when the HSM refused; *wal_err is the
  * WAL's refusal of a change the HSM made already (the caller undoes it or says so). Takes v.
@@ -748,12 +768,8 @@ op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 	char path[200], when[32];
 	int rc;
 
-	if (!(v = key_args(c, req, true, &key, &err)))
+	if (!(k = existing_key(c, req, &v, &key, path, sizeof(path), &err)))
 		return err;
-	if (!(k = key_entry(c, v, key, path, sizeof(path)))) {
-		json_decref(v);
-		return fail(ENOENT, "no key %s in this vault", key);
-	}
 	r = key_change(c, v, "key.rotate", "key.rotate", key, &err, &wal_err);
 	if (!r) {
 		json_decref(k);
@@ -791,12 +807,8 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 	char path[200];
 	int rc;
 
-	if (!(v = key_args(c, req, true, &key, &err)))
+	if (!(k = existing_key(c, req, &v, &key, path, sizeof(path), &err)))
 		return err;
-	if (!(k = key_entry(c, v, key, path, sizeof(path)))) {
-		json_decref(v);
-		return fail(ENOENT, "no key %s in this vault", key);
-	}
 	json_decref(k);
 	r = key_change(c, v, "key.delete", "key.delete", key, &err, &wal_err);
 	if (!r)

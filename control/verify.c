@@ -278,11 +278,12 @@ first_diff(json_t *a, json_t *b, size_t *n_diff)
 
 /*
  * The WAL digests of both sites differ: narrow it down, chunk by chunk, to the first record
- * that differs. mine and theirs are stream.digest answers over the same range. The LSN, or 0
- * with *errp.
+ * that differs. mine and theirs are stream.digest answers over the same range; *n_diff: how
+ * many of their chunks differ. The LSN, or 0 with *errp.
  */
 static json_int_t
-narrow(struct ctl *c, json_t *v, unsigned site, json_t *mine, json_t *theirs, json_t **errp)
+narrow(struct ctl *c, json_t *v, unsigned site, json_t *mine, json_t *theirs, size_t *n_diff,
+       json_t **errp)
 {
 	json_int_t from = json_integer_value(json_object_get(mine, "from")),
 	           to = json_integer_value(json_object_get(mine, "to")),
@@ -291,10 +292,11 @@ narrow(struct ctl *c, json_t *v, unsigned site, json_t *mine, json_t *theirs, js
 	json_int_t lsn = 0;
 
 	for (int depth = 0; depth < 8 && chunk >= 1; depth++) {
-		size_t n_diff;
-		long i =
-		    first_diff(json_object_get(m, "chunks"), json_object_get(t, "chunks"), &n_diff);
+		size_t n;
+		long i = first_diff(json_object_get(m, "chunks"), json_object_get(t, "chunks"), &n);
 
+		if (!depth)
+			*n_diff = n;
 		if (i < 0) {
 			*errp = fail(EAGAIN,
 			             "the WAL's roots differ but none of its chunks do; try again");
@@ -379,11 +381,9 @@ compare_site(struct ctl *c, json_t *v, unsigned site, json_t *keys, json_t *wal,
 		json_array_append_new(diffs, json_string(line));
 		json_decref(err);
 	} else if (strcmp(str(mw, "root"), str(tw, "root"))) {
-		size_t n_diff;
-		json_int_t lsn;
+		size_t n_diff = 0;
+		json_int_t lsn = narrow(c, v, site, mw, tw, &n_diff, &err);
 
-		first_diff(json_object_get(mw, "chunks"), json_object_get(tw, "chunks"), &n_diff);
-		lsn = narrow(c, v, site, mw, tw, &err);
 		if (lsn && chunk == 1)
 			snprintf(
 			    line, sizeof(line),

@@ -6,19 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
-
 #include "dp_conf.h"
 #include "vr_common.h"
+#include "vr_ini.h"
 #include "vr_nonce.h"
 #include "vr_wire.h"
-
-struct parse {
-	struct dp_conf *c;
-	char *err;
-	size_t err_n;
-	int failed;
-};
 
 static int
 ipv4(const char *v, uint32_t *out)
@@ -110,8 +102,9 @@ shard(const char *v, char out[49])
 }
 
 static int
-key(struct dp_conf *c, const char *s, const char *n, const char *v)
+key(void *ctx, const char *s, const char *n, const char *v)
 {
+	struct dp_conf *c = ctx;
 	unsigned long x;
 
 	if (!strcmp(s, "site")) {
@@ -236,28 +229,9 @@ key(struct dp_conf *c, const char *s, const char *n, const char *v)
 	return -1;
 }
 
-static int
-handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct parse *p = user;
-
-	if (p->failed)
-		return 0;
-	if (key(p->c, section, name, value)) {
-		snprintf(p->err, p->err_n, "[%s] %s = %s: unknown key or bad value", section, name,
-		         value);
-		p->failed = 1;
-		return 0;
-	}
-	return 1;
-}
-
 int
 dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, size_t err_n)
 {
-	struct parse p = {.c = c, .err = err, .err_n = err_n};
-	int line;
-
 	*c = (struct dp_conf){
 	    .lan = {.port = 0, .udp = 4790, .mtu = 1500, .queues = 1},
 	    .wan = {.port = 1, .udp = 4791, .mtu = 1500, .queues = 1},
@@ -281,19 +255,8 @@ dp_conf_load(struct dp_conf *c, const char *file, const char *text, char *err, s
 	};
 	snprintf(c->log_dir, sizeof(c->log_dir), "/var/lib/vaultrep/wal");
 	snprintf(c->control, sizeof(c->control), "/run/vaultrep/dataplane.sock");
-	err[0] = 0;
-	line = text ? ini_parse_string(text, handler, &p) : ini_parse(file, handler, &p);
-	if (line == -1) {
-		snprintf(err, err_n, "%s: %s", file, strerror(errno));
+	if (vr_ini_load(text ? "config" : file, text, key, c, err, err_n))
 		return -1;
-	}
-	if (line) {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "%s", err[0] ? err : "syntax error");
-		snprintf(err, err_n, "%s:%d: %s", text ? "config" : file, line, msg);
-		return -1;
-	}
 	if (!c->site || !c->lan.ip || !c->wan.ip) {
 		snprintf(err, err_n, "%s: [site] id, [lan] ip and [wan] ip are required",
 		         text ? "config" : file);
