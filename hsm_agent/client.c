@@ -56,21 +56,29 @@ vr_hsm_close(struct vr_hsm *h)
 }
 
 int
-vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t err_n)
+vr_hsm_submit(struct vr_hsm *h, json_t *req)
 {
-	char *out = json_dumps(req, JSON_COMPACT), *in = NULL;
-	json_t *res;
-	json_error_t je;
-	size_t n;
-	int rc, status;
+	char *out = json_dumps(req, JSON_COMPACT);
+	int rc;
 
-	*resp = NULL;
 	if (!out)
 		return -ENOMEM;
 	rc = vr_hsm_send(h->fd, out, strlen(out));
 	free(out);
-	if (!rc)
-		rc = vr_hsm_recv(h->fd, &in, &n);
+	return rc;
+}
+
+int
+vr_hsm_result(struct vr_hsm *h, json_t **resp, char *err, size_t err_n)
+{
+	json_t *res;
+	json_error_t je;
+	char *in = NULL;
+	size_t n;
+	int rc, status;
+
+	*resp = NULL;
+	rc = vr_hsm_recv(h->fd, &in, &n);
 	if (rc) {
 		if (err)
 			snprintf(err, err_n, "agent connection: %s", strerror(-rc));
@@ -96,4 +104,18 @@ vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t err_
 	}
 	*resp = res;
 	return 0;
+}
+
+int
+vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t err_n)
+{
+	int rc = vr_hsm_submit(h, req);
+
+	*resp = NULL;
+	if (rc) {
+		if (err)
+			snprintf(err, err_n, "agent connection: %s", strerror(-rc));
+		return rc;
+	}
+	return vr_hsm_result(h, resp, err, err_n);
 }

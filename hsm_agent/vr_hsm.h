@@ -76,6 +76,16 @@ void vr_hsm_close(struct vr_hsm *h);
  */
 int vr_hsm_call(struct vr_hsm *h, json_t *req, json_t **resp, char *err, size_t err_n);
 
+/*
+ * The same in two halves, for a client that keeps several requests in flight on one connection
+ * (the agent answers a connection's requests one at a time, in order): vr_hsm_submit() sends req
+ * (not consumed); vr_hsm_result() waits for the oldest response not yet taken, as vr_hsm_call().
+ * A client may have as many requests outstanding as the socket buffers hold (a few dozen small
+ * ones) before it takes a result.
+ */
+int vr_hsm_submit(struct vr_hsm *h, json_t *req);
+int vr_hsm_result(struct vr_hsm *h, json_t **resp, char *err, size_t err_n);
+
 /* Base64 helpers shared by the agent and its clients. decode: -EINVAL on bad input or NULL. */
 char *vr_hsm_b64(const uint8_t *p, size_t n);
 int vr_hsm_unb64(const char *s, uint8_t **out, size_t *n);

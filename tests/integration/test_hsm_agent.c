@@ -354,6 +354,32 @@ START_TEST(bad_requests_get_clear_errors)
 		                         "name", "copy", "version", 1)));
 		json_decref(blob2);
 	}
+	/*
+	 * Requests in flight on one connection (vr_hsm_submit): answered one by one, in order,
+	 * a refused one in the middle taking nothing from its neighbours.
+	 */
+	{
+		json_t *reqs[5] = {
+		    json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", "v1", "name", "p1"),
+		    json_pack("{s:s}", "op", "vault.explode"),
+		    json_pack("{s:s, s:s, s:s}", "op", "key.create", "vault", "v1", "name", "p1"),
+		    json_pack("{s:s, s:s}", "op", "key.list", "vault", "v1"),
+		    json_pack("{s:s, s:s}", "op", "key.list", "vault", "nope"),
+		};
+		const int want[5] = {0, EOPNOTSUPP, EEXIST, 0, ENOENT};
+		char err[256];
+		json_t *res;
+
+		for (int i = 0; i < 5; i++)
+			ck_assert_int_eq(vr_hsm_submit(a.h, reqs[i]), 0);
+		for (int i = 0; i < 5; i++) {
+			ck_assert_int_eq(vr_hsm_result(a.h, &res, err, sizeof(err)), -want[i]);
+			if (i == 3) /* k, k2 and p1 */
+				ck_assert_uint_eq(json_array_size(json_object_get(res, "keys")), 3);
+			json_decref(res);
+			json_decref(reqs[i]);
+		}
+	}
 	/* A payload key in clear only for the dataplane's uid (4242 here; the test runs as 0). */
 	json_decref(rq(&a, EACCES,
 	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "payload.unwrap", "id", "x",
