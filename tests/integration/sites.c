@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * Two dataplane sites for the integration tests (sites.h): configuration, start, the control
+ * socket, generators, stream figures, log comparison, and the network namespaces of the
+ * af_packet tests. Shared by dataplane:sites and faults:sites.
+ */
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sites.h"
+
+char *root;
+char wan_sock[300];
+
+double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+stage(const char *what)
+{
+	static double t0;
+	double t = now_s();
+
+	if (!t0)
+		t0 = t;
+	printf("[%7.2f s] %s\n", t - t0, what);
+	fflush(stdout);
+}
+
+unsigned
+env_u(const char *name, unsigned dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
+}
+
+/* A site's configuration: workers worker lcores (0: 1), wan_queues WAN queue pairs (0: 1). */
+void
+site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsigned wan_queues)
+{
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	snprintf(s->dir, sizeof(s->dir), "%s/site%d", root, id);
+	snprintf(s->ctl, sizeof(s->ctl), "%s/ctl.sock", s->dir);
+	snprintf(s->wal, sizeof(s->wal), "%s/wal", s->dir);
+	snprintf(s->ini, sizeof(s->ini), "%s/dp.ini", s->dir);
+	snprintf(s->lan, sizeof(s->lan), "%s/lan.sock", s->dir);
+	snprintf(s->prefix, sizeof(s->prefix), "vrt%d_%d", (int)getpid(), id);
+	s->workers = workers ? workers : 1;
+	ck_assert_int_eq(mkdir(s->dir, 0700), 0);
+	f = fopen(s->ini, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f,
+	        "[site]\nid = %d\nlog_dir = %s\ncontrol = %s\n"
+	        "[lan]\nport = 0\nip = 198.18.%d.1\n"
+	        "[wan]\nport = 1\nip = 198.19.0.%d\nqueues = %u\n"
+	        "[batch]\nmax_delay_us = 50\n"
+	        "[log]\ncursor_ms = 100\ntrim_records = 2000\n"
+	        "[lcores]\nworkers = %u\n"
+	        "[crypto]\nsession_idle_ms = 300\n"
+	        "[peer %d]\nip = 198.19.0.%d\n",
+	        id, s->wal, s->ctl, id, id, wan_queues ? wan_queues : 1, s->workers, peer, peer);
+	fclose(f);
+}
+
+void
+site_conf(struct site *s, int id, int peer)
+{
+	site_conf_workers(s, id, peer, 0, 0);
+}
+
+/*
+ * Starts site s. WAN: memif between the sites (site 1 serves, site 2 connects), or, when
+ * s->netns is set, net_af_packet on the veth s->iface inside that network namespace.
+ */
+void
+site_start(struct site *s)
+{
+	char lan[400], wan[400], lcores[32];
+	const char *dp[] = {VR_DP_BIN,
+	                    s->workers > 1 ? "--lcores" : "-l",
+	                    lcores,
+	                    "--no-huge",
+	                    "-m",
+	                    "256",
+	                    "--no-pci",
+	                    "--file-prefix",
+	                    s->prefix,
+	                    "--log-level",
+	                    "lib.eal:warning",
+	                    "--vdev",
+	                    lan,
+	                    "--vdev",
+	                    wan,
+	                    "--",
+	                    "--config",
+	                    s->ini,
+	                    NULL};
+	const char *argv[40];
+	unsigned n = 0;
+
+	/* The main lcore, then the workers; more lcores than this machine's 2 cores float on both.
+	 */
+	if (s->workers > 1)
+		snprintf(lcores, sizeof(lcores), "(0-%u)@(0-1)", s->workers);
+	else
+		snprintf(lcores, sizeof(lcores), "0,1");
+	if (s->lan_iface[0])
+		snprintf(lan, sizeof(lan), "net_af_packet0,iface=%s,qpairs=1", s->lan_iface);
+	else
+		snprintf(
+		    lan, sizeof(lan),
+		    "net_memif0,role=server,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:01",
+		    s->lan, s->id);
+	if (s->netns[0]) {
+		snprintf(wan, sizeof(wan), "net_af_packet1,iface=%s,qpairs=1", s->iface);
+		argv[n++] = "/usr/sbin/ip";
+		argv[n++] = "netns";
+		argv[n++] = "exec";
+		argv[n++] = s->netns;
+	} else {
+		snprintf(wan, sizeof(wan),
+		         "net_memif1,role=%s,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:02",
+		         s->id == 1 ? "server" : "client", wan_sock, s->id);
+	}
+	for (unsigned i = 0; dp[i]; i++)
+		argv[n++] = dp[i];
+	argv[n] = NULL;
+	s->pid = vr_test_spawn(argv, s->ctl);
+	ck_assert_msg(s->pid > 0, "vaultrep-dataplane of site %d did not start", s->id);
+}
+
+/* The error text of the last call_want(). */
+char call_err[256];
+
+/*
+ * One request (consumed) to the socket of a site's dataplane or agent (named who in a
+ * failure), which must end with errno want (0: succeed). Returns the answer.
+ */
+json_t *
+call_want(const char *sock, const char *who, int want, json_t *req)
+{
+	struct vr_hsm *h = vr_hsm_connect(sock);
+	json_t *res = NULL;
+	int rc;
+
+	ck_assert_ptr_nonnull(h);
+	call_err[0] = 0;
+	rc = vr_hsm_call(h, req, &res, call_err, sizeof(call_err));
+	ck_assert_msg(rc == -want, "%s: %s: %d %s", who,
+	              json_string_value(json_object_get(req, "op")), rc, call_err);
+	json_decref(req);
+	vr_hsm_close(h);
+	return res;
+}
+
+json_t *
+ctl_want(struct site *s, int want, json_t *req)
+{
+	char who[16];
+
+	snprintf(who, sizeof(who), "site %d", s->id);
+	return call_want(s->ctl, who, want, req);
+}
+
+json_t *
+ctl(struct site *s, json_t *req)
+{
+	return ctl_want(s, 0, req);
+}
+
+/* The payload key of every stream of this test (each test runs in a process of its own). */
+static const char *
+stream_key(void)
+{
+	static char *b64;
+	uint8_t key[32];
+
+	if (!b64) {
+		for (unsigned i = 0; i < sizeof(key); i++)
+			key[i] = (uint8_t)(rand() ^ (int)(i * 37));
+		b64 = vr_hsm_b64(key, sizeof(key));
+	}
+	return b64;
+}
+
+/*
+ * Configures streams account base..base+n-1 (vault 1, primary origin) at site s: the origin
+ * (members: rcv) or the receiver. Done again after a restart, as control would.
+ */
+void
+streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		if (s == origin)
+			json_decref(
+			    ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
+			                     "account", a, "vault", 1, "members", rcv->id)));
+		else
+			json_decref(
+			    ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
+			                     a, "vault", 1, "primary", origin->id)));
+		json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
+		                             "account", a, "vault", 1, "primary", origin->id,
+		                             "key_id", 1, "key", stream_key())));
+	}
+}
+
+/* Streams account base..base+n-1, vault 1, primary origin->id, replicated to rcv. */
+void
+streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	streams_config(origin, origin, rcv, base, n);
+	streams_config(rcv, origin, rcv, base, n);
+}
+
+/*
+ * Starts a generator on site s's LAN as producer; returns its pid. With acks, it writes the
+ * LSN of every frame its own ack named there and tolerates LSNs out of order (restarts).
+ */
+int
+gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
+               const char *report, const char *acks, unsigned rate)
+{
+	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16], rt[16];
+	const char *argv[] = {VR_GEN_BIN,
+	                      "-l",
+	                      "1",
+	                      "--no-huge",
+	                      "-m",
+	                      "128",
+	                      "--no-pci",
+	                      "--file-prefix",
+	                      prefix,
+	                      "--log-level",
+	                      "lib.eal:warning",
+	                      "--vdev",
+	                      vdev,
+	                      "--",
+	                      "--ip",
+	                      ip,
+	                      "--dst",
+	                      dst,
+	                      "--account",
+	                      acc,
+	                      "--streams",
+	                      ns,
+	                      "--records",
+	                      nr,
+	                      "--window",
+	                      "32",
+	                      "--seconds",
+	                      "150",
+	                      "--report",
+	                      report,
+	                      "--producer",
+	                      pr,
+	                      "--rate",
+	                      rt,
+	                      acks ? "--acks" : NULL,
+	                      acks,
+	                      "--lenient",
+	                      NULL};
+	pid_t pid;
+
+	snprintf(rt, sizeof(rt), "%u", rate);
+	snprintf(pr, sizeof(pr), "%u", producer);
+	snprintf(vdev, sizeof(vdev),
+	         "net_memif0,role=client,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:09",
+	         s->lan, s->id);
+	snprintf(ip, sizeof(ip), "198.18.%d.9", s->id);
+	snprintf(dst, sizeof(dst), "198.18.%d.1", s->id);
+	snprintf(acc, sizeof(acc), "%u", base);
+	snprintf(ns, sizeof(ns), "%u", streams);
+	snprintf(nr, sizeof(nr), "%u", records);
+	snprintf(prefix, sizeof(prefix), "vrg%d_%d", (int)getpid(), s->id);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(argv[0], (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int
+gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams, unsigned records,
+             const char *report)
+{
+	return gen_start_opts(s, producer, base, streams, records, report, NULL, 0);
+}
+
+int
+gen_start(struct site *s, unsigned base, unsigned streams, unsigned records, const char *report)
+{
+	return gen_start_as(s, 1, base, streams, records, report);
+}
+
+int
+gen_wait(int pid)
+{
+	int st = 0;
+
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* One counter of the site's stats. */
+long long
+counter(struct site *s, const char *name)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	long long v = json_integer_value(json_object_get(json_object_get(r, "counters"), name));
+
+	json_decref(r);
+	return v;
+}
+
+/* One figure of stream.show for stream (account, vault 1, primary) at site s. */
+long long
+show(struct site *s, unsigned account, int primary, const char *field)
+{
+	json_t *r = ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.show", "account",
+	                             account, "vault", 1, "primary", primary));
+	long long v = (long long)json_integer_value(json_object_get(r, field));
+
+	json_decref(r);
+	return v;
+}
+
+uint64_t
+durable(struct site *s, unsigned account, int primary)
+{
+	return (uint64_t)show(s, account, primary, "durable_lsn");
+}
+
+/* Waits (bounded) until the receiver's durable LSN of every stream equals the origin's. */
+void
+wait_caught_up(struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		uint64_t want = durable(origin, a, origin->id);
+		int tries = 0;
+
+		while (durable(rcv, a, origin->id) < want && tries++ < 600)
+			usleep(50000);
+		ck_assert_uint_eq(durable(rcv, a, origin->id), want);
+	}
+}
+
+/* What the origin knows member 0 of a stream acknowledged. */
+uint64_t
+member_acked(struct site *s, unsigned account)
+{
+	json_t *r = ctl(
+	    s, json_pack("{s:s, s:i, s:i}", "op", "stream.show", "account", account, "vault", 1));
+	uint64_t v = (uint64_t)json_integer_value(
+	    json_object_get(json_array_get(json_object_get(r, "members"), 0), "acked"));
+
+	json_decref(r);
+	return v;
+}
+
+/* Waits (bounded) until the origin knows the receiver holds all of every stream. */
+void
+wait_acked(struct site *origin, unsigned base, unsigned n)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		uint64_t want = durable(origin, a, origin->id);
+		int tries = 0;
+
+		while (member_acked(origin, a) < want && tries++ < 600)
+			usleep(20000);
+		ck_assert_uint_eq(member_acked(origin, a), want);
+	}
+}
+
+/* NULL if the record (account a) carries the generator's payload for its frame, else why not. */
+const char *
+payload_bad(unsigned a, const struct vr_rec *r)
+{
+	uint64_t seq = r->lsn - 1, acc;
+
+	if (r->payload_size != 64)
+		return "a payload of the wrong size";
+	memcpy(&acc, r->payload, 8);
+	if (acc != a || memcmp(r->payload + 8, &seq, 8))
+		return "a payload naming another stream or frame";
+	for (unsigned i = 16; i < 64; i++)
+		if (r->payload[i] != (seq & 0xff))
+			return "a payload byte that the generator did not send";
+	return NULL;
+}
+
+/*
+ * Compares the logs: for each stream, the receiver's records are the origin's byte for byte
+ * (LSN 1..last; the origin's from where it trimmed what the receiver acknowledged), both chains
+ * verify, and each data record carries the generator's payload for frame lsn - 1 of that
+ * stream. Returns the data records checked.
+ */
+uint64_t
+compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, const char *report,
+             unsigned per_stream)
+{
+	struct vr_log *lo = vr_log_open(origin->wal, NULL), *lr = vr_log_open(rcv->wal, NULL);
+	FILE *rep = fopen(report, "r");
+	char line[512];
+	uint64_t checked = 0;
+
+	ck_assert_ptr_nonnull(lo);
+	ck_assert_ptr_nonnull(lr);
+	ck_assert_ptr_nonnull(rep);
+	for (unsigned a = base; a < base + n; a++) {
+		struct vr_stream_id id = {
+		    .account = a, .vault = 1, .primary = (uint16_t)origin->id};
+		struct vr_log_iter *io = vr_log_iter_open(lo, &id, 1),
+		                   *ir = vr_log_iter_open(lr, &id, 1);
+		struct vr_rec ro, rr;
+		struct vr_log_stream so;
+		uint64_t expect = 1, verified = 0;
+		int go = 1, gr;
+		unsigned long long racc, acked, first, last;
+
+		ck_assert_ptr_nonnull(io);
+		ck_assert_ptr_nonnull(ir);
+		ck_assert_int_eq(vr_log_stream_get(lo, &id, &so), 0);
+		ck_assert_int_eq(vr_log_verify(lo, &id, &verified), 0);
+		ck_assert_uint_eq(verified, so.last_lsn - so.trim_lsn);
+		/* Plain checks in the loop (a ck_assert costs a write per call); one assert after.
+		 */
+		for (;;) {
+			const char *bad = NULL;
+
+			bool both = expect > so.trim_lsn;
+
+			if (both)
+				go = vr_log_iter_next(io, &ro);
+			gr = vr_log_iter_next(ir, &rr);
+			if (go != gr || go < 0)
+				bad = "the logs end differently or fail to read";
+			else if (!go)
+				break;
+			else if ((both && ro.lsn != expect) || rr.lsn != expect)
+				bad = "an LSN out of sequence";
+			else if (both && (ro.raw_size != rr.raw_size ||
+			                  memcmp(ro.raw, rr.raw, ro.raw_size)))
+				bad = "a record differs between the sites";
+			else if (expect > 1) {
+				bad = payload_bad(a, &rr);
+				checked++;
+			}
+			if (bad)
+				ck_abort_msg("stream %u, LSN %llu: %s", a,
+				             (unsigned long long)expect, bad);
+			expect++;
+		}
+		vr_log_iter_close(io);
+		vr_log_iter_close(ir);
+		ck_assert_int_eq(vr_log_verify(lr, &id, &verified), 0);
+		ck_assert_uint_eq(verified, expect - 1);
+		/* The generator's acks: every frame, LSNs 2..per_stream+1. */
+		ck_assert_ptr_nonnull(fgets(line, sizeof(line), rep));
+		ck_assert_int_eq(sscanf(line,
+		                        "{\"account\": %llu, \"vault\": 1, \"acked\": %llu, "
+		                        "\"first_lsn\": %llu, \"last_lsn\": %llu}",
+		                        &racc, &acked, &first, &last),
+		                 4);
+		ck_assert_uint_eq(racc, a);
+		ck_assert_uint_eq(acked, per_stream);
+		ck_assert_uint_eq(first, 2);
+		ck_assert_uint_eq(last, expect - 1);
+		ck_assert_uint_eq(last, per_stream + 1);
+	}
+	fclose(rep);
+	vr_log_close(lo);
+	vr_log_close(lr);
+	return checked;
+}
+
+/* Two sites over memif, each with workers worker lcores and WAN queue pairs. */
+void
+setup_workers(struct site *a, struct site *b, unsigned workers, unsigned wan_queues)
+{
+	root = vr_test_tmpdir("dp");
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	site_conf_workers(a, 1, 2, workers, wan_queues);
+	site_conf_workers(b, 2, 1, workers, wan_queues);
+	site_start(a);
+	site_start(b);
+}
+
+void
+setup(struct site *a, struct site *b)
+{
+	setup_workers(a, b, 1, 1);
+}
+
+/* Prints a site's non-zero counters: what a failing run needs to be understood. */
+void
+print_stats(struct site *s)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats")), *v;
+	const char *k;
+
+	printf("site %d:", s->id);
+	json_object_foreach(json_object_get(r, "counters"), k, v)
+	{
+		if (json_integer_value(v))
+			printf(" %s=%lld", k, (long long)json_integer_value(v));
+	}
+	printf("\n");
+	fflush(stdout);
+	json_decref(r);
+}
+
+void
+teardown(struct site *a, struct site *b)
+{
+	int sa = vr_test_stop(a->pid), sb = vr_test_stop(b->pid);
+
+	ck_assert_msg(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "site 1 exited with %d", sa);
+	ck_assert_msg(WIFEXITED(sb) && WEXITSTATUS(sb) == 0, "site 2 exited with %d", sb);
+}
+
+int
+sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+char ns_a[32], ns_b[32];
+
+void
+veth_up(void)
+{
+	/* Namespaces of earlier runs that died before cleaning up (their pid is gone). */
+	sh("for n in $(ip netns list | awk '{print $1}' | grep -E '^vr[ab][0-9]+$'); do "
+	   "[ -d /proc/${n#vr?} ] || ip netns del $n; done");
+	snprintf(ns_a, sizeof(ns_a), "vra%d", (int)getpid());
+	snprintf(ns_b, sizeof(ns_b), "vrb%d", (int)getpid());
+	atexit(veth_down); /* a failed assertion ends the test process with exit() */
+	ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", ns_a, ns_b), 0);
+	ck_assert_int_eq(sh("ip link add vA netns %s type veth peer name vB netns %s", ns_a, ns_b),
+	                 0);
+	ck_assert_int_eq(sh("ip -n %s link set vA up && ip -n %s link set vB up && "
+	                    "ip netns exec %s ethtool -K vA tx off >/dev/null && "
+	                    "ip netns exec %s ethtool -K vB tx off >/dev/null",
+	                    ns_a, ns_b, ns_a, ns_b),
+	                 0);
+}
+
+void
+veth_down(void)
+{
+	if (ns_a[0])
+		sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+	ns_a[0] = 0;
+}
+
+/* Sites 1 and 2 with their WAN on net_af_packet, on either end of the veth pair. */
+void
+veth_sites(struct site *a, struct site *b, const char *tag)
+{
+	root = vr_test_tmpdir(tag);
+	veth_up();
+	site_conf(a, 1, 2);
+	site_conf(b, 2, 1);
+	snprintf(a->netns, sizeof(a->netns), "%s", ns_a);
+	snprintf(a->iface, sizeof(a->iface), "vA");
+	snprintf(b->netns, sizeof(b->netns), "%s", ns_b);
+	snprintf(b->iface, sizeof(b->iface), "vB");
+	site_start(a);
+	site_start(b);
+}
+
+/*
+ * A packet socket on iface inside namespace ns (the test process moves there; a socket keeps
+ * the namespace it was made in). DPDK's af_packet bypasses the qdisc, so taps never see what
+ * it sends: batches are captured where they arrive (vB) and injected where they leave (vA).
+ */
+int
+tap_open(const char *ns, const char *iface)
+{
+	char path[64];
+	int nsfd, fd;
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	nsfd = open(path, O_RDONLY);
+	ck_assert_int_ge(nsfd, 0);
+	ck_assert_int_eq(setns(nsfd, CLONE_NEWNET), 0);
+	close(nsfd);
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	ck_assert_int_ge(fd, 0);
+	sll.sll_ifindex = (int)if_nametoindex(iface);
+	ck_assert_int_gt(sll.sll_ifindex, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}

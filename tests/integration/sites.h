@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Two real vaultrep-dataplane processes and their producers, for the integration tests: the
+ * helpers every two-site test needs (sites.c). A test process runs one test at a time, so the
+ * state here (root, the namespaces) is per process.
+ *
+ *   WAN over memif:      site 1 (memif server) ═══ wan.sock ═══ site 2 (memif client)
+ *   WAN over af_packet:  site 1 in ns_a [vA] ──veth── [vB] site 2 in ns_b
+ *   LAN (both):          vaultrep-gen ═══ memif lan.sock ═══ site N
+ */
+#ifndef VR_TEST_SITES_H
+#define VR_TEST_SITES_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vr_hsm.h"
+#include "vr_common.h"
+#include "vr_log.h"
+#include "vr_wire.h"
+#include "vr_test.h"
+
+#ifndef VR_DP_BIN
+#error "VR_DP_BIN must name vaultrep-dataplane"
+#endif
+#ifndef VR_GEN_BIN
+#error "VR_GEN_BIN must name vaultrep-gen"
+#endif
+
+struct site {
+	int id;
+	char dir[256], ctl[300], wal[300], ini[300], lan[300], prefix[32];
+	char netns[32], iface[16]; /* af_packet WAN in a namespace of the test's, or memif */
+	char lan_iface[16];        /* af_packet LAN (in netns), or memif */
+	int pid;
+	char hsm[300];    /* the site's hsm_agent socket: payload keys through it (D4) */
+	unsigned workers; /* worker lcores ([lcores] workers, D9) */
+};
+
+extern char *root;              /* the test's temporary directory */
+extern char wan_sock[300];      /* the memif WAN socket */
+extern char call_err[256];      /* the error text of the last call_want() */
+extern char ns_a[32], ns_b[32]; /* the af_packet tests' namespaces (veth_up) */
+
+double now_s(void);
+/* Prints what a test is doing, with the seconds since its first stage. */
+void stage(const char *what);
+unsigned env_u(const char *name, unsigned dflt);
+
+/* A site's configuration: workers worker lcores (0: 1), wan_queues WAN queue pairs (0: 1). */
+void site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsigned wan_queues);
+void site_conf(struct site *s, int id, int peer);
+/* Starts site s: WAN over memif, or over af_packet on s->iface in s->netns when that is set. */
+void site_start(struct site *s);
+
+/* One request (consumed) to a dataplane's or agent's socket; must end with errno want. */
+json_t *call_want(const char *sock, const char *who, int want, json_t *req);
+json_t *ctl_want(struct site *s, int want, json_t *req);
+json_t *ctl(struct site *s, json_t *req);
+
+/* Streams account base..base+n-1, vault 1, primary origin: configured at s (again after a
+ * restart, as control would), or at both ends (streams_add). */
+void streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                    unsigned n);
+void streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n);
+
+/* A generator on site s's LAN; returns its pid (see sites.c for acks and rate). */
+int gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned streams,
+                   unsigned records, const char *report, const char *acks, unsigned rate);
+int gen_start_as(struct site *s, unsigned producer, unsigned base, unsigned streams,
+                 unsigned records, const char *report);
+int gen_start(struct site *s, unsigned base, unsigned streams, unsigned records,
+              const char *report);
+/* Its exit status (128 + signal when killed). */
+int gen_wait(int pid);
+
+/* Figures of a site: one stats counter; one field of stream.show; the durable LSN. */
+long long counter(struct site *s, const char *name);
+long long show(struct site *s, unsigned account, int primary, const char *field);
+uint64_t durable(struct site *s, unsigned account, int primary);
+uint64_t member_acked(struct site *s, unsigned account);
+/* Bounded waits: the receiver holds all the origin has; the origin knows it. */
+void wait_caught_up(struct site *origin, struct site *rcv, unsigned base, unsigned n);
+void wait_acked(struct site *origin, unsigned base, unsigned n);
+
+/* NULL if the record (account a) carries the generator's payload for its frame, else why not. */
+const char *payload_bad(unsigned a, const struct vr_rec *r);
+/* Both logs hold the same records, byte for byte, with the generator's payloads (sites.c). */
+uint64_t compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n,
+                      const char *report, unsigned per_stream);
+
+/* Two sites over memif (root made here). */
+void setup_workers(struct site *a, struct site *b, unsigned workers, unsigned wan_queues);
+void setup(struct site *a, struct site *b);
+void print_stats(struct site *s);
+/* Stops both sites; each must exit 0. */
+void teardown(struct site *a, struct site *b);
+
+/* A shell command; its status. */
+int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Namespaces ns_a and ns_b with the veth pair vA-vB (removed at exit too), and sites in them. */
+void veth_up(void);
+void veth_down(void);
+void veth_sites(struct site *a, struct site *b, const char *tag);
+/* A packet socket on iface inside namespace ns. */
+int tap_open(const char *ns, const char *iface);
+
+#endif /* VR_TEST_SITES_H */
