@@ -91,6 +91,7 @@
 	X(replay_old, "WAN batches older than the replay window")                                  \
 	X(open_failed, "WAN batches whose tag does not verify")                                    \
 	X(wan_gap, "WAN batches after a hole (gap reported)")                                      \
+	X(wan_held, "WAN batches after a hole, kept until the hole fills")                         \
 	X(wan_stale, "WAN batches wholly applied before")                                          \
 	X(wan_bad_records, "WAN batches whose records do not decode or chain")                     \
 	X(wan_applied, "records applied from the WAN (durable here)")                              \

@@ -40,6 +40,9 @@ struct txq {
 	struct rte_mbuf *m[TXQ];
 };
 
+/* The receiver's reorder stash (struct worker): batches, and their lifetime in rtos. */
+enum { OOO_MAX = 512, OOO_TTL_RTO = 8 };
+
 struct worker {
 	struct dp *dp;
 	unsigned idx; /* 0..n_workers-1: its rx and tx queues, crypto queue pair, rings */
@@ -59,6 +62,13 @@ struct worker {
 	uint64_t next_scan, scan_every, rto, max_wait;
 	uint64_t next_arp, next_win;
 	uint64_t now;
+	/*
+	 * Receiver: authentic batches that came after a hole (reordered, or their predecessor was
+	 * lost), kept until the hole fills, so a reordering WAN costs no resends of what arrived.
+	 * At most OOO_MAX over all of the worker's streams, each for at most OOO_TTL_RTO x rto.
+	 */
+	struct dp_job *ooo[OOO_MAX];
+	unsigned n_ooo;
 };
 
 /* Appends st to a growable list of streams the worker scans; -ENOMEM leaves it unchanged. */
@@ -1241,6 +1251,136 @@ keyrec_in(struct worker *w, struct dp_stream *st, const uint8_t *body, size_t n)
 	}
 }
 
+/*
+ * 0 if the records of an opened batch (size bytes from first_lsn) decode, belong to st, run in
+ * LSN order and are n in number.
+ */
+static int
+records_check(const struct dp_stream *st, const uint8_t *p, size_t size, uint64_t first_lsn,
+              unsigned n)
+{
+	const uint8_t *end = p + size;
+	uint64_t lsn = first_lsn;
+
+	while (p < end) {
+		struct vr_rec r;
+		int sz = vr_rec_decode(p, (size_t)(end - p), &r);
+
+		if (sz <= 0 || r.lsn != lsn || r.stream.account != st->id.account ||
+		    r.stream.vault != st->id.vault || r.stream.primary != st->id.primary)
+			return -EBADMSG;
+		p += sz;
+		lsn++;
+	}
+	return lsn - first_lsn == n ? 0 : -EBADMSG;
+}
+
+/*
+ * Hands the records of a checked batch (size bytes from first_lsn, first_lsn <= queued + 1) that
+ * are not queued yet to the log writer. 0 when some were; 1 when none were new (stale); -errno
+ * when they could not be (no job: the sender resends).
+ */
+static int
+records_apply(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t size,
+              uint64_t first_lsn)
+{
+	const uint8_t *end = p + size;
+	uint64_t lsn = first_lsn, expect = st->queued_lsn + 1;
+	struct dp_job *j;
+
+	for (; p < end && lsn < expect; lsn++)
+		p += vr_rec_decode(p, (size_t)(end - p), &(struct vr_rec){0});
+	if (p >= end)
+		return 1;
+	j = dp_job_get(w->dp);
+	if (!j) {
+		DP_INC(w->s, no_mbuf);
+		return -ENOBUFS;
+	}
+	j->kind = DP_JOB_RECORDS;
+	j->origin = false;
+	j->st = st;
+	j->epoch = st->epoch;
+	j->bytes = (uint32_t)(end - p);
+	j->first_lsn = expect;
+	j->t_open = w->now;
+	memcpy(j->data, p, j->bytes);
+	for (j->last_lsn = expect - 1; p < end; j->last_lsn++)
+		p += vr_rec_decode(p, (size_t)(end - p), &(struct vr_rec){0});
+	j->n = (uint16_t)(j->last_lsn - expect + 1);
+	if (log_push(w, j)) {
+		dp_job_put(w->dp, j);
+		return -ENOBUFS;
+	}
+	st->queued_lsn = j->last_lsn;
+	st->batches++;
+	return 0;
+}
+
+/* Drops stash entry i (the last one takes its place). */
+static void
+ooo_drop(struct worker *w, unsigned i)
+{
+	dp_job_put(w->dp, w->ooo[i]);
+	w->ooo[i] = w->ooo[--w->n_ooo];
+}
+
+/*
+ * Keeps a checked batch that came after a hole of st, unless the stash has it already or is
+ * full of younger batches (then the sender's resend brings it again).
+ */
+static void
+ooo_keep(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t size, uint64_t first_lsn,
+         unsigned n)
+{
+	uint64_t ttl = w->rto * OOO_TTL_RTO;
+	struct dp_job *j;
+
+	for (unsigned i = 0; i < w->n_ooo;) {
+		struct dp_job *o = w->ooo[i];
+
+		if (w->now - o->t_open > ttl || (o->st == st && o->last_lsn <= st->queued_lsn)) {
+			ooo_drop(w, i);
+			continue;
+		}
+		if (o->st == st && o->first_lsn == first_lsn)
+			return; /* a duplicate */
+		i++;
+	}
+	if (w->n_ooo == OOO_MAX || !(j = dp_job_get(w->dp)))
+		return;
+	j->st = st;
+	j->first_lsn = first_lsn;
+	j->last_lsn = first_lsn + n - 1;
+	j->bytes = (uint32_t)size;
+	j->t_open = w->now;
+	memcpy(j->data, p, size);
+	w->ooo[w->n_ooo++] = j;
+	DP_INC(w->s, wan_held);
+}
+
+/* Applies what the stash holds for st now that its queued LSN moved, in LSN order. */
+static void
+ooo_drain(struct worker *w, struct dp_stream *st)
+{
+	bool moved = true;
+
+	while (moved) {
+		moved = false;
+		for (unsigned i = 0; i < w->n_ooo;) {
+			struct dp_job *o = w->ooo[i];
+
+			if (o->st != st || o->first_lsn > st->queued_lsn + 1) {
+				i++;
+				continue;
+			}
+			if (records_apply(w, st, o->data, o->bytes, o->first_lsn) == 0)
+				moved = true;
+			ooo_drop(w, i);
+		}
+	}
+}
+
 static void
 wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl, size_t n)
 {
@@ -1250,10 +1390,7 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 	struct dp_stream *st;
 	struct dp_key *k;
 	struct dp_aead op;
-	struct dp_job *j;
-	uint8_t *p, *end, *keep = NULL;
-	uint64_t expect, lsn;
-	unsigned nrec = 0, nkeep = 0;
+	uint8_t *body;
 	void *sess;
 
 	DP_INC(w->s, wan_rx);
@@ -1307,70 +1444,28 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 		keyrec_in(w, st, pl + VR_WIRE_BATCH_HDR, h.sealed_size);
 		return;
 	}
-	expect = st->queued_lsn + 1;
-	if (h.first_lsn > expect) {
+	/* Authentic, but its records must still decode, run in LSN order and fill it exactly. */
+	body = pl + VR_WIRE_BATCH_HDR;
+	if (records_check(st, body, h.sealed_size, h.first_lsn, h.n_records) ||
+	    h.sealed_size > dp->job_bytes) {
+		/* (A batch larger than this site's: a peer at a larger MTU.) */
+		DP_INC(w->s, wan_bad_records);
+		return;
+	}
+	if (h.first_lsn > st->queued_lsn + 1) {
 		DP_INC(w->s, wan_gap);
+		ooo_keep(w, st, body, h.sealed_size, h.first_lsn, h.n_records);
 		if (w->now - st->last_ack_tsc > w->rto / 4)
 			send_wack(w, st, VR_WIRE_WACK_GAP);
 		return;
 	}
-	/* Authentic, but its records must still decode, run in LSN order and fill it exactly. */
-	p = pl + VR_WIRE_BATCH_HDR;
-	end = p + h.sealed_size;
-	lsn = h.first_lsn;
-	while (p < end) {
-		struct vr_rec r;
-		int sz = vr_rec_decode(p, (size_t)(end - p), &r);
-
-		if (sz <= 0 || r.lsn != lsn || r.stream.account != st->id.account ||
-		    r.stream.vault != st->id.vault || r.stream.primary != st->id.primary) {
-			DP_INC(w->s, wan_bad_records);
-			return;
-		}
-		if (lsn == expect && !keep)
-			keep = p;
-		if (lsn >= expect)
-			nkeep++;
-		p += sz;
-		lsn++;
-		nrec++;
-	}
-	if (nrec != h.n_records) {
-		DP_INC(w->s, wan_bad_records);
-		return;
-	}
-	if (!keep) {
+	if (records_apply(w, st, body, h.sealed_size, h.first_lsn) > 0) {
 		DP_INC(w->s, wan_stale);
 		if (w->now - st->last_ack_tsc > w->rto / 4)
 			send_wack(w, st, VR_WIRE_WACK_ACK);
 		return;
 	}
-	if ((size_t)(end - keep) > dp->job_bytes) {
-		/* Authentic, but larger than this site's batches (a peer at a larger MTU). */
-		DP_INC(w->s, wan_bad_records);
-		return;
-	}
-	j = dp_job_get(dp);
-	if (!j) {
-		DP_INC(w->s, no_mbuf); /* the sender retransmits */
-		return;
-	}
-	j->kind = DP_JOB_RECORDS;
-	j->origin = false;
-	j->st = st;
-	j->epoch = st->epoch;
-	j->n = (uint16_t)nkeep;
-	j->bytes = (uint32_t)(end - keep);
-	j->first_lsn = expect;
-	j->last_lsn = lsn - 1;
-	j->t_open = w->now;
-	memcpy(j->data, keep, j->bytes);
-	if (log_push(w, j)) {
-		dp_job_put(dp, j);
-		return;
-	}
-	st->queued_lsn = j->last_lsn;
-	st->batches++;
+	ooo_drain(w, st);
 }
 
 static void

@@ -34,11 +34,13 @@ CC=clang setup build-asan -Dtests=enabled -Dfuzz=true -Db_sanitize=address,undef
 	-Db_lundef=false -Dbuildtype=debug || exit 1
 
 echo "== unit and integration suites (gcc)"
-meson test -C build --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
+VR_FIGURES="$results/figures-gcc.tsv" \
+	meson test -C build --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
 cp build/meson-logs/testlog.json "$results/gcc.json"
 
 echo "== unit and integration suites (clang, ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	VR_FIGURES="$results/figures-asan.tsv" \
 	meson test -C build-asan --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
 cp build-asan/meson-logs/testlog.json "$results/asan.json"
 
@@ -72,6 +74,29 @@ else
 	echo "style:clang-format FAIL" >>"$results/extra.txt"
 	status=1
 fi
+
+# The figures of issue 6 (tests call vr_test_figure), one table; each was asserted by its test.
+python3 - "$results" <<'PY'
+import os, sys, textwrap
+d = sys.argv[1]
+rows = {}
+for build in ("gcc", "asan"):
+    path = os.path.join(d, f"figures-{build}.tsv")
+    if os.path.exists(path):
+        for line in open(path):
+            f = line.rstrip("\n").split("\t")
+            if len(f) == 5:
+                rows.setdefault(f[0], []).append([build] + f[1:])
+print("== figures (issue 6; each one a test: a figure not met failed its test)")
+print(f"{'#':>2}  {'BUILD':5}  {'MET':7}  WHAT / TARGET / MEASURED")
+for i in range(1, 13):
+    for build, what, target, measured, met in rows.get(str(i), []):
+        print(f"{i:>2}  {build:5}  {met:7}  {what}; target {target}")
+        for l in textwrap.wrap(measured, 90):
+            print(f"{'':20}{l}")
+    if str(i) not in rows:
+        print(f"{i:>2}  {'-':5}  {'-':7}  not built yet")
+PY
 
 python3 - "$results" <<'PY'
 import json, re, sys, os

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* Helpers for vaultrep's Check suites; see vr_test.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,34 @@ vr_test_run(const char *name, int timeout, const TTest *const *tests, size_t n)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+void
+vr_test_figure(const char *id, const char *what, const char *target, int met,
+               const char *measured_fmt, ...)
+{
+	const char *path = getenv("VR_FIGURES");
+	char measured[512], line[1024];
+	va_list ap;
+	int n, fd;
+
+	va_start(ap, measured_fmt);
+	vsnprintf(measured, sizeof(measured), measured_fmt, ap);
+	va_end(ap);
+	printf("figure %s: %s: %s (target %s): %s\n", id, what, measured, target,
+	       met ? "met" : "NOT MET");
+	fflush(stdout);
+	if (!path || !*path)
+		return;
+	/* One write on an O_APPEND file: lines of concurrent suites do not mix. */
+	n = snprintf(line, sizeof(line), "%s\t%s\t%s\t%s\t%s\n", id, what, target, measured,
+	             met ? "met" : "NOT MET");
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || n < 0 ||
+	    write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+		fprintf(stderr, "vr_test_figure: %s: %s\n", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 char *

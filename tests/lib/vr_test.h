@@ -40,6 +40,15 @@ int vr_test_spawn(const char *const argv[], const char *sock);
 /* SIGTERM, then wait; returns the child's wait status. */
 int vr_test_stop(int pid);
 
+/*
+ * One figure of the fault suites (issue 6), for the table tools/test.sh prints at the end of the
+ * run: printed here, and appended as one tab-separated line "id, what, target, measured, met"
+ * to the file $VR_FIGURES when that is set. The caller asserts met as well: a figure not met is
+ * a failing test.
+ */
+void vr_test_figure(const char *id, const char *what, const char *target, int met,
+                    const char *measured_fmt, ...) __attribute__((format(printf, 5, 6)));
+
 struct vr_test_wal {
 	struct vr_stream_id id;
 	uint64_t lsn; /* last LSN produced */
