@@ -617,6 +617,7 @@ tap_open(const char *ns, const char *iface)
 	int nsfd, fd;
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
 	struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+	int buf = 32 << 20;
 
 	snprintf(path, sizeof(path), "/run/netns/%s", ns);
 	nsfd = open(path, O_RDONLY);
@@ -629,5 +630,7 @@ tap_open(const char *ns, const char *iface)
 	ck_assert_int_gt(sll.sll_ifindex, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sll, sizeof(sll)), 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* A capture must keep up with a site at full speed (root may go past rmem_max). */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
 	return fd;
 }

@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "sites.h"
+#include "vr_replay.h"
 
 #ifndef VR_AGENT_BIN
 #error "VR_AGENT_BIN must name vaultrep-hsm-agent"
@@ -256,36 +257,47 @@ END_TEST
 
 /* --- the WAN under attack: af_packet on a veth pair between two namespaces --- */
 
-enum { ETH_IP_UDP = 14 + 20 + 8, MAX_CAP = 64 };
+enum { ETH_IP_UDP = 14 + 20 + 8, MAX_CAP = 32768 };
 
 struct frame {
 	uint8_t b[2048];
 	size_t n;
 };
 
-/* Captures up to max WAN batch frames site 1 sends (bounded by time). */
+/*
+ * Captures up to max WAN batch frames site 1 sends, until seconds passed or none came for a
+ * second after the first.
+ */
 static unsigned
 capture(int fd, struct frame *f, unsigned max, double seconds)
 {
-	double end = now_s() + seconds;
+	double end = now_s() + seconds, last = 0;
 	unsigned n = 0;
 
-	while (n < max && now_s() < end) {
+	while (n < max && now_s() < end && (!n || now_s() - last < 1)) {
 		ssize_t r = recv(fd, f[n].b, sizeof(f[n].b), 0);
 
 		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && f[n].b[12] == 0x08 && f[n].b[13] == 0 &&
 		    f[n].b[14 + 9] == 17 &&
 		    vr_get_be16(f[n].b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH) {
 			f[n].n = (size_t)r;
+			last = now_s();
 			n++;
 		}
 	}
 	return n;
 }
 
+/* The batch sequence number of a captured frame. */
+static uint64_t
+frame_seq(const struct frame *f)
+{
+	return vr_get_be64(f->b + ETH_IP_UDP + 32);
+}
+
 /* Sends a copy of f whose UDP payload is len bytes (lengths and IPv4 checksum fixed). */
 static void
-inject(int fd, const struct frame *f, size_t len, const uint8_t *payload)
+inject_now(int fd, const struct frame *f, size_t len, const uint8_t *payload)
 {
 	uint8_t b[2048];
 	uint32_t sum = 0;
@@ -302,7 +314,14 @@ inject(int fd, const struct frame *f, size_t len, const uint8_t *payload)
 		sum = (sum & 0xffff) + (sum >> 16);
 	vr_put_be16(b + 14 + 10, (uint16_t)~sum);
 	ck_assert_int_eq(send(fd, b, ETH_IP_UDP + len, 0), (ssize_t)(ETH_IP_UDP + len));
-	usleep(200); /* the receiving af_packet ring is not infinite */
+}
+
+/* The same, paced: the receiving af_packet ring is not infinite. */
+static void
+inject(int fd, const struct frame *f, size_t len, const uint8_t *payload)
+{
+	inject_now(fd, f, len, payload);
+	usleep(200);
 }
 
 static const char *const rejects[] = {"wan_bad",         "wan_foreign",     "wan_unknown_stream",
@@ -322,10 +341,13 @@ rejected(struct site *s)
 START_TEST(wan_adversary_af_packet)
 {
 	static struct frame cap[MAX_CAP];
+	enum { BURST = 32 };
 	struct site a, b;
 	char report[400];
-	unsigned n_cap, injected = 0;
-	long long applied0, rej0, replays0, opened0;
+	unsigned n_cap, injected = 0, want_dup = 0, want_old = 0, tampered = 0;
+	long long applied0, rej0, dup0, old0, opened0, dup, old, tampered0, tampered_rej;
+	uint64_t top = 0;
+	bool met;
 	int fd, cap_fd, g;
 
 	veth_sites(&a, &b, "dpw");
@@ -333,24 +355,57 @@ START_TEST(wan_adversary_af_packet)
 	cap_fd = tap_open(ns_b, "vB");
 	fd = tap_open(ns_a, "vA");
 	snprintf(report, sizeof(report), "%s/gen1.json", root);
-	g = gen_start(&a, 1, 1, 20000, report);
-	n_cap = capture(cap_fd, cap, MAX_CAP, 20);
+	/* At 5 000 records/s the batches are small: many more than a replay window of them. */
+	g = gen_start_opts(&a, 1, 1, 1, 20000, report, NULL, 5000);
+	n_cap = capture(cap_fd, cap, MAX_CAP, 30);
 	close(cap_fd);
 	ck_assert_int_eq(gen_wait(g), 0);
-	ck_assert_uint_eq(n_cap, MAX_CAP);
 	wait_caught_up(&a, &b, 1, 1);
 	stage("20 000 records replicated over af_packet; batches captured on the wire");
 	usleep(300000);
+	/*
+	 * Every batch site 2 received was captured (so the newest captured is its window's top),
+	 * and there are more than a window of them (so the oldest repeats fall below it).
+	 */
+	ck_assert_int_eq(counter(&b, "wan_rx"), n_cap);
+	ck_assert_uint_gt(n_cap, VR_REPLAY_WINDOW + 100);
+	for (unsigned i = 0; i < n_cap; i++)
+		if (frame_seq(&cap[i]) > top)
+			top = frame_seq(&cap[i]);
 	applied0 = counter(&b, "wan_applied");
 	rej0 = rejected(&b);
-	replays0 = counter(&b, "replay_dup") + counter(&b, "replay_old");
+	dup0 = counter(&b, "replay_dup");
+	old0 = counter(&b, "replay_old");
 	opened0 = counter(&b, "open_failed");
 
-	/* 1. Exact repeats of every captured batch. */
-	for (unsigned i = 0; i < n_cap; i++, injected++)
+	/*
+	 * 1. Figure 8: exact repeats of every captured batch, each counted by its reason (inside
+	 * the window: replay_dup; VR_REPLAY_WINDOW or more below its top: replay_old); then a
+	 * burst of the newest one, back to back.
+	 */
+	for (unsigned i = 0; i < n_cap; i++, injected++) {
+		if (top - frame_seq(&cap[i]) >= VR_REPLAY_WINDOW)
+			want_old++;
+		else
+			want_dup++;
 		inject(fd, &cap[i], cap[i].n - ETH_IP_UDP, cap[i].b + ETH_IP_UDP);
+	}
+	for (unsigned i = 0; i < BURST; i++, injected++, want_dup++)
+		inject_now(fd, &cap[n_cap - 1], cap[n_cap - 1].n - ETH_IP_UDP,
+		           cap[n_cap - 1].b + ETH_IP_UDP);
 	usleep(300000);
-	ck_assert_int_eq(counter(&b, "replay_dup") + counter(&b, "replay_old") - replays0, n_cap);
+	dup = counter(&b, "replay_dup") - dup0;
+	old = counter(&b, "replay_old") - old0;
+	met = dup == (long long)want_dup && old == (long long)want_old &&
+	      counter(&b, "wan_applied") == applied0;
+	vr_test_figure("8", "replayed batches", "100% rejected, counted by reason", met,
+	               "%u exact repeats (%u inside the window, %u older) and a burst of %u: "
+	               "%lld replay_dup, %lld replay_old, 0 applied",
+	               n_cap, want_dup - BURST, want_old, BURST, dup, old);
+	ck_assert_int_eq(dup, want_dup);
+	ck_assert_int_eq(old, want_old);
+	ck_assert_int_eq(counter(&b, "wan_applied"), applied0);
+	tampered0 = rejected(&b);
 
 	/* 2. Every bit of the header, the tag and a sample of the ciphertext, flipped. */
 	{
@@ -371,6 +426,7 @@ START_TEST(wan_adversary_af_packet)
 				vr_put_be64(p + 32, vr_get_be64(p + 32) + 100000 + bit);
 			inject(fd, f, len, p);
 			injected++;
+			tampered++;
 		}
 		/* 3. Truncated (by 1, by the tag, to the header) and extended by a byte. */
 		memcpy(p, f->b + ETH_IP_UDP, len);
@@ -387,9 +443,12 @@ START_TEST(wan_adversary_af_packet)
 		vr_put_be64(p + 8, 999);
 		inject(fd, f, len, p);
 		injected += 6;
+		tampered += 6;
 	}
 	usleep(500000);
 	stage("replayed, tampered, truncated, extended and foreign-key batches injected");
+	tampered_rej = rejected(&b) - tampered0;
+	met = tampered_rej == (long long)tampered && counter(&b, "wan_applied") == applied0;
 	ck_assert_int_eq(counter(&b, "wan_applied"), applied0);
 	ck_assert_int_eq(rejected(&b) - rej0, injected);
 	ck_assert_int_gt(counter(&b, "open_failed"), opened0);
@@ -403,6 +462,15 @@ START_TEST(wan_adversary_af_packet)
 	g = gen_start_as(&a, 2, 1, 1, 5000, report); /* a second producer */
 	ck_assert_int_eq(gen_wait(g), 0);
 	wait_caught_up(&a, &b, 1, 1);
+	/* A window moved by a forged sequence would have refused these as too old. */
+	met = met && counter(&b, "wan_applied") == applied0 + 5000;
+	vr_test_figure("9", "tampered batches",
+	               "100% rejected and counted; a forged batch never moves the replay window",
+	               met,
+	               "%u injected (every header and tag bit flipped, 1 ciphertext bit in 61, "
+	               "truncated 3 ways, extended, unknown key id, another stream): %lld "
+	               "rejected, 0 applied; 5000 genuine records applied after them",
+	               tampered, tampered_rej);
 	ck_assert_int_eq(counter(&b, "wan_applied"), applied0 + 5000);
 	close(fd);
 	teardown(&a, &b);
