@@ -11,7 +11,8 @@
  * --window frames per stream awaiting their ack. It checks every ack: it must name a frame in
  * flight, and the LSNs a stream's acks carry must be consecutive in the order of the frames
  * (one producer per stream here). A nack for back-pressure or order (EBUSY, ERANGE) sends the
- * stream again from its first unacked frame; a frame unacked for 200 ms is sent again (the
+ * stream again from its first unacked frame after a pause (0.5 ms; after EBUSY, doubled while
+ * the back-pressure lasts, up to 100 ms); a frame unacked for 200 ms is sent again (the
  * dataplane answers a repeat with its original ack). At the end it prints throughput and ack
  * latency percentiles, and with --report writes one JSON line per stream (account, first and
  * last LSN acked) for tests to compare with the receiver's log.
@@ -53,6 +54,7 @@ struct gstream {
 	uint64_t acked_seq; /* every frame <= this is acked */
 	uint64_t resend_from;
 	uint64_t hold_until; /* TSC: a nack pauses the stream a little */
+	uint64_t busy_hold;  /* TSC ticks: the pause after EBUSY, doubled while it lasts */
 	uint64_t quota;      /* frames this stream sends: --records spread evenly */
 	uint64_t *exact;     /* --acks: the LSN an ack named for each frame (0: implied only) */
 	uint64_t first_lsn, last_lsn;
@@ -220,9 +222,19 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 		if (from > s->acked_seq && from < s->next_seq &&
 		    (!s->resend_from || from < s->resend_from))
 			s->resend_from = from;
-		s->hold_until = now + hz / 2000;
+		/*
+		 * EBUSY: the appliance's window is full (a member is away); back off exponentially,
+		 * 0.5 ms to 100 ms, instead of answering every nack with the whole window again.
+		 * The ERANGE nacks of the frames behind it do not shorten that pause.
+		 */
+		if (a.status == EBUSY)
+			s->busy_hold =
+			    s->busy_hold ? RTE_MIN(2 * s->busy_hold, hz / 10) : hz / 2000;
+		if (now + RTE_MAX(s->busy_hold, hz / 2000) > s->hold_until)
+			s->hold_until = now + RTE_MAX(s->busy_hold, hz / 2000);
 		return;
 	}
+	s->busy_hold = 0;
 	if (s->exact && a.producer_seq <= s->quota)
 		s->exact[a.producer_seq] = a.lsn;
 	/* Cumulative: every earlier frame is durable too, at the LSNs just before. */

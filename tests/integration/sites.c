@@ -157,6 +157,7 @@ site_start(struct site *s)
 
 /* The error text of the last call_want(). */
 char call_err[256];
+unsigned gen_seconds = 150;
 
 /*
  * One request (consumed) to the socket of a site's dataplane or agent (named who in a
@@ -248,6 +249,7 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
                const char *report, const char *acks, unsigned rate)
 {
 	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16], rt[16];
+	char secs[16];
 	const char *argv[] = {VR_GEN_BIN,
 	                      "-l",
 	                      "1",
@@ -275,7 +277,7 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
 	                      "--window",
 	                      "32",
 	                      "--seconds",
-	                      "150",
+	                      secs,
 	                      "--report",
 	                      report,
 	                      "--producer",
@@ -289,6 +291,7 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
 	pid_t pid;
 
 	snprintf(rt, sizeof(rt), "%u", rate);
+	snprintf(secs, sizeof(secs), "%u", gen_seconds);
 	snprintf(pr, sizeof(pr), "%u", producer);
 	snprintf(vdev, sizeof(vdev),
 	         "net_memif0,role=client,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:09",

@@ -43,6 +43,7 @@ struct site {
 extern char *root;              /* the test's temporary directory */
 extern char wan_sock[300];      /* the memif WAN socket */
 extern char call_err[256];      /* the error text of the last call_want() */
+extern unsigned gen_seconds;    /* a generator's time limit (default 150 s) */
 extern char ns_a[32], ns_b[32]; /* the af_packet tests' namespaces (veth_up) */
 
 double now_s(void);
