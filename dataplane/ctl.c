@@ -302,7 +302,7 @@ static json_t *
 op_stream_add(struct dp *dp, json_t *req)
 {
 	json_t *err, *members = json_object_get(req, "members"), *m, *records = NULL, *res,
-	             *kid = json_object_get(req, "key_id");
+	             *kid = json_object_get(req, "key_id"), *sync;
 	struct vr_stream_id id;
 	struct vr_log_stream ls;
 	struct dp_stream *st;
@@ -337,11 +337,17 @@ op_stream_add(struct dp *dp, json_t *req)
 			            VR_REC_MAX_MEMBERS);
 		room = (size_t)r;
 	}
+	sync = json_object_get(req, "sync");
+	if (sync && (!json_is_integer(sync) || json_integer_value(sync) < 0 ||
+	             (size_t)json_integer_value(sync) > json_array_size(members)))
+		return fail(EINVAL, "\"sync\" is how many members must hold a record before its "
+		                    "producer is acked: 0 (async) to the members' count");
 	/* The C heap, not DPDK's: 16 B of overhead instead of 128 (an idle stream's memory). */
 	st = calloc(1, sizeof(*st) + room * sizeof(st->members[0]));
 	if (!st)
 		return fail(ENOMEM, "out of memory for a stream");
 	st->room = (uint8_t)room;
+	st->sync = (uint8_t)json_integer_value(sync);
 	st->id = id;
 	st->origin = id.primary == dp->conf.site;
 	st->worker = (uint8_t)vr_wire_stream_owner(id.account, id.vault, id.primary, dp->n_workers);
@@ -824,6 +830,8 @@ stream_json(struct dp_stream *st)
 	}
 	json_object_set_new(o, "members", ms);
 	json_object_set_new(o, "window", json_integer(st->win_n));
+	if (st->origin)
+		json_object_set_new(o, "sync", json_integer(st->sync));
 	if (atomic_load(&st->closed))
 		json_object_set_new(o, "closed", json_true());
 	if (st->origin)

@@ -240,6 +240,7 @@ struct dp_job {
 	struct dp_stream *st;
 	uint8_t kind;
 	bool origin;
+	bool synced; /* origin, sync stream: its producers were acked */
 	uint16_t n;
 	uint32_t bytes;
 	uint32_t epoch;
@@ -292,6 +293,7 @@ struct dp_stream {
 	bool installing;     /* receiver: a key record is with control */
 	bool sessions;       /* on the worker's list of streams whose keys hold crypto sessions */
 	_Atomic bool closed; /* origin: its vault was deleted (stream.close): nothing new taken */
+	uint8_t sync;        /* origin: producers acked once this many members hold it too (X1) */
 	uint32_t epoch;      /* bumped when a log failure resets the stream */
 	uint32_t win_n;
 	uint32_t confirmed; /* origin: members (bits) that hold rekey->key */

@@ -207,8 +207,8 @@ udp_new(struct worker *w, const struct dp_port *p, const struct rte_ether_addr *
 static void to_ctl(struct worker *w, struct dp_msg *m);
 
 static void
-send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to, int status,
-                uint64_t lsn)
+send_ingest_ack_to(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to,
+                   int status, uint64_t lsn, unsigned sites)
 {
 	struct vr_ack a = {
 	    .kind = status ? VR_WIRE_NACK : VR_WIRE_ACK,
@@ -217,7 +217,7 @@ send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ac
 	    .account = st ? st->id.account : 0,
 	    .vault = st ? st->id.vault : 0,
 	    .status = (uint16_t)(status < 0 ? -status : status),
-	    .sites = status ? 0 : 1,
+	    .sites = (uint8_t)(status ? 0 : sites),
 	    .lsn = lsn,
 	};
 	uint8_t *pl;
@@ -248,6 +248,14 @@ send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ac
 		DP_INC(w->s, nacks_sent);
 	else
 		DP_INC(w->s, acks_sent);
+}
+
+/* A nack (status), or an ack of a record durable here only. */
+static void
+send_ingest_ack(struct worker *w, const struct dp_stream *st, const struct dp_ackto *to, int status,
+                uint64_t lsn)
+{
+	send_ingest_ack_to(w, st, to, status, lsn, 1);
 }
 
 /* --- peers and ARP --- */
@@ -786,11 +794,65 @@ resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn, un
 	st->members[i].deadline = w->now + w->rto;
 }
 
+/* Acks every record of a durable origin batch to its producer: durable at sites sites. */
+static void
+ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites)
+{
+	uint64_t us;
+
+	for (unsigned i = 0; i < j->n; i++) {
+		for (unsigned k = 0; k < DP_PRODUCERS; k++)
+			if (st->prod[k].id == j->acks[i].producer &&
+			    j->acks[i].producer_seq > st->prod[k].durable_seq) {
+				st->prod[k].durable_seq = j->acks[i].producer_seq;
+				st->prod[k].durable_lsn = j->first_lsn + i;
+			}
+		send_ingest_ack_to(w, st, &j->acks[i], 0, j->first_lsn + i, sites);
+	}
+	us = (w->now - j->t_open) * 1000000 / w->dp->hz;
+	dp_count(&w->s->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n);
+}
+
+/*
+ * A sync stream (X1): acks the producers of the window's batches that st->sync members hold
+ * now (the sync-th highest of their acked LSNs), oldest first. A member set that shrank below
+ * st->sync asks for all of them.
+ */
+static void
+sync_release(struct worker *w, struct dp_stream *st)
+{
+	uint64_t held = UINT64_MAX;
+	unsigned need = RTE_MIN((unsigned)st->sync, (unsigned)st->n_members);
+
+	if (!st->sync)
+		return;
+	if (need) {
+		uint64_t top[VR_REC_MAX_MEMBERS];
+		unsigned n = 0;
+
+		/* The need-th highest acked LSN: what at least need members hold. */
+		for (unsigned i = 0; i < st->n_members; i++) {
+			unsigned k = n++;
+
+			for (; k && top[k - 1] < st->members[i].acked; k--)
+				top[k] = top[k - 1];
+			top[k] = st->members[i].acked;
+		}
+		held = top[need - 1];
+	}
+	for (struct dp_job *j = st->win_head; j && j->last_lsn <= held; j = j->next)
+		if (!j->synced) {
+			j->synced = true;
+			ack_producers(w, st, j, 1 + need);
+		}
+}
+
 static void
 win_release(struct worker *w, struct dp_stream *st)
 {
 	uint64_t low = UINT64_MAX;
 
+	sync_release(w, st);
 	for (unsigned i = 0; i < st->n_members; i++)
 		if (st->members[i].acked < low)
 			low = st->members[i].acked;
@@ -809,7 +871,6 @@ static void
 origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 {
 	struct dp *dp = w->dp;
-	uint64_t us;
 
 	if (j->status || j->epoch != st->epoch) {
 		int why = j->status ? j->status : -EIO;
@@ -835,17 +896,10 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	}
 	st->durable_lsn = j->last_lsn;
 	DP_ADD(w->s, records_logged, j->n);
-	for (unsigned i = 0; i < j->n; i++) {
-		for (unsigned k = 0; k < DP_PRODUCERS; k++)
-			if (st->prod[k].id == j->acks[i].producer &&
-			    j->acks[i].producer_seq > st->prod[k].durable_seq) {
-				st->prod[k].durable_seq = j->acks[i].producer_seq;
-				st->prod[k].durable_lsn = j->first_lsn + i;
-			}
-		send_ingest_ack(w, st, &j->acks[i], 0, j->first_lsn + i);
-	}
-	us = (w->now - j->t_open) * 1000000 / dp->hz;
-	dp_count(&w->s->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n);
+	/* A sync stream acks its producers once enough members hold the batch (sync_release). */
+	j->synced = !st->sync || !st->n_members;
+	if (j->synced)
+		ack_producers(w, st, j, 1);
 	if (!st->n_members) {
 		dp_job_put(dp, j);
 		return;

@@ -215,13 +215,14 @@ stream_key(void)
  * (members: rcv) or the receiver. Done again after a restart, as control would.
  */
 void
-streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                    unsigned n, unsigned sync)
 {
 	for (unsigned a = base; a < base + n; a++) {
 		if (s == origin)
-			json_decref(
-			    ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
-			                     "account", a, "vault", 1, "members", rcv->id)));
+			json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:[i], s:i}", "op", "stream.add",
+			                             "account", a, "vault", 1, "members", rcv->id,
+			                             "sync", sync)));
 		else
 			json_decref(
 			    ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
@@ -230,6 +231,12 @@ streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned b
 		                             "account", a, "vault", 1, "primary", origin->id,
 		                             "key_id", 1, "key", stream_key())));
 	}
+}
+
+void
+streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	streams_config_sync(s, origin, rcv, base, n, 0);
 }
 
 /* Streams account base..base+n-1, vault 1, primary origin->id, replicated to rcv. */

@@ -66,6 +66,9 @@ json_t *ctl(struct site *s, json_t *req);
  * restart, as control would), or at both ends (streams_add). */
 void streams_config(struct site *s, struct site *origin, struct site *rcv, unsigned base,
                     unsigned n);
+/* The same, the origin's streams sync: producers acked once sync members hold a record (X1). */
+void streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                         unsigned n, unsigned sync);
 void streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n);
 
 /* A generator on site s's LAN; returns its pid (see sites.c for acks and rate). */
