@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -220,9 +221,9 @@ streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsig
 {
 	for (unsigned a = base; a < base + n; a++) {
 		if (s == origin)
-			json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:[i], s:i}", "op", "stream.add",
-			                             "account", a, "vault", 1, "members", rcv->id,
-			                             "sync", sync)));
+			json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:[i], s:i}", "op",
+			                             "stream.add", "account", a, "vault", 1,
+			                             "members", rcv->id, "sync", sync)));
 		else
 			json_decref(
 			    ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
@@ -309,6 +310,9 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
 	snprintf(ns, sizeof(ns), "%u", streams);
 	snprintf(nr, sizeof(nr), "%u", records);
 	snprintf(prefix, sizeof(prefix), "vrg%d_%d", (int)getpid(), s->id);
+	/* A site just (re)started answers its control socket before its LAN's memif is up. */
+	for (int i = 0; i < 500 && access(s->lan, F_OK); i++)
+		usleep(10000);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -643,4 +647,88 @@ tap_open(const char *ns, const char *iface)
 	/* A capture must keep up with a site at full speed (root may go past rmem_max). */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
 	return fd;
+}
+
+/* --- restarts: SIGKILL a site mid-stream, start it again --- */
+
+void
+site_kill_restart_with(struct site *s, struct site *origin, struct site *rcv, unsigned n,
+                       streams_fn *config)
+{
+	int st;
+
+	kill(s->pid, SIGKILL);
+	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
+	unlink(s->lan); /* a memif server does not take over the socket file of a dead one */
+	site_start(s);
+	config(s, origin, rcv, 1, n);
+}
+
+void
+site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n)
+{
+	site_kill_restart_with(s, origin, rcv, n, streams_config);
+}
+
+enum { ETH_IP_UDP = 14 + 20 + 8 };
+
+/* Records (stream, key id, sequence) of every WAN batch arriving until told to stop. */
+static void *
+nonce_watch_run(void *arg)
+{
+	struct nonce_watch *nw = arg;
+	uint8_t b[2048];
+
+	while (!nw->stop) {
+		ssize_t r = recv(nw->fd, b, sizeof(b), 0);
+
+		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && b[12] == 0x08 && b[13] == 0 &&
+		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH &&
+		    nw->n < nw->cap) {
+			nw->v[nw->n].account = vr_get_be64(b + ETH_IP_UDP + 8);
+			nw->v[nw->n].key_id = vr_get_be32(b + ETH_IP_UDP + 24);
+			nw->v[nw->n].seq = vr_get_be64(b + ETH_IP_UDP + 32);
+			nw->n++;
+		}
+	}
+	return NULL;
+}
+
+void
+nonce_watch_start(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap)
+{
+	memset(nw, 0, sizeof(*nw));
+	nw->fd = tap_open(ns, iface);
+	nw->cap = cap;
+	nw->v = calloc(cap, sizeof(*nw->v));
+	ck_assert_ptr_nonnull(nw->v);
+	ck_assert_int_eq(pthread_create(&nw->th, NULL, nonce_watch_run, nw), 0);
+}
+
+static int
+cmp_nonce(const void *x, const void *y)
+{
+	const struct nonce_seen *a = x, *b = y;
+
+	if (a->account != b->account)
+		return a->account < b->account ? -1 : 1;
+	if (a->key_id != b->key_id)
+		return a->key_id < b->key_id ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+size_t
+nonce_watch_stop(struct nonce_watch *nw)
+{
+	size_t repeats = 0;
+
+	nw->stop = true;
+	pthread_join(nw->th, NULL);
+	close(nw->fd);
+	qsort(nw->v, nw->n, sizeof(*nw->v), cmp_nonce);
+	for (size_t i = 1; i < nw->n; i++)
+		repeats += !cmp_nonce(&nw->v[i - 1], &nw->v[i]);
+	free(nw->v);
+	nw->v = NULL;
+	return repeats;
 }

@@ -12,6 +12,7 @@
 #define VR_TEST_SITES_H
 
 #include <check.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -111,5 +112,34 @@ void veth_down(void);
 void veth_sites(struct site *a, struct site *b, const char *tag);
 /* A packet socket on iface inside namespace ns. */
 int tap_open(const char *ns, const char *iface);
+
+typedef void streams_fn(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                        unsigned n);
+/* SIGKILL site s, start it again, and configure its n streams again as control would. */
+void site_kill_restart_with(struct site *s, struct site *origin, struct site *rcv, unsigned n,
+                            streams_fn *config);
+void site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n);
+
+/*
+ * Every (key, nonce) a receiver is sent: the (stream, key id, sequence) of each WAN batch
+ * arriving at iface in namespace ns, gathered by a thread until nonce_watch_stop(), which
+ * returns how many of them were seen more than once (0 for a sender that never reuses one).
+ */
+struct nonce_seen {
+	uint64_t account;
+	uint32_t key_id;
+	uint64_t seq;
+};
+
+struct nonce_watch {
+	int fd;
+	pthread_t th;
+	volatile bool stop;
+	struct nonce_seen *v;
+	size_t n, cap;
+};
+
+void nonce_watch_start(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap);
+size_t nonce_watch_stop(struct nonce_watch *nw);
 
 #endif /* VR_TEST_SITES_H */

@@ -481,75 +481,6 @@ END_TEST
 
 /* --- restarts: SIGKILL a site mid-stream, start it again --- */
 
-struct seen {
-	uint64_t account;
-	uint64_t seq;
-};
-
-static struct {
-	int fd;
-	volatile bool stop;
-	struct seen *v;
-	size_t n, cap;
-} cap_all;
-
-/* Records (stream, seq) of every batch arriving at vB until told to stop. */
-static void *
-capture_all(void *arg)
-{
-	uint8_t b[2048];
-
-	(void)arg;
-	while (!cap_all.stop) {
-		ssize_t r = recv(cap_all.fd, b, sizeof(b), 0);
-
-		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && b[12] == 0x08 && b[13] == 0 &&
-		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH &&
-		    cap_all.n < cap_all.cap) {
-			/* One key per stream in this test: (stream, seq) names (key, nonce). */
-			cap_all.v[cap_all.n].account = vr_get_be64(b + ETH_IP_UDP + 8);
-			cap_all.v[cap_all.n].seq = vr_get_be64(b + ETH_IP_UDP + 32);
-			cap_all.n++;
-		}
-	}
-	return NULL;
-}
-
-static int
-cmp_seen(const void *x, const void *y)
-{
-	const struct seen *a = x, *b = y;
-
-	if (a->account != b->account)
-		return a->account < b->account ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-typedef void streams_fn(struct site *s, struct site *origin, struct site *rcv, unsigned base,
-                        unsigned n);
-
-/* SIGKILL site s, start it again, and configure its streams again as control would (config). */
-static void
-site_kill_restart_with(struct site *s, struct site *origin, struct site *rcv, unsigned n,
-                       streams_fn *config)
-{
-	int st;
-
-	kill(s->pid, SIGKILL);
-	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-	unlink(s->lan); /* a memif server does not take over the socket file of a dead one */
-	stage("killed");
-	site_start(s);
-	stage("started again");
-	config(s, origin, rcv, 1, n);
-}
-
-static void
-site_kill_restart(struct site *s, struct site *origin, struct site *rcv, unsigned n)
-{
-	site_kill_restart_with(s, origin, rcv, n, streams_config);
-}
-
 /* --- delivery (D7): what site 2 applies reaches a local consumer, a plain UDP socket --- */
 
 /* A UDP socket on addr:port inside namespace ns (the test process moves there). */
@@ -728,19 +659,16 @@ START_TEST(restarts_af_packet)
 	enum { STREAMS = 10, RECORDS = 30000, KILLS = 4 };
 	struct site a, b;
 	char report[400], acks[KILLS + 1][400], line[128];
-	pthread_t th;
+	struct nonce_watch nw;
 	FILE *f;
 	unsigned long long acc, seq, lsn;
-	unsigned checked = 0, repeats = 0, runs = 0;
+	unsigned checked = 0, runs = 0;
+	size_t repeats;
 	int g, st;
 
 	veth_sites(&a, &b, "dpr");
 	streams_add(&a, &b, 1, STREAMS);
-	cap_all.fd = tap_open(ns_b, "vB");
-	cap_all.cap = 4u << 20;
-	cap_all.v = calloc(cap_all.cap, sizeof(*cap_all.v));
-	ck_assert_ptr_nonnull(cap_all.v);
-	ck_assert_int_eq(pthread_create(&th, NULL, capture_all, NULL), 0);
+	nonce_watch_start(&nw, ns_b, "vB", 4u << 20);
 	snprintf(report, sizeof(report), "%s/gen.json", root);
 	/*
 	 * A producer session per run of the generator: killing the sender ends a session (the
@@ -770,17 +698,12 @@ START_TEST(restarts_af_packet)
 	ck_assert_int_eq(gen_wait(g), 0);
 	wait_caught_up(&a, &b, 1, STREAMS);
 	usleep(200000);
-	cap_all.stop = true;
-	pthread_join(th, NULL);
-	close(cap_all.fd);
+	repeats = nonce_watch_stop(&nw);
 	stage("every frame of the last session acked; receiver caught up");
 
 	/* No (key, nonce) twice at the receiver. */
-	qsort(cap_all.v, cap_all.n, sizeof(*cap_all.v), cmp_seen);
-	for (size_t i = 1; i < cap_all.n; i++)
-		repeats += !cmp_seen(&cap_all.v[i - 1], &cap_all.v[i]);
-	ck_assert_uint_gt(cap_all.n, RECORDS / 64);
-	ck_assert_msg(repeats == 0, "%u (key, nonce) pairs seen twice", repeats);
+	ck_assert_uint_gt(nw.n, RECORDS / 64);
+	ck_assert_msg(repeats == 0, "%zu (key, nonce) pairs seen twice", repeats);
 
 	/* Every acked frame of every session is in the receiver's log at the LSN its ack named. */
 	teardown(&a, &b);
@@ -828,8 +751,7 @@ START_TEST(restarts_af_packet)
 	printf("dataplane: %d SIGKILLs (sender and receiver in turn), %u producer sessions: %zu "
 	       "batches seen at the receiver, 0 (key, nonce) repeats; %u acked frames checked at "
 	       "their LSN in the receiver's log, 0 lost\n",
-	       KILLS, runs, cap_all.n, checked);
-	free(cap_all.v);
+	       KILLS, runs, nw.n, checked);
 	veth_down();
 	vr_test_rmdir(root);
 }
