@@ -17,7 +17,8 @@
  * latency percentiles, and with --report writes one JSON line per stream (account, first and
  * last LSN acked) for tests to compare with the receiver's log.
  *
- * --acks FILE writes "account seq lsn" for every frame whose own ack named its LSN; --lenient
+ * --acks FILE writes "account seq lsn" for every frame whose own ack named its LSN (as the acks
+ * come: a frame acked twice has two lines); --lenient
  * does not fail on LSNs out of order (an appliance restarted under it may append a frame whose
  * ack it lost twice: at least once, never lost). When the link goes down (the appliance went
  * away) it writes its report and exits with 75.
@@ -56,7 +57,6 @@ struct gstream {
 	uint64_t hold_until; /* TSC: a nack pauses the stream a little */
 	uint64_t busy_hold;  /* TSC ticks: the pause after EBUSY, doubled while it lasts */
 	uint64_t quota;      /* frames this stream sends: --records spread evenly */
-	uint64_t *exact;     /* --acks: the LSN an ack named for each frame (0: implied only) */
 	uint64_t first_lsn, last_lsn;
 	uint64_t sent_tsc[MAX_WIN];
 	bool done_seq[MAX_WIN];
@@ -89,6 +89,11 @@ static struct rte_mempool *mp;
 static volatile bool quit;
 static uint64_t *lat_us;
 static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors;
+/*
+ * --acks: written as the acks come, flushed every 50 ms, so that what a generator was told
+ * survives it (a DPDK memif client can fault when its server dies under it: see README).
+ */
+static FILE *acks_f;
 
 static void
 on_signal(int s)
@@ -235,8 +240,9 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 		return;
 	}
 	s->busy_hold = 0;
-	if (s->exact && a.producer_seq <= s->quota)
-		s->exact[a.producer_seq] = a.lsn;
+	if (acks_f)
+		fprintf(acks_f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s->account, a.producer_seq,
+		        a.lsn);
 	/* Cumulative: every earlier frame is durable too, at the LSNs just before. */
 	for (uint64_t q = s->acked_seq + 1; q <= a.producer_seq; q++) {
 		uint64_t sl = q % MAX_WIN, l = a.lsn - (a.producer_seq - q);
@@ -458,8 +464,10 @@ main(int argc, char **argv)
 		ss[i].account = o.account + i;
 		ss[i].next_seq = 1;
 		ss[i].quota = o.records / o.streams + (i < o.records % o.streams);
-		if (o.acks && !(ss[i].exact = calloc(ss[i].quota + 1, sizeof(uint64_t))))
-			return 1;
+	}
+	if (o.acks && !(acks_f = fopen(o.acks, "w"))) {
+		fprintf(stderr, "vaultrep-gen: %s: %s\n", o.acks, strerror(errno));
+		return 1;
 	}
 	hz = rte_get_tsc_hz();
 	t0 = rte_rdtsc();
@@ -480,6 +488,8 @@ main(int argc, char **argv)
 			struct rte_eth_link link;
 
 			next_link = now + hz / 20;
+			if (acks_f)
+				fflush(acks_f);
 			if (rte_eth_link_get_nowait(o.port, &link) == 0 && !link.link_status) {
 				gone = true;
 				break;
@@ -579,19 +589,8 @@ main(int argc, char **argv)
 		if (f)
 			fclose(f);
 	}
-	if (o.acks) {
-		FILE *f = fopen(o.acks, "w");
-
-		for (uint32_t i = 0; f && i < o.streams; i++) {
-			for (uint64_t q = 1; q <= ss[i].quota; q++)
-				if (ss[i].exact[q])
-					fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-					        ss[i].account, q, ss[i].exact[q]);
-			free(ss[i].exact);
-		}
-		if (f)
-			fclose(f);
-	}
+	if (acks_f)
+		fclose(acks_f);
 	rte_eth_dev_stop(o.port);
 	rte_eal_cleanup();
 	free(ss);
