@@ -416,6 +416,25 @@ op_stream_add(struct dp *dp, json_t *req)
 		stream_free(dp, st);
 		return fail(-rc, "cannot add the stream: %s", strerror(-rc));
 	}
+	/*
+	 * A member behind what is durable here (this site restarted before it acked): the owning
+	 * worker resends from the log, even if no producer writes to the stream again.
+	 */
+	for (i = 0; st->origin && i < st->n_members; i++)
+		if (st->members[i].acked < st->durable_lsn) {
+			struct dp_msg *cu = calloc(1, sizeof(*cu));
+
+			if (cu)
+				*cu = (struct dp_msg){.kind = DP_MSG_CATCH_UP, .st = st};
+			if (!cu || dp_msg_to_worker(dp, cu)) {
+				vr_err("dataplane",
+				       "stream %lu/%u/%u: out of memory: its members catch up with "
+				       "its next record",
+				       (unsigned long)id.account, id.vault, id.primary);
+				free(cu);
+			}
+			break;
+		}
 	if (rk) {
 		struct dp_msg *nk = calloc(1, sizeof(*nk));
 

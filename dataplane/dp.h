@@ -198,6 +198,7 @@ enum dp_msg_kind {
 	DP_MSG_INSTALLED, /* control -> worker: a key record was handled (status says how) */
 	DP_MSG_APPEND,    /* control -> worker: append a record (control's own: hsm, members) */
 	DP_MSG_APPENDED,  /* worker -> control: ... durable at lsn, or refused (status) */
+	DP_MSG_CATCH_UP,  /* control -> worker: a member is behind a stream just added */
 };
 
 struct dp_msg {
@@ -294,7 +295,8 @@ struct dp_stream {
 	bool sessions;       /* on the worker's list of streams whose keys hold crypto sessions */
 	_Atomic bool closed; /* origin: its vault was deleted (stream.close): nothing new taken */
 	uint8_t sync;        /* origin: producers acked once this many members hold it too (X1) */
-	uint32_t epoch;      /* bumped when a log failure resets the stream */
+	bool on_win;    /* origin: on the worker's retransmit scan (window, or a member behind) */
+	uint32_t epoch; /* bumped when a log failure resets the stream */
 	uint32_t win_n;
 	uint32_t confirmed; /* origin: members (bits) that hold rekey->key */
 	uint64_t durable_lsn;

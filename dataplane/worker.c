@@ -744,12 +744,23 @@ send_batch(struct worker *w, struct dp_stream *st, struct dp_job *j, uint32_t ma
 	return 0;
 }
 
+/* Puts st on the retransmit scan, once. */
 static void
 win_track(struct worker *w, struct dp_stream *st)
 {
 	/* Out of memory: the stream still retransmits on gap reports. */
-	if (st->win_n == 1)
-		list_add(&w->win, &w->n_win, &w->cap_win, st);
+	if (!st->on_win && list_add(&w->win, &w->n_win, &w->cap_win, st) == 0)
+		st->on_win = true;
+}
+
+/* True while a member of origin stream st lacks some of what is durable here. */
+static bool
+members_behind(const struct dp_stream *st)
+{
+	for (unsigned m = 0; m < st->n_members; m++)
+		if (st->members[m].acked < st->durable_lsn)
+			return true;
+	return false;
 }
 
 /*
@@ -1155,7 +1166,12 @@ scan_windows(struct worker *w)
 	for (unsigned i = 0; i < w->n_win;) {
 		struct dp_stream *st = w->win[i];
 
-		if (!st->win_n) {
+		/*
+		 * Kept while a member is behind even with nothing in the window: after a restart
+		 * the window is empty, and what a member lacks is read back from the log.
+		 */
+		if (!st->win_n && !members_behind(st)) {
+			st->on_win = false;
 			w->win[i] = w->win[--w->n_win];
 			continue;
 		}
@@ -1696,6 +1712,9 @@ ctl_msgs(struct worker *w)
 			break;
 		case DP_MSG_APPEND:
 			ctl_append(w, m);
+			break;
+		case DP_MSG_CATCH_UP:
+			win_track(w, m->st);
 			break;
 		default:
 			break;

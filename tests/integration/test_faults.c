@@ -752,13 +752,48 @@ START_TEST(sender_killed_under_load)
 }
 END_TEST
 
+/*
+ * Regression (found by figure 2): records durable at the origin that no member has, when the
+ * origin restarts and no producer writes again. Its window is empty after the restart, and the
+ * stream used to leave the retransmit scan with it: the member stayed behind for good.
+ */
+START_TEST(idle_stream_catches_up_after_restart)
+{
+	struct site a, b;
+	char report[400];
+	int st;
+
+	veth_sites(&a, &b, "flt0");
+	streams_add(&a, &b, 1, 2);
+	kill(b.pid, SIGKILL);
+	ck_assert_int_eq(waitpid(b.pid, &st, 0), b.pid);
+	snprintf(report, sizeof(report), "%s/gen.json", root);
+	ck_assert_int_eq(gen_wait(gen_start(&a, 1, 2, 2000, report)), 0);
+	ck_assert_uint_lt(member_acked(&a, 1), durable(&a, 1, 1));
+	kill(a.pid, SIGKILL);
+	ck_assert_int_eq(waitpid(a.pid, &st, 0), a.pid);
+	unlink(a.lan);
+	unlink(b.lan);
+	site_start(&b);
+	streams_config(&b, &a, &b, 1, 2);
+	site_start(&a);
+	streams_config(&a, &a, &b, 1, 2);
+	stage("site 1 back with 2 000 records site 2 lacks, and no producer");
+	wait_caught_up(&a, &b, 1, 2);
+	wait_acked(&a, 1, 2);
+	teardown(&a, &b);
+	veth_down();
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {
 	    lossy_wan_applies_each_record_once, partitions_lose_nothing_acknowledged,
 	    rpo_when_the_primary_is_lost,       receiver_killed_under_load,
-	    sender_killed_under_load,
+	    sender_killed_under_load,           idle_stream_catches_up_after_restart,
 	};
 
 	srand((unsigned)getpid());
