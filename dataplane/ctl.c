@@ -418,9 +418,11 @@ op_stream_add(struct dp *dp, json_t *req)
 	}
 	/*
 	 * A member behind what is durable here (this site restarted before it acked): the owning
-	 * worker resends from the log, even if no producer writes to the stream again.
+	 * worker resends from the log, even if no producer writes to the stream again. A stream
+	 * that holds only its seed record waits for its first batch (the member's gap report
+	 * brings the seed then): an idle stream makes no crypto session and reads no log.
 	 */
-	for (i = 0; st->origin && i < st->n_members; i++)
+	for (i = 0; st->origin && st->durable_lsn > 1 && i < st->n_members; i++)
 		if (st->members[i].acked < st->durable_lsn) {
 			struct dp_msg *cu = calloc(1, sizeof(*cu));
 
