@@ -123,6 +123,23 @@ impair_counter(const char *dir, const char *name)
 	return v;
 }
 
+/* True in the ASan build, whose allocator keeps what is freed for a while (its quarantine). */
+static bool
+asan_build(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#else
+	return false;
+#endif
+#else
+	return false;
+#endif
+}
+
 static unsigned
 scale(void)
 {
@@ -313,7 +330,7 @@ START_TEST(partitions_lose_nothing_acknowledged)
 	double t_heal, catch_up = -1, outage = 2 * cut;
 	long rss_cut;
 	unsigned caught = 0;
-	bool met;
+	bool met, rss_flat;
 	int g;
 
 	gen_seconds = 150 + 3 * cut;
@@ -366,20 +383,21 @@ START_TEST(partitions_lose_nothing_acknowledged)
 	impair_down();
 	compare_logs(&a, &b, 1, STREAMS, report, per);
 
-	met = lw.under == 0 && catch_up >= 0 && catch_up <= 2 * outage &&
-	      lw.rss_max <= lw.rss_settled + 8192;
+	/* ASan keeps freed memory in its quarantine: RSS says nothing of the dataplane there. */
+	rss_flat = asan_build() || lw.rss_max <= lw.rss_settled + 8192;
+	met = lw.under == 0 && catch_up >= 0 && catch_up <= 2 * outage && rss_flat;
 	vr_test_figure("7", "30 s two-way partition, then one way each way, then heal",
 	               "no acked loss, flat memory, catch-up <= 2x outage, lag figure right", met,
 	               "%u records acked and all at site 2; outage %.0f s, backlog caught up in "
-	               "%.1f s; site 1 RSS %ld MiB at the cut, %ld after 10 s, %ld at most "
+	               "%.1f s; site 1 RSS %ld MiB at the cut, %ld after 10 s, %ld at most%s "
 	               "(window <= %lld batches); lag figure below the truth in %u of %u samples, "
 	               "at most %lld records, 0 at the end",
 	               STREAMS * per, outage, catch_up, rss_cut / 1024, lw.rss_settled / 1024,
-	               lw.rss_max / 1024, lw.window_max, lw.under, lw.samples, lw.max_reported);
+	               lw.rss_max / 1024, asan_build() ? " (not judged under ASan)" : "",
+	               lw.window_max, lw.under, lw.samples, lw.max_reported);
 	ck_assert_msg(catch_up >= 0 && catch_up <= 2 * outage, "caught up in %.1f s", catch_up);
 	ck_assert_msg(lw.under == 0, "the lag figure was below the truth %u times", lw.under);
-	ck_assert_msg(lw.rss_max <= lw.rss_settled + 8192, "site 1 grew from %ld to %ld KiB",
-	              lw.rss_settled, lw.rss_max);
+	ck_assert_msg(rss_flat, "site 1 grew from %ld to %ld KiB", lw.rss_settled, lw.rss_max);
 	vr_test_rmdir(root);
 }
 END_TEST
