@@ -1346,22 +1346,23 @@ records_check(const struct dp_stream *st, const uint8_t *p, size_t size, uint64_
 }
 
 /*
- * Hands the records of a checked batch (size bytes from first_lsn, first_lsn <= queued + 1) that
- * are not queued yet to the log writer. 0 when some were; 1 when none were new (stale); -errno
- * when they could not be (no job: the sender resends).
+ * Hands the records of a checked batch (size bytes, LSNs first_lsn..last_lsn, first_lsn <=
+ * queued + 1) that are not queued yet to the log writer. 0 when some were; 1 when none were new
+ * (stale); -errno when they could not be (no job: the sender resends).
  */
 static int
 records_apply(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t size,
-              uint64_t first_lsn)
+              uint64_t first_lsn, uint64_t last_lsn)
 {
 	const uint8_t *end = p + size;
-	uint64_t lsn = first_lsn, expect = st->queued_lsn + 1;
+	uint64_t expect = st->queued_lsn + 1;
 	struct dp_job *j;
 
-	for (; p < end && lsn < expect; lsn++)
-		p += vr_rec_decode(p, (size_t)(end - p), &(struct vr_rec){0});
-	if (p >= end)
+	if (last_lsn < expect)
 		return 1;
+	/* A batch that overlaps what is queued: skip its older records (records_check passed). */
+	for (uint64_t lsn = first_lsn; lsn < expect; lsn++)
+		p += vr_rec_decode(p, (size_t)(end - p), &(struct vr_rec){0});
 	j = dp_job_get(w->dp);
 	if (!j) {
 		DP_INC(w->s, no_mbuf);
@@ -1373,11 +1374,10 @@ records_apply(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t s
 	j->epoch = st->epoch;
 	j->bytes = (uint32_t)(end - p);
 	j->first_lsn = expect;
+	j->last_lsn = last_lsn;
+	j->n = (uint16_t)(last_lsn - expect + 1);
 	j->t_open = w->now;
 	memcpy(j->data, p, j->bytes);
-	for (j->last_lsn = expect - 1; p < end; j->last_lsn++)
-		p += vr_rec_decode(p, (size_t)(end - p), &(struct vr_rec){0});
-	j->n = (uint16_t)(j->last_lsn - expect + 1);
 	if (log_push(w, j)) {
 		dp_job_put(w->dp, j);
 		return -ENOBUFS;
@@ -1444,7 +1444,7 @@ ooo_drain(struct worker *w, struct dp_stream *st)
 				i++;
 				continue;
 			}
-			if (records_apply(w, st, o->data, o->bytes, o->first_lsn) == 0)
+			if (records_apply(w, st, o->data, o->bytes, o->first_lsn, o->last_lsn) == 0)
 				moved = true;
 			ooo_drop(w, i);
 		}
@@ -1529,7 +1529,8 @@ wan_batch_in(struct worker *w, struct rte_mbuf *m, uint32_t src_ip, uint8_t *pl,
 			send_wack(w, st, VR_WIRE_WACK_GAP);
 		return;
 	}
-	if (records_apply(w, st, body, h.sealed_size, h.first_lsn) > 0) {
+	if (records_apply(w, st, body, h.sealed_size, h.first_lsn, h.first_lsn + h.n_records - 1) >
+	    0) {
 		DP_INC(w->s, wan_stale);
 		if (w->now - st->last_ack_tsc > w->rto / 4)
 			send_wack(w, st, VR_WIRE_WACK_ACK);

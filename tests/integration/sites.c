@@ -609,6 +609,12 @@ veth_sites(struct site *a, struct site *b, const char *tag)
 {
 	root = vr_test_tmpdir(tag);
 	veth_up();
+	veth_sites_start(a, b);
+}
+
+void
+veth_sites_start(struct site *a, struct site *b)
+{
 	site_conf(a, 1, 2);
 	site_conf(b, 2, 1);
 	snprintf(a->netns, sizeof(a->netns), "%s", ns_a);
@@ -731,4 +737,27 @@ nonce_watch_stop(struct nonce_watch *nw)
 	free(nw->v);
 	nw->v = NULL;
 	return repeats;
+}
+
+const char *
+acked_frame_bad(struct vr_log *l, uint64_t account, uint64_t seq, uint64_t lsn)
+{
+	struct vr_stream_id id = {.account = account, .vault = 1, .primary = 1};
+	struct vr_log_iter *it = vr_log_iter_open(l, &id, lsn);
+	const char *bad = NULL;
+	struct vr_rec rec;
+	uint64_t acc = 0, s = 0;
+
+	if (!it)
+		return "its stream cannot be read";
+	if (vr_log_iter_next(it, &rec) != 1 || rec.lsn != lsn || rec.payload_size != 64) {
+		bad = "missing";
+	} else {
+		memcpy(&acc, rec.payload, 8);
+		memcpy(&s, rec.payload + 8, 8);
+		if (acc != account || s != seq)
+			bad = "another frame at its LSN";
+	}
+	vr_log_iter_close(it);
+	return bad;
 }

@@ -93,6 +93,11 @@ void wait_acked(struct site *origin, unsigned base, unsigned n);
 
 /* NULL if the record (account a) carries the generator's payload for its frame, else why not. */
 const char *payload_bad(unsigned a, const struct vr_rec *r);
+/*
+ * NULL if the log holds frame seq of stream account (vault 1, primary 1) at lsn, the LSN its ack
+ * named; else what is wrong ("missing", "another frame at its LSN").
+ */
+const char *acked_frame_bad(struct vr_log *l, uint64_t account, uint64_t seq, uint64_t lsn);
 /* Both logs hold the same records, byte for byte, with the generator's payloads (sites.c). */
 uint64_t compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n,
                       const char *report, unsigned per_stream);
@@ -110,6 +115,8 @@ int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void veth_up(void);
 void veth_down(void);
 void veth_sites(struct site *a, struct site *b, const char *tag);
+/* The sites part of veth_sites(): configured for vA (ns_a) and vB (ns_b), and started. */
+void veth_sites_start(struct site *a, struct site *b);
 /* A packet socket on iface inside namespace ns. */
 int tap_open(const char *ns, const char *iface);
 
