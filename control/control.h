@@ -20,6 +20,7 @@
 enum {
 	CTL_MAX_UIDS = 8,
 	CTL_MAX_REPLICAS = 4, /* members a vault's WAL stream is made with room for */
+	CTL_SYNC_WAIT_MS = 5000, /* a sync vault's write waits this long for its replicas */
 };
 
 struct ctl_conf {
@@ -148,11 +149,13 @@ json_t *ctl_refuse_replica(struct ctl *c, json_t *v);
 
 /*
  * link.c: peer links and replication. ctl_link_greet: link.hello to a peer just added (its
- * status in the catalog says how it went). ctl_wal_append: a key change of a primary vault as
- * an hsm record of its WAL (no-op without a dataplane); 0 or the error response.
+ * status in the catalog says how it went). ctl_wal_key: a key change of a primary vault as
+ * an hsm record of its WAL (no-op without a dataplane); NULL or the error response; for a sync
+ * vault, *sync is what to add to the answer: the sites that hold the record, or a warning.
  */
 void ctl_link_greet(struct ctl *c, unsigned site);
-json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version);
+json_t *ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version,
+                    json_t **sync);
 /*
  * Every second: a replica that joined a vault's WAL but did not take its payload keys (status
  * "keys pending") is carried them again; a replica keeps its WAL's payload keys (ctl_pkeys).

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -892,11 +893,67 @@ ctl_replicas_live(struct ctl *c, json_t *v)
 
 /* --- the WAL: records of a primary, applied at its replicas --- */
 
+/*
+ * A sync vault (X1): waits, at most CTL_SYNC_WAIT_MS, until as many replicas as its mode asks
+ * (or all it has, when fewer) hold the record at lsn. The dataplane answered stream.append once
+ * the record was durable here; what it may not be yet is durable at the other sites. Returns
+ * {"sites": n} (durable at n sites, this one included), and a "warning" when the wait ran out:
+ * the record stays in the WAL and reaches the replicas when they come back (it cannot be undone
+ * any more than a committed write of a database whose synchronous standby is away).
+ */
+static json_t *
+sync_wait(struct ctl *c, json_t *v, json_int_t lsn)
+{
+	json_int_t sites = json_integer_value(json_object_get(v, "sync_sites"));
+	json_t *err = NULL, *r, *m;
+	struct timespec t0, t;
+	size_t need, held = 0, n = 0, i;
+	long ms = 0;
+
+	if (sites < 2)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		r = ctl_dp(c, ctl_stream_op(v, "stream.show"), &err);
+		if (!r)
+			break;
+		n = json_array_size(json_object_get(r, "members"));
+		held = 0;
+		json_array_foreach(json_object_get(r, "members"), i, m) if (
+		    json_integer_value(json_object_get(m, "acked")) >= lsn) held++;
+		json_decref(r);
+		need = (size_t)sites - 1 < n ? (size_t)sites - 1 : n;
+		if (held >= need)
+			return json_pack("{s:I}", "sites", (json_int_t)(1 + held));
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= CTL_SYNC_WAIT_MS)
+			break;
+		usleep(2000);
+	}
+	{
+		const char *why = json_string_value(json_object_get(err, "error"));
+		char w[400], tmo[32];
+
+		snprintf(tmo, sizeof(tmo), "not within %d ms", CTL_SYNC_WAIT_MS);
+		snprintf(w, sizeof(w),
+		         "LSN %lld is durable here and at %zu of %zu replicas, not yet at the %lld "
+		         "sites this sync vault asks for (%s); it reaches them when they catch up",
+		         (long long)lsn, held, n, (long long)sites,
+		         why ? why : tmo);
+		json_decref(err);
+		return json_pack("{s:I, s:s}", "sites", (json_int_t)(1 + held), "warning", w);
+	}
+}
+
 json_t *
-ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version)
+ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_t version,
+            json_t **sync)
 {
 	json_t *err = NULL, *r, *pl;
 	char hv[48], *s, *b64;
+
+	*sync = NULL;
 
 	if (!c->conf.dp[0])
 		return NULL;
@@ -926,8 +983,11 @@ ctl_wal_key(struct ctl *c, json_t *v, const char *op, const char *key, json_int_
 	                     "type", "hsm", "rec_op", op, "payload", b64),
 	           &err);
 	free(b64);
+	if (!r)
+		return err;
+	*sync = sync_wait(c, v, json_integer_value(json_object_get(r, "lsn")));
 	json_decref(r);
-	return r ? NULL : err;
+	return NULL;
 }
 
 int

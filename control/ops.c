@@ -452,11 +452,41 @@ ctl_vault_room(struct ctl *c, uint64_t account, const char *name, size_t *n)
 	return NULL;
 }
 
+/*
+ * X1: "mode" async (the default: a write is acked once durable here) or sync (once durable at
+ * "sites" sites, this one included: 2 by default). The sites beyond this one are the vault's
+ * replicas, in the order they joined; until it has that many, a write waits for all it has
+ * (with none yet, for this site alone).
+ */
+static json_t *
+vault_mode_arg(json_t *req, uint64_t *sites)
+{
+	const char *mode = json_string_value(json_object_get(req, "mode"));
+	json_t *err = NULL;
+
+	*sites = 1;
+	if (mode && strcmp(mode, "async") && strcmp(mode, "sync"))
+		return fail(EINVAL, "\"mode\" is async or sync, not \"%s\"", mode);
+	if (!json_object_get(req, "sites")) {
+		if (mode && !strcmp(mode, "sync"))
+			*sites = 2;
+		return NULL;
+	}
+	if (!mode || strcmp(mode, "sync"))
+		return fail(EINVAL, "\"sites\" is for a sync vault (mode sync)");
+	if (ctl_arg_uint(req, "sites", 1 + CTL_MAX_REPLICAS, sites, &err))
+		return err;
+	if (*sites < 2)
+		return fail(EINVAL, "a sync vault's writes are durable at 2..%d sites (\"sites\" %" PRIu64
+		                    ")", 1 + CTL_MAX_REPLICAS, *sites);
+	return NULL;
+}
+
 static json_t *
 op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
 	json_t *err = NULL, *v, *seq, *r, *site = ctl_site_entry(c);
-	uint64_t account, id = 1;
+	uint64_t account, id = 1, sites;
 	const char *name;
 	char path[128], hv[48], when[32];
 	size_t n;
@@ -468,7 +498,7 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (!inited)
 		return fail(EAGAIN, "the site is not initialized: site init first");
 	if (ctl_arg_uint(req, "account", UINT64_MAX, &account, &err) ||
-	    !(name = ctl_arg_name(req, "name", &err)))
+	    !(name = ctl_arg_name(req, "name", &err)) || (err = vault_mode_arg(req, &sites)))
 		return err;
 	if ((err = ctl_vault_room(c, account, name, &n)))
 		return err;
@@ -485,9 +515,11 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (rc)
 		return fail(-rc, "catalog: %s", strerror(-rc));
 	ctl_now(when, sizeof(when));
-	v = json_pack("{s:I, s:s, s:I, s:i, s:s, s:s, s:s, s:[]}", "account", (json_int_t)account,
-	              "name", name, "id", (json_int_t)id, "primary", c->conf.site, "role",
-	              "primary", "status", "creating", "created", when, "replicas");
+	v = json_pack("{s:I, s:s, s:I, s:i, s:s, s:s, s:s, s:[], s:s, s:I}", "account",
+	              (json_int_t)account, "name", name, "id", (json_int_t)id, "primary",
+	              c->conf.site, "role", "primary", "status", "creating", "created", when,
+	              "replicas", "mode", sites > 1 ? "sync" : "async", "sync_sites",
+	              (json_int_t)sites);
 	/* Written first: a crash part-way leaves a "creating" entry that names what to undo. */
 	rc = ctl_catalog_put(c->cat, path, v);
 	if (rc) {
@@ -504,9 +536,10 @@ op_vault_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (c->conf.dp[0]) {
 		/* The account WAL, its seed record first (V2); members come with replication. */
 		r = ctl_dp(c,
-		           json_pack("{s:s, s:I, s:I, s:[], s:i}", "op", "stream.add", "account",
-		                     (json_int_t)account, "vault", (json_int_t)id, "members",
-		                     "room", CTL_MAX_REPLICAS),
+		           json_pack("{s:s, s:I, s:I, s:[], s:i, s:I}", "op", "stream.add",
+		                     "account", (json_int_t)account, "vault", (json_int_t)id,
+		                     "members", "room", CTL_MAX_REPLICAS, "sync",
+		                     (json_int_t)(sites - 1)),
 		           &err);
 		if (!r)
 			goto undo_partition;
@@ -688,23 +721,34 @@ existing_key(struct ctl *c, json_t *req, json_t **v, const char **key, char *pat
 /*
  * A key change in the vault's partition (hsm_op), then its record in the vault's WAL (V6,
  * wal_op). Returns the HSM's answer, or NULL with *err when the HSM refused; *wal_err is the
- * WAL's refusal of a change the HSM made already (the caller undoes it or says so). Takes v.
+ * WAL's refusal of a change the HSM made already (the caller undoes it or says so); *sync what
+ * a sync vault adds to the answer (ctl_wal_key). Takes v.
  */
 static json_t *
 key_change(struct ctl *c, json_t *v, const char *hsm_op, const char *wal_op, const char *key,
-           json_t **err, json_t **wal_err)
+           json_t **err, json_t **wal_err, json_t **sync)
 {
 	char hv[48];
 	json_t *r;
 
-	*wal_err = NULL;
+	*wal_err = *sync = NULL;
 	ctl_hsm_vault(hv, v);
 	r = ctl_hsm(c, json_pack("{s:s, s:s, s:s}", "op", hsm_op, "vault", hv, "name", key), err);
 	if (r)
 		*wal_err = ctl_wal_key(c, v, wal_op, key,
-		                       json_integer_value(json_object_get(r, "version")));
+		                       json_integer_value(json_object_get(r, "version")), sync);
 	json_decref(v);
 	return r;
+}
+
+/* An answer, with what a sync vault's wait added to it (taken). */
+static json_t *
+ok_sync(json_t *res, json_t *sync)
+{
+	if (sync)
+		json_object_update(res, sync);
+	json_decref(sync);
+	return ok(res);
 }
 
 /* A refusal of the WAL's, its message prefixed with what was done here all the same. */
@@ -722,7 +766,7 @@ done_here(json_t *err, const char *what)
 static json_t *
 op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r, *wal_err;
+	json_t *err = NULL, *v, *k, *r, *wal_err, *sync;
 	const char *key;
 	char path[200], hv[48], when[32];
 	int rc;
@@ -735,7 +779,7 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 		return fail(EEXIST, "key %s exists (key rotate makes a new version)", key);
 	}
 	ctl_hsm_vault(hv, v);
-	r = key_change(c, v, "key.create", "key.insert", key, &err, &wal_err);
+	r = key_change(c, v, "key.create", "key.insert", key, &err, &wal_err, &sync);
 	if (!r)
 		return err;
 	if (wal_err) {
@@ -755,22 +799,23 @@ op_key_create(struct ctl *c, const struct ctl_who *who, json_t *req)
 	rc = ctl_catalog_put(c->cat, path, k);
 	if (rc) {
 		json_decref(k);
+		json_decref(sync);
 		return fail(-rc, "catalog: %s (the key exists in the HSM)", strerror(-rc));
 	}
-	return ok(json_pack("{s:o}", "key", k));
+	return ok_sync(json_pack("{s:o}", "key", k), sync);
 }
 
 static json_t *
 op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r, *wal_err;
+	json_t *err = NULL, *v, *k, *r, *wal_err, *sync;
 	const char *key;
 	char path[200], when[32];
 	int rc;
 
 	if (!(k = existing_key(c, req, &v, &key, path, sizeof(path), &err)))
 		return err;
-	r = key_change(c, v, "key.rotate", "key.rotate", key, &err, &wal_err);
+	r = key_change(c, v, "key.rotate", "key.rotate", key, &err, &wal_err, &sync);
 	if (!r) {
 		json_decref(k);
 		return err;
@@ -794,15 +839,16 @@ op_key_rotate(struct ctl *c, const struct ctl_who *who, json_t *req)
 	rc = ctl_catalog_put(c->cat, path, k);
 	if (rc) {
 		json_decref(k);
+		json_decref(sync);
 		return fail(-rc, "catalog: %s", strerror(-rc));
 	}
-	return ok(json_pack("{s:o}", "key", k));
+	return ok_sync(json_pack("{s:o}", "key", k), sync);
 }
 
 static json_t *
 op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 {
-	json_t *err = NULL, *v, *k, *r, *wal_err;
+	json_t *err = NULL, *v, *k, *r, *wal_err, *sync;
 	const char *key;
 	char path[200];
 	int rc;
@@ -810,7 +856,7 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 	if (!(k = existing_key(c, req, &v, &key, path, sizeof(path), &err)))
 		return err;
 	json_decref(k);
-	r = key_change(c, v, "key.delete", "key.delete", key, &err, &wal_err);
+	r = key_change(c, v, "key.delete", "key.delete", key, &err, &wal_err, &sync);
 	if (!r)
 		return err;
 	if (wal_err) {
@@ -822,11 +868,12 @@ op_key_delete(struct ctl *c, const struct ctl_who *who, json_t *req)
 	rc = ctl_catalog_del(c->cat, path);
 	if (rc) {
 		json_decref(r);
+		json_decref(sync);
 		return fail(-rc, "catalog: %s", strerror(-rc));
 	}
 	v = json_pack("{s:O?}", "destroyed", json_object_get(r, "versions"));
 	json_decref(r);
-	return ok(v);
+	return ok_sync(v, sync);
 }
 
 static json_t *
@@ -1257,11 +1304,13 @@ ctl_dp_restore(struct ctl *c)
 			json_array_foreach(json_object_get(v, "replicas"), k,
 			                   rp) if (json_is_true(json_object_get(rp, "member")))
 			    json_array_append(m, json_object_get(rp, "site"));
+			json_int_t sites = json_integer_value(json_object_get(v, "sync_sites"));
+
 			r = ctl_dp(c,
-			           json_pack("{s:s, s:O, s:O, s:o, s:i}", "op", "stream.add",
+			           json_pack("{s:s, s:O, s:O, s:o, s:i, s:I}", "op", "stream.add",
 			                     "account", json_object_get(v, "account"), "vault",
 			                     json_object_get(v, "id"), "members", m, "room",
-			                     CTL_MAX_REPLICAS),
+			                     CTL_MAX_REPLICAS, "sync", sites > 1 ? sites - 1 : 0),
 			           &err);
 		} else {
 			/* a replica: its stored payload keys come back with the stream, and the

@@ -20,6 +20,9 @@
  *                installs a key record that control carried (a member that lost the chain)
  *                [room]: members the stream may grow to (stream.members), default as many as
  *                it has; vault streams of control are made with room for their replicas
+ *                [sync]: an origin stream of a sync vault (X1): a record is acked to its
+ *                producer once this many members hold it too (0..room; while it has fewer
+ *                members, once all of them do; with none, once durable here)
  *   stream.members account, vault, members              (origin) -> lsn
  *                the member set grows to `members` (the old ones, in order, then the new;
  *                at most room), or shrinks to its first ones (the newest dropped: a join
@@ -339,9 +342,10 @@ op_stream_add(struct dp *dp, json_t *req)
 	}
 	sync = json_object_get(req, "sync");
 	if (sync && (!json_is_integer(sync) || json_integer_value(sync) < 0 ||
-	             (size_t)json_integer_value(sync) > json_array_size(members)))
-		return fail(EINVAL, "\"sync\" is how many members must hold a record before its "
-		                    "producer is acked: 0 (async) to the members' count");
+	             (size_t)json_integer_value(sync) > room ||
+	             (json_integer_value(sync) && id.primary != dp->conf.site)))
+		return fail(EINVAL, "\"sync\" is for an origin stream: how many members must hold "
+		                    "a record before its producer is acked, 0 (async) to its room");
 	/* The C heap, not DPDK's: 16 B of overhead instead of 128 (an idle stream's memory). */
 	st = calloc(1, sizeof(*st) + room * sizeof(st->members[0]));
 	if (!st)

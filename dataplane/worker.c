@@ -805,13 +805,19 @@ resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn, un
 	st->members[i].deadline = w->now + w->rto;
 }
 
-/* Acks every record of a durable origin batch to its producer: durable at sites sites. */
+/*
+ * Acks every record of a durable origin batch to its producer: durable at sites sites. Control's
+ * own records (port 0) were answered once durable here (origin_done): control waits for the
+ * members of a sync vault itself, where it can say what it is waiting for.
+ */
 static void
 ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites)
 {
 	uint64_t us;
 
 	for (unsigned i = 0; i < j->n; i++) {
+		if (!j->acks[i].port && sites > 1)
+			continue;
 		for (unsigned k = 0; k < DP_PRODUCERS; k++)
 			if (st->prod[k].id == j->acks[i].producer &&
 			    j->acks[i].producer_seq > st->prod[k].durable_seq) {
@@ -911,6 +917,10 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	j->synced = !st->sync || !st->n_members;
 	if (j->synced)
 		ack_producers(w, st, j, 1);
+	else
+		for (unsigned i = 0; i < j->n; i++)
+			if (!j->acks[i].port) /* control's record: answered now (ack_producers) */
+				send_ingest_ack_to(w, st, &j->acks[i], 0, j->first_lsn + i, 1);
 	if (!st->n_members) {
 		dp_job_put(dp, j);
 		return;

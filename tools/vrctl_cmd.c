@@ -53,7 +53,14 @@ const struct cmd vrctl_cmds[] = {
      .verb = "create",
      .op = "vault.create",
      .help = "a vault: its HSM partition, masking key and WAL",
-     .args = {ACCOUNT, {"name", "vault name", true}}},
+     .args = {ACCOUNT,
+              {"name", "vault name", true},
+              {"mode", "async (default): a write is acked once durable here; sync: once "
+                       "durable at `sites` sites",
+               false},
+              {"sites", "sync: sites a write is durable at before its ack, this one included "
+                        "(default 2; while the vault has fewer replicas, all of them)",
+               false}}},
     {.object = "vault",
      .verb = "list",
      .op = "vault.list",
@@ -64,6 +71,7 @@ const struct cmd vrctl_cmds[] = {
               {"id", "ID"},
               {"role", "ROLE"},
               {"primary", "PRIMARY"},
+              {"mode", "MODE"},
               {"status", "STATUS"},
               {"created", "CREATED"}}},
     {.object = "vault",

@@ -1084,6 +1084,125 @@ START_TEST(replicate_rolls_back)
 }
 END_TEST
 
+/* A stream's field at a site's dataplane (stream show --json), or -1. */
+static long long
+stream_field(struct site *s, unsigned account, unsigned vault, const char *field)
+{
+	char out[16384];
+	long long v = -1;
+	json_t *j;
+
+	if (ctl(s->admin, out, sizeof(out), "--json stream show account %u vault %u primary 1",
+	        account, vault))
+		return -1;
+	j = json_loads(out, 0, NULL);
+	if (json_is_integer(json_object_get(j, field)))
+		v = json_integer_value(json_object_get(j, field));
+	json_decref(j);
+	return v;
+}
+
+/*
+ * X1 at control: a sync vault's key changes are answered once its replica holds them too; with
+ * the replica away, after a bounded wait, with a warning (the change is in the WAL and reaches
+ * the replica when it is back); the mode survives a restart of the primary's dataplane.
+ */
+START_TEST(sync_vault)
+{
+	struct full a, b;
+	char out[16384];
+	char *root = vr_test_tmpdir("ctl5");
+	unsigned id;
+	json_t *j;
+
+	snprintf(wan_sock, sizeof(wan_sock), "%s/wan.sock", root);
+	full_up(&a, 1, 16);
+	full_up(&b, 2, 16);
+	link_sites(&a, &b);
+
+	/* What the mode arguments refuse, each naming why; nothing made. */
+	ck_assert_int_eq(ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode x"),
+	                 1);
+	ck_assert_msg(strstr(out, "async or sync"), "%s", out);
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode async sites 2"), 1);
+	ck_assert_msg(strstr(out, "for a sync vault"), "%s", out);
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode sync sites 1"), 1);
+	ck_assert_msg(strstr(out, "2..5 sites"), "%s", out);
+	ck_assert_int_eq(
+	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode sync sites 6"), 1);
+	ck_assert_msg(strstr(out, "EINVAL"), "%s", out);
+	OK(a.s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "(none)"), "%s", out);
+
+	OK(a.s.admin, out, "vault create account 5 name s mode sync");
+	OK(a.s.admin, out, "vault create account 5 name plain");
+	OK(a.s.admin, out, "vault list");
+	ck_assert_msg(strstr(out, "MODE") && strstr(out, " sync ") && strstr(out, " async "), "%s",
+	              out);
+	id = vault_id(&a.s, 5, "s");
+	ck_assert_int_eq(stream_field(&a.s, 5, id, "sync"), 1);
+	ck_assert_int_eq(stream_field(&a.s, 5, vault_id(&a.s, 5, "plain"), "sync"), 0);
+	/* No replica yet: durable here is all there is. */
+	OK(a.s.admin, out, "--json key create account 5 vault s key k0");
+	j = json_loads(out, 0, NULL);
+	ck_assert_msg(json_integer_value(json_object_get(j, "sites")) == 1 &&
+	                  !json_object_get(j, "warning"),
+	              "%s", out);
+	json_decref(j);
+
+	OK(a.s.admin, out, "vault replicate account 5 name s site 2");
+	ck_assert_msg(strstr(out, "in sync"), "%s", out);
+	/* Answered once the replica's dataplane holds it: it does the moment the answer comes. */
+	for (int i = 0; i < 5; i++) {
+		long long lsn;
+
+		OK(a.s.admin, out, "--json key create account 5 vault s key k%d", i + 1);
+		j = json_loads(out, 0, NULL);
+		ck_assert_msg(json_integer_value(json_object_get(j, "sites")) == 2, "%s", out);
+		json_decref(j);
+		lsn = stream_field(&a.s, 5, id, "durable_lsn");
+		ck_assert_int_ge(stream_field(&b.s, 5, id, "durable_lsn"), lsn);
+	}
+
+	/* The replica's dataplane away: answered after the wait, with a warning, not undone. */
+	stop_dp(&b);
+	OK(a.s.admin, out, "--json key create account 5 vault s key late");
+	j = json_loads(out, 0, NULL);
+	ck_assert_msg(json_integer_value(json_object_get(j, "sites")) == 1 &&
+	                  strstr(json_string_value(json_object_get(j, "warning")), "catch up"),
+	              "%s", out);
+	json_decref(j);
+	OK(a.s.admin, out, "key list account 5 vault s");
+	ck_assert_msg(strstr(out, "late"), "%s", out);
+	start_dp(&b);
+	await(&b.s, "late", NULL, "key list account 5 vault s");
+	OK(a.s.admin, out, "--json key rotate account 5 vault s key late");
+	ck_assert_msg(strstr(out, "\"sites\": 2"), "%s", out);
+
+	/*
+	 * The primary's dataplane restarts: control gives it the stream again, sync included.
+	 * (Site 2's WAN is the memif client of site 1's, and a DPDK memif client does not connect
+	 * again in place: it restarts too, as after any restart of its server.)
+	 */
+	stop_dp(&b);
+	stop_dp(&a);
+	start_dp(&a);
+	start_dp(&b);
+	for (int i = 0; i < 200 && stream_field(&a.s, 5, id, "sync") != 1; i++)
+		usleep(100000);
+	ck_assert_int_eq(stream_field(&a.s, 5, id, "sync"), 1);
+	OK(a.s.admin, out, "--json key delete account 5 vault s key k1");
+	ck_assert_msg(strstr(out, "\"sites\": 2"), "%s", out);
+	await(&b.s, "k2", "k1", "key list account 5 vault s");
+
+	full_down(&a);
+	full_down(&b);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1091,7 +1210,7 @@ main(void)
 	    mgmt_port_refusals,       vault_and_keys,
 	    vault_create_rolls_back,  restart_keeps_catalog_and_audit,
 	    replicate_two_sites,      replicate_rolls_back,
-	    verify_names_differences,
+	    verify_names_differences, sync_vault,
 	};
 
 	return vr_test_run("control:sites", 300, tests, sizeof(tests) / sizeof(tests[0]));
