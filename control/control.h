@@ -19,7 +19,7 @@
 
 enum {
 	CTL_MAX_UIDS = 8,
-	CTL_MAX_REPLICAS = 4, /* members a vault's WAL stream is made with room for */
+	CTL_MAX_REPLICAS = 4,    /* members a vault's WAL stream is made with room for */
 	CTL_SYNC_WAIT_MS = 5000, /* a sync vault's write waits this long for its replicas */
 };
 

@@ -919,8 +919,11 @@ sync_wait(struct ctl *c, json_t *v, json_int_t lsn)
 			break;
 		n = json_array_size(json_object_get(r, "members"));
 		held = 0;
-		json_array_foreach(json_object_get(r, "members"), i, m) if (
-		    json_integer_value(json_object_get(m, "acked")) >= lsn) held++;
+		json_array_foreach(json_object_get(r, "members"), i, m)
+		{
+			if (json_integer_value(json_object_get(m, "acked")) >= lsn)
+				held++;
+		}
 		json_decref(r);
 		need = (size_t)sites - 1 < n ? (size_t)sites - 1 : n;
 		if (held >= need)
@@ -939,8 +942,7 @@ sync_wait(struct ctl *c, json_t *v, json_int_t lsn)
 		snprintf(w, sizeof(w),
 		         "LSN %lld is durable here and at %zu of %zu replicas, not yet at the %lld "
 		         "sites this sync vault asks for (%s); it reaches them when they catch up",
-		         (long long)lsn, held, n, (long long)sites,
-		         why ? why : tmo);
+		         (long long)lsn, held, n, (long long)sites, why ? why : tmo);
 		json_decref(err);
 		return json_pack("{s:I, s:s}", "sites", (json_int_t)(1 + held), "warning", w);
 	}

@@ -477,8 +477,10 @@ vault_mode_arg(json_t *req, uint64_t *sites)
 	if (ctl_arg_uint(req, "sites", 1 + CTL_MAX_REPLICAS, sites, &err))
 		return err;
 	if (*sites < 2)
-		return fail(EINVAL, "a sync vault's writes are durable at 2..%d sites (\"sites\" %" PRIu64
-		                    ")", 1 + CTL_MAX_REPLICAS, *sites);
+		return fail(EINVAL,
+		            "a sync vault's writes are durable at 2..%d sites (\"sites\" %" PRIu64
+		            ")",
+		            1 + CTL_MAX_REPLICAS, *sites);
 	return NULL;
 }
 

@@ -55,11 +55,13 @@ const struct cmd vrctl_cmds[] = {
      .help = "a vault: its HSM partition, masking key and WAL",
      .args = {ACCOUNT,
               {"name", "vault name", true},
-              {"mode", "async (default): a write is acked once durable here; sync: once "
-                       "durable at `sites` sites",
+              {"mode",
+               "async (default): a write is acked once durable here; sync: once "
+               "durable at `sites` sites",
                false},
-              {"sites", "sync: sites a write is durable at before its ack, this one included "
-                        "(default 2; while the vault has fewer replicas, all of them)",
+              {"sites",
+               "sync: sites a write is durable at before its ack, this one included "
+               "(default 2; while the vault has fewer replicas, all of them)",
                false}}},
     {.object = "vault",
      .verb = "list",

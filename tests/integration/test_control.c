@@ -1125,7 +1125,8 @@ START_TEST(sync_vault)
 	                 1);
 	ck_assert_msg(strstr(out, "async or sync"), "%s", out);
 	ck_assert_int_eq(
-	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode async sites 2"), 1);
+	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode async sites 2"),
+	    1);
 	ck_assert_msg(strstr(out, "for a sync vault"), "%s", out);
 	ck_assert_int_eq(
 	    ctl(a.s.admin, out, sizeof(out), "vault create account 5 name s mode sync sites 1"), 1);
