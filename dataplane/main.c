@@ -348,10 +348,14 @@ main(int argc, char **argv)
 		        strerror(-rc));
 		return 1;
 	}
-	dp->log = vr_log_open(dp->conf.log_dir, NULL);
+	/* Every WAL read back first: a damaged log is refused at start, never served with a hole.
+	 */
+	dp->log = vr_log_open(dp->conf.log_dir, &(struct vr_log_opts){.verify = true});
 	if (!dp->log) {
-		fprintf(stderr, "vaultrep-dataplane: log %s: %s\n", dp->conf.log_dir,
-		        strerror(errno));
+		fprintf(
+		    stderr, "vaultrep-dataplane: log %s: %s%s\n", dp->conf.log_dir, strerror(errno),
+		    errno == EUCLEAN ? ": the log is damaged (where: above) and was left as it is"
+		                     : "");
 		return 1;
 	}
 	rte_telemetry_register_cmd("/vaultrep/stats", tel_stats,

@@ -169,6 +169,28 @@ remember_stream(const struct vr_log_stream *s, void *arg)
 	return 0;
 }
 
+/* vr_log_opts.verify: one WAL read back whole at open. */
+static int
+verify_stream(const struct vr_log_stream *s, void *arg)
+{
+	uint64_t n = 0;
+	int rc = vr_log_verify(arg, &s->id, &n);
+
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		vr_err(
+		    "logstore",
+		    "WAL %llu/%u/%u is damaged after LSN %llu (%s; its last durable LSN is %llu): "
+		    "refusing to open the store",
+		    (unsigned long long)s->id.account, s->id.vault, s->id.primary,
+		    (unsigned long long)(s->trim_lsn + n), vr_rec_strerror(rc),
+		    (unsigned long long)s->last_lsn);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 static rocksdb_options_t *
 make_cf_opts(int cf, const struct vr_log_opts *o)
 {
@@ -262,6 +284,8 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 		rc = vr_seg_recover(log);
 		if (!rc)
 			rc = vr_log_stream_foreach(log, remember_stream, log);
+		if (!rc && o && o->verify)
+			rc = vr_log_stream_foreach(log, verify_stream, log);
 		if (!rc)
 			rc = vr_seg_collect(log);
 		if (rc)

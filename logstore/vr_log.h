@@ -36,6 +36,12 @@ struct vr_log_opts {
 	size_t write_buffer_size;
 	/* Segment files roll at this size; 0 selects the default (256 MiB). */
 	size_t segment_size;
+	/*
+	 * Read back every WAL at open (vr_log_verify: each record's checksum, LSN order, the
+	 * entropy chain, its row): a store damaged anywhere, not only at its tail, is refused
+	 * (EUCLEAN, naming the WAL and the LSN) instead of serving a hole found later.
+	 */
+	bool verify;
 };
 
 /* One call may append at most this many bytes of records (-E2BIG beyond). */
@@ -65,7 +71,9 @@ struct vr_log_stream {
 /*
  * Opens (creating if missing, unless secondary) the log database in dir and recovers every
  * stream's last LSN and entropy. Returns NULL with errno set: EBUSY if another process has it
- * open for writing, EUCLEAN if it is corrupt beyond point-in-time recovery, EIO otherwise.
+ * open for writing, EUCLEAN if it is corrupt beyond point-in-time recovery (a torn tail that
+ * was never reported durable is cut off; damage to anything reported durable is refused),
+ * EIO otherwise.
  * opts may be NULL for the defaults.
  */
 struct vr_log *vr_log_open(const char *dir, const struct vr_log_opts *opts);
