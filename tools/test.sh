@@ -43,6 +43,7 @@ cp build/meson-logs/testlog.json "$results/gcc.json"
 # restart several times slower, so its build runs $VR_KILLS_ASAN (10) of them.
 echo "== unit and integration suites (clang, ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions="$root/tests/fuzz/lsan.supp" \
 	VR_FIGURES="$results/figures-asan.tsv" VR_KILLS=${VR_KILLS_ASAN:-10} \
 	meson test -C build-asan --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
 cp build-asan/meson-logs/testlog.json "$results/asan.json"
@@ -54,7 +55,8 @@ echo "== fuzz harnesses ($fuzz_runs executions each, $(nproc) at a time)"
 fuzz_one() { # name
 	local name=$1 fz=build-asan/tests/fuzz/fuzz-$1 t0=$SECONDS
 	mkdir -p "$results/corpus-$name"
-	if "$fz" -runs="$fuzz_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	if LSAN_OPTIONS=suppressions="$root/tests/fuzz/lsan.supp" \
+		"$fz" -runs="$fuzz_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 		"$results/corpus-$name" "$root/tests/fuzz/corpus/$name" >"$results/fuzz-$name.log" 2>&1; then
 		echo OK >"$results/fuzz-$name.status"
 	else
