@@ -29,8 +29,10 @@
  *   S3. A failing frame in any earlier segment, a segment shorter than the checkpoint, or a
  *       frame whose records do not continue their WAL (LSN and entropy chain) is corruption:
  *       the store refuses to open (EUCLEAN) rather than serve a WAL with a hole.
- *   S4. Each valid frame is indexed again (chunk entries, stream rows, checkpoint), so after
- *       recovery the index covers every durable frame.
+ *   S4. Each valid frame is indexed again (chunk entries, stream rows, checkpoint: one RocksDB
+ *       write per frame, so that a recovery cut short by a crash or a failed write leaves the
+ *       index at a frame boundary and the next one replays from there), so after recovery the
+ *       index covers every durable frame.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -410,15 +412,25 @@ vr_seg_read(struct vr_log *log, const struct chunk_loc *c, uint8_t **buf, size_t
 	return 0;
 }
 
-/* Re-indexes one valid frame (S4), checking that its records continue their WALs (S3). */
+/* A WAL's row as a frame being replayed left it (replay_frame). */
+struct replayed_row {
+	uint8_t key[VR_STREAM_ID_SIZE];
+	struct vr_log_stream st;
+	UT_hash_handle hh;
+};
+
+/*
+ * Re-indexes one valid frame (S4) into wb, checking that its records continue their WALs (S3).
+ * The caller writes wb with the checkpoint past the frame: a frame is indexed whole or not at
+ * all, so a recovery cut short (a crash, a failed write) replays it again from the same rows.
+ */
 static int
 replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_off,
-             uint64_t *rec_bytes)
+             uint64_t *rec_bytes, rocksdb_writebatch_t *wb)
 {
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	struct replayed_row *rows = NULL, *sr = NULL, *tmp;
 	unsigned n_chunks = vr_get_be32(f + 20);
 	size_t pos = FRAME_HDR_SIZE;
-	char *err = NULL;
 	int rc = 0;
 
 	for (unsigned k = 0; k < n_chunks && !rc; k++) {
@@ -432,6 +444,7 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		size_t csize, cpos, row_size;
 		unsigned n;
 
+		sr = NULL;
 		if (pos + CHUNK_HDR_SIZE > size) {
 			rc = -EUCLEAN;
 			break;
@@ -452,7 +465,9 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 			}
 			if (cpos == 0) {
 				vr_stream_id_pack(&r.stream, skey);
-				rc = vr_log_load_stream(log, skey, &st);
+				/* Its row as this frame left it, or as the index has it. */
+				HASH_FIND(hh, rows, skey, VR_STREAM_ID_SIZE, sr);
+				rc = sr ? (st = sr->st, 0) : vr_log_load_stream(log, skey, &st);
 				if (rc == -ENOENT) {
 					st.last_lsn = 0;
 					vr_rec_genesis(&r.stream, st.last_entropy);
@@ -496,15 +511,25 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		                          (const char *)row, row_size);
 		*rec_bytes += csize;
 		pos += csize;
-		/* Rows must be visible to the next chunk of the same WAL in this frame. */
-		rocksdb_write(log->db, log->wo_async, wb, &err);
-		if (err) {
-			rc = vr_log_rdb_err("rocksdb_write(recovery)", err);
-			break;
+		/* The row, for a later chunk of the same WAL in this frame. */
+		if (!sr) {
+			sr = calloc(1, sizeof(*sr));
+			if (!sr) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(sr->key, skey, sizeof(skey));
+			HASH_ADD(hh, rows, key, VR_STREAM_ID_SIZE, sr);
 		}
-		rocksdb_writebatch_clear(wb);
+		sr->st = st;
+		sr->st.last_lsn = r.lsn;
+		memcpy(sr->st.last_entropy, r.entropy, VR_REC_ENTROPY_SIZE);
 	}
-	rocksdb_writebatch_destroy(wb);
+	HASH_ITER(hh, rows, sr, tmp)
+	{
+		HASH_DEL(rows, sr);
+		free(sr);
+	}
 	if (rc == -EUCLEAN)
 		vr_err("logstore",
 		       "segment %016" PRIx64 " offset %" PRIu64
@@ -649,15 +674,18 @@ vr_seg_recover(struct vr_log *log)
 			    vr_get_be32(hdr + 4))
 				break;
 			w->id = ids[i];
-			rc = replay_frame(log, w->stage, FRAME_HDR_SIZE + body, pos, &rec_bytes);
-			if (rc)
+			wb = rocksdb_writebatch_create();
+			rc =
+			    replay_frame(log, w->stage, FRAME_HDR_SIZE + body, pos, &rec_bytes, wb);
+			if (rc) {
+				rocksdb_writebatch_destroy(wb);
 				break;
+			}
 			pos += FRAME_HDR_SIZE + body;
 			w->off = pos;
 			w->next_seq++;
 			written += rec_bytes;
 			replayed++;
-			wb = rocksdb_writebatch_create();
 			put_counter(log, wb, META_SEG_WRITTEN, ids[i], written);
 			put_checkpoint(log, wb);
 			rocksdb_write(log->db, log->wo_async, wb, &err);

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * logstore:iofaults — figure 5 of issue 6 at the log: EIO and ENOSPC injected into a real
+ * writer process's writes and syncs (libvr-faultfs, LD_PRELOAD: every file of the log, the
+ * segments and RocksDB's own), one in 128 and one in 1 000, under load.
+ *
+ *   parent (checker)                         writer (this binary, --writer, faultfs preloaded)
+ *   ────────────────                         ───────────────────────────────────────────────
+ *   switch file "128 EIO" ─────────────────► open the log (verify), resume its 4 WALs
+ *   read pipe: "D wal lsn" ◄──────────────── append groups of 1..16 records; report durable
+ *              "F err", "S err" ◄─────────── the first failure, then the same call again
+ *   start another writer, until 10 failures   (it must fail too: the sticky state), exit
+ *   switch removed: one writer, 300 appends ► must all succeed (service resumes)
+ *   reopen: every LSN reported durable is there, every WAL verifies, payloads intact
+ *
+ * Phases: EIO and ENOSPC, each at 1 in 128 and 1 in 1 000 calls. Asserted: no append reported
+ * durable is missing (0 acks for failed writes), every failure is -EIO or -ENOSPC with the log's
+ * error on stderr, no append succeeds after a failure in the same process, and each phase ends
+ * with a writer that is not refused anything once the fault is gone.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vr_log.h"
+#include "vr_test.h"
+
+#ifndef VR_FAULTFS_LIB
+#error "VR_FAULTFS_LIB must name libvr-faultfs.so"
+#endif
+
+enum { N_WALS = 4, MAX_GROUP = 16, FAILURES = 10 };
+
+static struct vr_stream_id
+wal_id(int i)
+{
+	return (struct vr_stream_id){.account = 700 + (uint64_t)i, .vault = 1, .primary = 1};
+}
+
+/* The writer: appends until max appends are done or one fails; reports on fd 3. */
+static int
+writer_main(const char *dir, unsigned seed, unsigned max)
+{
+	static uint8_t buf[MAX_GROUP][1024];
+	struct vr_test_wal w[N_WALS];
+	struct vr_log *log = vr_log_open(dir, &(struct vr_log_opts){.verify = true});
+	FILE *out = fdopen(3, "w");
+
+	if (!out)
+		return 9;
+	setvbuf(out, NULL, _IOLBF, 0);
+	if (!log) {
+		fprintf(out, "O %d\n", errno);
+		return 0;
+	}
+	for (int i = 0; i < N_WALS; i++) {
+		struct vr_stream_id id = wal_id(i);
+		struct vr_log_stream ls;
+
+		vr_test_wal_init(&w[i], id.account, id.vault, id.primary, 0, NULL);
+		if (vr_log_stream_get(log, &id, &ls) == 0)
+			vr_test_wal_resume(&w[i], ls.last_lsn, ls.last_entropy);
+	}
+	for (unsigned a = 0; a < max; a++) {
+		struct vr_test_wal saved[N_WALS];
+		struct iovec iov[MAX_GROUP];
+		struct vr_log_durable d[MAX_GROUP];
+		unsigned n = 1 + (unsigned)rand_r(&seed) % MAX_GROUP, nd, bad;
+		int rc;
+
+		memcpy(saved, w, sizeof(w));
+		for (unsigned k = 0; k < n; k++) {
+			struct vr_test_wal *x = &w[(unsigned)rand_r(&seed) % N_WALS];
+
+			iov[k].iov_base = buf[k];
+			iov[k].iov_len =
+			    vr_test_wal_next(x, vr_test_payload_size(&x->id, x->lsn + 1, 300),
+			                     buf[k], sizeof(buf[k]));
+		}
+		rc = vr_log_append(log, iov, n, d, &nd, &bad);
+		if (rc) {
+			int again = vr_log_append(log, iov, n, d, &nd, &bad);
+
+			fprintf(out, "F %d\nS %d\n", -rc, -again);
+			memcpy(w, saved, sizeof(w));
+			break;
+		}
+		for (unsigned k = 0; k < nd; k++)
+			fprintf(out, "D %llu %llu\n",
+			        (unsigned long long)(d[k].stream.account - 700),
+			        (unsigned long long)d[k].lsn);
+	}
+	fprintf(out, "E\n");
+	fclose(out);
+	vr_log_close(log);
+	return 0;
+}
+
+static char self[512];
+
+struct run {
+	unsigned durable_reports, failures, refused_opens, appends_after_failure;
+	int last_err;
+	char stderr_text[4096];
+};
+
+/* One writer under the switch as it is now; reported[] gets the highest durable LSNs. */
+static void
+run_writer(const char *dir, const char *root, unsigned seed, unsigned max, uint64_t reported[],
+           struct run *r)
+{
+	char sw[400], lg[400], errpath[400], line[128], seed_s[16], max_s[16];
+	int pipefd[2], st;
+	pid_t pid;
+	FILE *in;
+	bool ended = false;
+
+	snprintf(sw, sizeof(sw), "%s/switch", root);
+	snprintf(lg, sizeof(lg), "%s/faults.log", root);
+	snprintf(errpath, sizeof(errpath), "%s/writer.err", root);
+	snprintf(seed_s, sizeof(seed_s), "%u", seed);
+	snprintf(max_s, sizeof(max_s), "%u", max);
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		close(pipefd[0]);
+		if (dup2(pipefd[1], 3) < 0 || efd < 0 || dup2(efd, 2) < 0)
+			_exit(8);
+		setenv("LD_PRELOAD", VR_FAULTFS_LIB, 1);
+		setenv("VR_FAULT_DIR", dir, 1);
+		setenv("VR_FAULT_SWITCH", sw, 1);
+		setenv("VR_FAULT_SEED", seed_s, 1);
+		setenv("VR_FAULT_LOG", lg, 1);
+		execl(self, self, "--writer", dir, seed_s, max_s, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	in = fdopen(pipefd[0], "r");
+	ck_assert_ptr_nonnull(in);
+	r->last_err = 0;
+	while (fgets(line, sizeof(line), in)) {
+		unsigned long long wal, lsn;
+		int e;
+
+		if (sscanf(line, "D %llu %llu", &wal, &lsn) == 2) {
+			ck_assert_uint_lt(wal, N_WALS);
+			ck_assert_msg(!r->last_err, "an append succeeded after a failure");
+			if (lsn > reported[wal])
+				reported[wal] = lsn;
+			r->durable_reports++;
+		} else if (sscanf(line, "F %d", &e) == 1) {
+			ck_assert_msg(e == EIO || e == ENOSPC, "an append failed with %s",
+			              strerror(e));
+			r->failures++;
+			r->last_err = e;
+		} else if (sscanf(line, "S %d", &e) == 1) {
+			ck_assert_msg(e == r->last_err,
+			              "after %s, the next append gave %s (not sticky)",
+			              strerror(r->last_err), strerror(e));
+		} else if (sscanf(line, "O %d", &e) == 1) {
+			ck_assert_msg(e == EIO || e == ENOSPC || e == EUCLEAN,
+			              "the log did not open: %s", strerror(e));
+			r->refused_opens++;
+			r->last_err = e;
+		} else if (line[0] == 'E') {
+			ended = true;
+		}
+	}
+	fclose(in);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && (ended || r->refused_opens),
+	              "the writer ended with status %d", st);
+	if (r->last_err) {
+		int fd = open(errpath, O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, r->stderr_text, sizeof(r->stderr_text) - 1) : -1;
+
+		r->stderr_text[n > 0 ? n : 0] = 0;
+		if (fd >= 0)
+			close(fd);
+		ck_assert_msg(
+		    strstr(r->stderr_text, "logstore") &&
+		        (strstr(r->stderr_text, "error") || strstr(r->stderr_text, "rror") ||
+		         strstr(r->stderr_text, strerror(r->last_err))),
+		    "a failure without the log's error on stderr: \"%s\"", r->stderr_text);
+	}
+}
+
+/* Every LSN reported durable is in the log, every WAL verifies, payloads are what was written. */
+static void
+check_log(const char *dir, const uint64_t reported[])
+{
+	struct vr_log *log = vr_log_open(dir, &(struct vr_log_opts){.verify = true});
+
+	ck_assert_msg(log, "the log does not open after the faults: %s", strerror(errno));
+	for (int i = 0; i < N_WALS; i++) {
+		struct vr_stream_id id = wal_id(i);
+		struct vr_log_stream ls;
+		struct vr_log_iter *it;
+		struct vr_rec rec;
+		uint64_t expect = 1;
+
+		if (!reported[i])
+			continue;
+		ck_assert_int_eq(vr_log_stream_get(log, &id, &ls), 0);
+		ck_assert_msg(ls.last_lsn >= reported[i],
+		              "WAL %d ends at LSN %llu; LSN %llu was reported durable", i,
+		              (unsigned long long)ls.last_lsn, (unsigned long long)reported[i]);
+		it = vr_log_iter_open(log, &id, 1);
+		ck_assert_ptr_nonnull(it);
+		while (vr_log_iter_next(it, &rec) == 1) {
+			ck_assert_uint_eq(rec.lsn, expect);
+			ck_assert_msg(rec.lsn == 1 || vr_test_payload_ok(&rec),
+			              "WAL %d: LSN %llu is not what was written", i,
+			              (unsigned long long)rec.lsn);
+			expect++;
+		}
+		vr_log_iter_close(it);
+		ck_assert_uint_eq(expect - 1, ls.last_lsn);
+	}
+	vr_log_close(log);
+}
+
+START_TEST(io_faults_ack_only_what_is_durable)
+{
+	static const struct {
+		unsigned one_in;
+		const char *err;
+	} phases[] = {{128, "EIO"}, {128, "ENOSPC"}, {1000, "EIO"}, {1000, "ENOSPC"}};
+	const char *s = getenv("VR_TEST_SEED");
+	unsigned seed = s ? (unsigned)strtoul(s, NULL, 0) : 5150, writers = 0;
+	char *root = vr_test_tmpdir("iofaults"), dir[400], sw[400], lg[400], measured[1024];
+	uint64_t reported[N_WALS] = {0};
+	size_t off = 0;
+	bool met = true;
+
+	snprintf(dir, sizeof(dir), "%s/log", root);
+	snprintf(sw, sizeof(sw), "%s/switch", root);
+	snprintf(lg, sizeof(lg), "%s/faults.log", root);
+	printf("logstore:iofaults: seed %u\n", seed);
+	measured[0] = 0;
+	for (size_t p = 0; p < sizeof(phases) / sizeof(phases[0]); p++) {
+		struct run r = {0}, clean = {0};
+		double t0 = (double)time(NULL);
+		FILE *f = fopen(sw, "w");
+		unsigned injected = 0;
+		char line[600];
+
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "%u %s\n", phases[p].one_in, phases[p].err);
+		fclose(f);
+		unlink(lg);
+		/* Writers under the fault until it has failed FAILURES appends (or 60 s). */
+		while (r.failures < FAILURES && (double)time(NULL) - t0 < 60) {
+			run_writer(dir, root, seed + writers, 2000, reported, &r);
+			writers++;
+		}
+		f = fopen(lg, "r");
+		while (f && fgets(line, sizeof(line), f))
+			injected++;
+		if (f)
+			fclose(f);
+		/* The fault clears: the next writer must not be refused anything. */
+		unlink(sw);
+		run_writer(dir, root, seed + writers++, 300, reported, &clean);
+		ck_assert_msg(!clean.failures && !clean.refused_opens &&
+		                  clean.durable_reports >= 300,
+		              "1 in %u %s: after the fault cleared, %u failures, %u refused opens",
+		              phases[p].one_in, phases[p].err, clean.failures, clean.refused_opens);
+		check_log(dir, reported);
+		met = met && r.failures >= FAILURES;
+		off += (size_t)snprintf(measured + off, sizeof(measured) - off,
+		                        "%s1 in %u %s: %u faults injected, %u appends failed (%u "
+		                        "opens refused), %u durable reports, 0 lost; resumed",
+		                        p ? "; " : "", phases[p].one_in, phases[p].err, injected,
+		                        r.failures, r.refused_opens, r.durable_reports);
+		printf("1 in %u %s: %u faults, %u failed appends, %u refused opens, %u durable "
+		       "reports\n",
+		       phases[p].one_in, phases[p].err, injected, r.failures, r.refused_opens,
+		       r.durable_reports);
+	}
+	vr_test_figure("5",
+	               "EIO and ENOSPC injected into the log's writes and syncs (libvr-faultfs), "
+	               "at the log (logstore)",
+	               "0 acks for failed writes; a clear error; service resumes when the fault "
+	               "clears",
+	               met, "%s (%u writer processes)", measured, writers);
+	ck_assert_msg(met, "a phase did not reach %d failures in 60 s", FAILURES);
+	vr_test_rmdir(root);
+}
+END_TEST
+
+int
+main(int argc, char **argv)
+{
+	const TTest *tests[] = {io_faults_ack_only_what_is_durable};
+	ssize_t n;
+
+	if (argc == 5 && !strcmp(argv[1], "--writer"))
+		return writer_main(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+		                   (unsigned)strtoul(argv[4], NULL, 0));
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return 1;
+	self[n] = 0;
+	return vr_test_run("logstore:iofaults", 600, tests, sizeof(tests) / sizeof(tests[0]));
+}
