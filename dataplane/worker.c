@@ -806,17 +806,28 @@ resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn, un
 }
 
 /*
- * Acks every record of a durable origin batch to its producer: durable at sites sites. Control's
- * own records (port 0) were answered once durable here (origin_done): control waits for the
- * members of a sync vault itself, where it can say what it is waiting for.
+ * Whom a durable origin batch is acked to now. Control's own records (port 0) are answered once
+ * durable here, whatever the stream's mode: control waits for the members of a sync vault
+ * itself, where it can say what it is waiting for. The producers of a sync stream are acked
+ * when enough members hold the batch (sync_release).
  */
+enum ack_to {
+	ACK_ALL,       /* durable here, and nothing more is asked */
+	ACK_CONTROL,   /* durable here, a sync stream: control's records only */
+	ACK_PRODUCERS, /* held by enough members: the rest */
+};
+
+/* Acks the records of a durable origin batch that `to` names: durable at sites sites. */
 static void
-ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites)
+ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites,
+              enum ack_to to)
 {
 	uint64_t us;
 
 	for (unsigned i = 0; i < j->n; i++) {
-		if (!j->acks[i].port && sites > 1)
+		bool control = !j->acks[i].port;
+
+		if ((to == ACK_CONTROL && !control) || (to == ACK_PRODUCERS && control))
 			continue;
 		for (unsigned k = 0; k < DP_PRODUCERS; k++)
 			if (st->prod[k].id == j->acks[i].producer &&
@@ -826,6 +837,8 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 			}
 		send_ingest_ack_to(w, st, &j->acks[i], 0, j->first_lsn + i, sites);
 	}
+	if (to == ACK_CONTROL)
+		return; /* the batch's latency counts when its producers are acked */
 	us = (w->now - j->t_open) * 1000000 / w->dp->hz;
 	dp_count(&w->s->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n);
 }
@@ -860,7 +873,7 @@ sync_release(struct worker *w, struct dp_stream *st)
 	for (struct dp_job *j = st->win_head; j && j->last_lsn <= held; j = j->next)
 		if (!j->synced) {
 			j->synced = true;
-			ack_producers(w, st, j, 1 + need);
+			ack_producers(w, st, j, 1 + need, ACK_PRODUCERS);
 		}
 }
 
@@ -915,12 +928,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	DP_ADD(w->s, records_logged, j->n);
 	/* A sync stream acks its producers once enough members hold the batch (sync_release). */
 	j->synced = !st->sync || !st->n_members;
-	if (j->synced)
-		ack_producers(w, st, j, 1);
-	else
-		for (unsigned i = 0; i < j->n; i++)
-			if (!j->acks[i].port) /* control's record: answered now (ack_producers) */
-				send_ingest_ack_to(w, st, &j->acks[i], 0, j->first_lsn + i, 1);
+	ack_producers(w, st, j, 1, j->synced ? ACK_ALL : ACK_CONTROL);
 	if (!st->n_members) {
 		dp_job_put(dp, j);
 		return;

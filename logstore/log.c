@@ -174,7 +174,7 @@ static int
 verify_stream(const struct vr_log_stream *s, void *arg)
 {
 	uint64_t n = 0;
-	int rc = vr_log_verify(arg, &s->id, &n);
+	int rc = vr_log_verify_row(arg, s, &n);
 
 	if (rc == -ENOMEM)
 		return rc;

@@ -149,6 +149,9 @@ void vr_log_row_encode(uint8_t *row, size_t *size, uint64_t lsn, const uint8_t *
                        uint8_t n_members, const uint16_t *members);
 int vr_log_row_decode(const uint8_t *row, size_t size, struct vr_log_stream *out);
 
+/* vr_log_verify of the WAL whose row (and trim anchor) the caller has read already. */
+int vr_log_verify_row(struct vr_log *log, const struct vr_log_stream *row, uint64_t *n_checked);
+
 /* Reads a stream's durable row and trim anchor from the index. 0, -ENOENT or -errno. */
 int vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
                        struct vr_log_stream *out);

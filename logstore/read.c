@@ -136,15 +136,22 @@ int
 vr_log_verify(struct vr_log *log, const struct vr_stream_id *id, uint64_t *n_checked)
 {
 	struct vr_log_stream s;
+	int rc = vr_log_stream_get(log, id, &s);
+
+	return rc ? rc : vr_log_verify_row(log, &s, n_checked);
+}
+
+int
+vr_log_verify_row(struct vr_log *log, const struct vr_log_stream *row, uint64_t *n_checked)
+{
+	const struct vr_log_stream s = *row;
+	const struct vr_stream_id *id = &row->id;
 	struct vr_log_iter *it;
 	uint8_t prev[VR_REC_ENTROPY_SIZE];
 	uint64_t expect, n = 0;
 	struct vr_rec r;
 	int rc;
 
-	rc = vr_log_stream_get(log, id, &s);
-	if (rc)
-		return rc;
 	if (s.trim_lsn)
 		memcpy(prev, s.trim_entropy, sizeof(prev));
 	else

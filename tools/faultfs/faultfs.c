@@ -104,6 +104,7 @@ under_dir(int fd, const struct stat *st)
 {
 	unsigned h = (unsigned)((st->st_ino * 0x9e3779b97f4a7c15ull) >> 52) % SEEN;
 	char link[64], path[PATH_MAX];
+	bool match;
 	ssize_t n;
 
 	for (unsigned k = 0; k < SEEN; k++, h = (h + 1) % SEEN) {
@@ -117,15 +118,14 @@ under_dir(int fd, const struct stat *st)
 	if (n < 0)
 		return false;
 	path[n] = 0;
-	if (!seen[h].used) {
+	match = (size_t)n > dir_len && !strncmp(path, dir, dir_len) && path[dir_len] == '/';
+	if (!seen[h].used) { /* else the table is full: looked up again next time */
 		seen[h].used = 1;
 		seen[h].dev = st->st_dev;
 		seen[h].ino = st->st_ino;
-		seen[h].faulted =
-		    (size_t)n > dir_len && !strncmp(path, dir, dir_len) && path[dir_len] == '/';
-		return seen[h].faulted;
+		seen[h].faulted = match;
 	}
-	return (size_t)n > dir_len && !strncmp(path, dir, dir_len) && path[dir_len] == '/';
+	return match;
 }
 
 /* Under the mutex: the switch, read again when it changed. */
