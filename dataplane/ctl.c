@@ -91,6 +91,7 @@
 #include <rte_mempool.h>
 
 #include "dp.h"
+#include "dp_guard.h"
 #include "vr_merkle.h"
 #include "vr_hsm.h"
 #include "vr_msg.h"
@@ -1070,6 +1071,8 @@ dp_stats_json(struct dp *dp)
 	for (unsigned i = 0; i < DP_N_COUNTERS; i++)
 		json_object_set_new(c, counter_names[i],
 		                    json_integer((json_int_t)dp_counter(dp, i)));
+	/* Port teardowns on EAL's interrupt thread that waited for the workers (dp_guard.h). */
+	json_object_set_new(c, "port_unmaps_waited", json_integer((json_int_t)dp_guard_waits()));
 	json_t *ws = json_array();
 
 	for (unsigned i = 0; i < 32; i++)

@@ -42,8 +42,11 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
 
+#include "dp_guard.h"
 #include "dp_net.h"
 #include "vr_wire.h"
 
@@ -94,6 +97,8 @@ static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors;
  * survives it (a DPDK memif client can fault when its server dies under it: see README).
  */
 static FILE *acks_f;
+/* The one thread that does port I/O reports a quiescent state every round (dp_guard.h). */
+static struct rte_rcu_qsbr *qv;
 
 static void
 on_signal(int s)
@@ -147,11 +152,14 @@ static int
 resolve(void)
 {
 	uint64_t hz = rte_get_tsc_hz(), end = rte_rdtsc() + 10 * hz, next = 0;
+	int rc = -ETIMEDOUT;
 
-	while (rte_rdtsc() < end && !quit) {
+	rte_rcu_qsbr_thread_online(qv, 0);
+	while (rte_rdtsc() < end && !quit && rc) {
 		struct rte_mbuf *pk[BURST];
 		uint16_t n;
 
+		rte_rcu_qsbr_quiescent(qv, 0);
 		if (rte_rdtsc() >= next) {
 			arp_request();
 			next = rte_rdtsc() + hz / 5;
@@ -165,13 +173,13 @@ resolve(void)
 			    a->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
 			    a->arp_data.arp_sip == rte_cpu_to_be_32(o.dst)) {
 				dst_mac = a->arp_data.arp_sha;
-				rte_pktmbuf_free_bulk(pk + i, n - i);
-				return 0;
+				rc = 0;
 			}
 			rte_pktmbuf_free(pk[i]);
 		}
 	}
-	return -ETIMEDOUT;
+	rte_rcu_qsbr_thread_offline(qv, 0);
+	return rc;
 }
 
 static struct gstream *
@@ -440,6 +448,12 @@ main(int argc, char **argv)
 	}
 	if (o.pcap)
 		return write_pcap();
+	qv = rte_zmalloc("vr_gen_qsbr", rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE);
+	if (!qv || rte_rcu_qsbr_init(qv, 1) || rte_rcu_qsbr_thread_register(qv, 0)) {
+		fprintf(stderr, "vaultrep-gen: out of memory (give EAL more with -m)\n");
+		return 1;
+	}
+	dp_guard_unmap(qv);
 	if (rte_eth_dev_configure(o.port, 1, 1, &conf) ||
 	    rte_eth_rx_queue_setup(o.port, 0, 1024, (unsigned)rte_eth_dev_socket_id(o.port), NULL,
 	                           mp) ||
@@ -474,10 +488,13 @@ main(int argc, char **argv)
 	t_end = t0 + (uint64_t)(o.seconds * (double)hz);
 	gap = o.rate > 0 ? (uint64_t)((double)hz / o.rate) : 0;
 	next_send = t0;
+	rte_rcu_qsbr_thread_online(qv, 0);
 	while (!quit && rte_rdtsc() < t_end) {
 		struct rte_mbuf *tx[BURST], *rx[BURST];
 		uint16_t ntx = 0, nrx;
 		uint64_t now = rte_rdtsc();
+
+		rte_rcu_qsbr_quiescent(qv, 0);
 
 		/*
 		 * The appliance went away (its link is down): stop, report what was acked and exit
@@ -561,6 +578,7 @@ main(int argc, char **argv)
 		if (acked >= o.records)
 			break;
 	}
+	rte_rcu_qsbr_thread_offline(qv, 0);
 	{
 		double secs = (double)(rte_rdtsc() - t0) / (double)hz;
 		uint64_t nl = n_lat < (1u << 22) ? n_lat : (1u << 22);

@@ -30,6 +30,7 @@
 #include <rte_telemetry.h>
 
 #include "dp.h"
+#include "dp_guard.h"
 #include "vr_hsm.h"
 #include "vr_msg.h"
 
@@ -339,6 +340,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
 		return 1;
 	}
+	/* A peer that goes away must not take a worker with it (dp_guard.h). */
+	dp_guard_unmap(dp->qsbr);
 	if (port_init(dp, &dp->lan, &dp->conf.lan) || port_init(dp, &dp->wan, &dp->conf.wan))
 		return 1;
 	rc = dp_crypto_init(&dp->crypto, dp->conf.pmd, (uint16_t)dp->n_workers, dp->conf.sessions,

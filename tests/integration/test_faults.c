@@ -627,7 +627,7 @@ static void
 kills_under_load(bool sender)
 {
 	enum { STREAMS = 10, RATE = 3000, MAX_RUNS = 1024 };
-	unsigned kills = env_u("VR_KILLS", 100), runs = 0, behind = 0, gen_crashes = 0;
+	unsigned kills = env_u("VR_KILLS", 100), runs = 0, behind = 0;
 	unsigned per = RATE / STREAMS * (5 + 2 * kills / 2); /* more than the loop lasts */
 	static char acks[MAX_RUNS][400];
 	struct site a, b;
@@ -657,13 +657,12 @@ kills_under_load(bool sender)
 			site_kill_restart(&a, &a, &b, STREAMS);
 			st = gen_wait(g);
 			/*
-			 * 75: it saw its link go down. 139 (SIGSEGV), about once in 20 kills: DPDK
-			 * 22.11's memif client unmaps the regions of a dead server while its lcore
-			 * may still be in rx_burst; the acks it wrote up to then are checked.
+			 * 75: it saw its link go down. Never a fault: DPDK 22.11's memif unmaps a
+			 * dead server's rings on its interrupt thread while the generator's lcore
+			 * may be in rx_burst, and dp_guard.h makes that unmap wait (it faulted
+			 * about once in 20 kills before).
 			 */
-			gen_crashes += st == 128 + SIGSEGV;
-			ck_assert_msg(st == 75 || st == 0 || st == 128 + SIGSEGV,
-			              "the generator ended with %d", st);
+			ck_assert_msg(st == 75 || st == 0, "the generator ended with %d", st);
 			snprintf(acks[runs], sizeof(acks[runs]), "%s/acks%u.txt", root, runs);
 			g = gen_restart(&a, runs + 1, STREAMS, STREAMS * per, report, acks[runs],
 			                RATE);
@@ -695,6 +694,15 @@ kills_under_load(bool sender)
 	kill(g, SIGTERM);
 	st = gen_wait(g);
 	ck_assert_msg(st <= 1 || st == 75, "the generator ended with %d", st);
+	if (!sender) {
+		/* Site 1 tore its LAN port down as that generator went, and waited for its worker
+		 * (dp_guard.h: the teardown's unmap, on EAL's interrupt thread). */
+		long long waited = 0;
+
+		for (int i = 0; i < 200 && !(waited = counter(&a, "port_unmaps_waited")); i++)
+			usleep(10000);
+		ck_assert_msg(waited > 0, "site 1 tore down its LAN port without the guard");
+	}
 	wait_caught_up(&a, &b, 1, STREAMS);
 	usleep(200000);
 	repeats = nonce_watch_stop(&nw);
@@ -710,9 +718,8 @@ kills_under_load(bool sender)
 		    ">= 100 kills: 0 repeated (key, nonce), 0 gaps, 0 acked records lost", met,
 		    "%u kills, %u producer sessions: %zu batches seen at site 2, %zu (key, nonce) "
 		    "repeats; site 2's log gap-free, chained, site 1's bytes; %llu acked frames "
-		    "checked at their LSN, 0 lost (the generator faulted %u times as its site "
-		    "died)",
-		    kills, runs, nw.n, repeats, checked, gen_crashes);
+		    "checked at their LSN, 0 lost; every generator ended cleanly as its site died",
+		    kills, runs, nw.n, repeats, checked);
 	else
 		vr_test_figure("1", "SIGKILL the receiving site under load, restart it",
 		               ">= 100 kills: 0 acked lost, 0 applied twice, a gap-free prefix",
