@@ -20,6 +20,14 @@
 /* From now on, unmapping on the interrupt thread waits for q's threads (NULL: stop waiting). */
 void dp_guard_unmap(struct rte_rcu_qsbr *q);
 
+/*
+ * Waits (at most timeout_ms) until EAL's interrupt thread has finished what it was doing, such as
+ * tearing down a port whose peer left: it runs one alarm callback of ours after it. A port must
+ * not be stopped while that teardown runs (memif_dev_stop tears down the same rings again).
+ * 0, or -ETIMEDOUT.
+ */
+int dp_guard_intr_sync(unsigned timeout_ms);
+
 /* How many unmaps the guard made wait (the interrupt thread's teardowns of a port). */
 unsigned long dp_guard_waits(void);
 

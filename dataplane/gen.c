@@ -609,6 +609,8 @@ main(int argc, char **argv)
 	}
 	if (acks_f)
 		fclose(acks_f);
+	/* A link that went down is being torn down on EAL's interrupt thread: not twice at once. */
+	dp_guard_intr_sync(1000);
 	rte_eth_dev_stop(o.port);
 	rte_eal_cleanup();
 	free(ss);

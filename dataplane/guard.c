@@ -5,6 +5,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <time.h>
+
+#include <rte_alarm.h>
 #include <rte_interrupts.h>
 
 #include "dp_guard.h"
@@ -22,6 +26,30 @@ unsigned long
 dp_guard_waits(void)
 {
 	return atomic_load(&guard_n);
+}
+
+static void
+intr_reached(void *arg)
+{
+	atomic_store((atomic_bool *)arg, true);
+}
+
+int
+dp_guard_intr_sync(unsigned timeout_ms)
+{
+	/* Static: a callback that comes after the timeout still has its flag. */
+	static atomic_bool reached;
+	struct timespec ts = {.tv_nsec = 1000000};
+
+	atomic_store(&reached, false);
+	if (rte_eal_alarm_set(1, intr_reached, &reached))
+		return -ETIMEDOUT;
+	for (unsigned ms = 0; ms < timeout_ms && !atomic_load(&reached); ms++)
+		nanosleep(&ts, NULL);
+	if (atomic_load(&reached))
+		return 0;
+	rte_eal_alarm_cancel(intr_reached, &reached);
+	return -ETIMEDOUT;
 }
 
 /*

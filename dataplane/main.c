@@ -395,6 +395,7 @@ main(int argc, char **argv)
 	dp_logw_stop(dp);
 	dp_streams_free(dp);
 	vr_log_close(dp->log);
+	dp_guard_intr_sync(1000); /* a peer's teardown in progress ends first */
 	rte_eth_dev_stop(dp->lan.id);
 	rte_eth_dev_stop(dp->wan.id);
 	dp_crypto_fini(&dp->crypto);

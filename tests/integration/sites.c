@@ -29,15 +29,6 @@
 char *root;
 char wan_sock[300];
 
-double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void
 stage(const char *what)
 {
@@ -48,14 +39,6 @@ stage(const char *what)
 		t0 = t;
 	printf("[%7.2f s] %s\n", t - t0, what);
 	fflush(stdout);
-}
-
-unsigned
-env_u(const char *name, unsigned dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
 }
 
 /* A site's configuration: workers worker lcores (0: 1), wan_queues WAN queue pairs (0: 1). */

@@ -47,10 +47,9 @@ extern char call_err[256];      /* the error text of the last call_want() */
 extern unsigned gen_seconds;    /* a generator's time limit (default 150 s) */
 extern char ns_a[32], ns_b[32]; /* the af_packet tests' namespaces (veth_up) */
 
-double now_s(void);
 /* Prints what a test is doing, with the seconds since its first stage. */
 void stage(const char *what);
-unsigned env_u(const char *name, unsigned dflt);
+/* now_s() and env_u() are in vr_test.h. */
 
 /* A site's configuration: workers worker lcores (0: 1), wan_queues WAN queue pairs (0: 1). */
 void site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsigned wan_queues);

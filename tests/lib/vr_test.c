@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vr_test.h"
@@ -250,4 +251,21 @@ vr_test_payload_ok(const struct vr_rec *rec)
 		if (rec->payload[i] != vr_test_payload_byte(&rec->stream, rec->lsn, i))
 			return 0;
 	return 1;
+}
+
+double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+unsigned
+env_u(const char *name, unsigned dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
 }

@@ -20,6 +20,11 @@
  */
 int vr_test_run(const char *name, int timeout, const TTest *const *tests, size_t n);
 
+/* Seconds on the monotonic clock. */
+double now_s(void);
+/* The unsigned value of environment variable name, or dflt when it is unset or empty. */
+unsigned env_u(const char *name, unsigned dflt);
+
 /* A fresh directory under $TMPDIR (or /tmp); aborts the test process on failure. */
 char *vr_test_tmpdir(const char *tag);
 /* rm -rf path; then free(path). */

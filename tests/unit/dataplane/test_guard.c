@@ -6,9 +6,10 @@
  * while a poller thread is inside a round that checked the flag before it was cleared and reads
  * the ring at its end. Guarded, the unmap waits for that round and the read lands; unguarded, or
  * from any other thread, munmap does not wait (the poller's round is still open when it
- * returns).
+ * returns). And dp_guard_intr_sync waits for what the interrupt thread is doing.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -204,11 +205,40 @@ START_TEST(other_threads_unmap_at_once)
 }
 END_TEST
 
+static void
+slow_teardown(void *arg)
+{
+	usleep(200 * 1000);
+	atomic_store((atomic_bool *)arg, true);
+}
+
+START_TEST(intr_sync_waits_for_a_teardown_in_progress)
+{
+	static atomic_bool done;
+
+	eal_up();
+	ck_assert_int_eq(rte_eal_alarm_set(1, slow_teardown, &done), 0);
+	usleep(20 * 1000); /* the interrupt thread is inside it now */
+	ck_assert_int_eq(dp_guard_intr_sync(5000), 0);
+	ck_assert(atomic_load(&done));
+	/* With nothing in progress it returns at once; a stuck thread is a timeout, not a hang. */
+	ck_assert_int_eq(dp_guard_intr_sync(5000), 0);
+	atomic_store(&done, false);
+	ck_assert_int_eq(rte_eal_alarm_set(1, slow_teardown, &done), 0);
+	usleep(20 * 1000);
+	ck_assert_int_eq(dp_guard_intr_sync(50), -ETIMEDOUT);
+	ck_assert(!atomic_load(&done));
+	ck_assert_int_eq(dp_guard_intr_sync(5000), 0);
+	ck_assert(atomic_load(&done));
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *tests[] = {guarded_unmap_waits_for_the_round_in_progress,
-	                        unguarded_unmap_does_not_wait, other_threads_unmap_at_once};
+	                        unguarded_unmap_does_not_wait, other_threads_unmap_at_once,
+	                        intr_sync_waits_for_a_teardown_in_progress};
 
 	return vr_test_run("dataplane:guard", 60, tests, sizeof(tests) / sizeof(tests[0]));
 }
