@@ -21,10 +21,10 @@
  * Power cuts (figure 3): with VR_FAULT_UNDO, every change to a file under VR_FAULT_DIR is first
  * journaled (undo.h): the bytes it overwrites and the size it changes, in a journal per file
  * under that directory, emptied when an fsync or fdatasync of the file succeeds; a file created
- * there is listed until an fsync of its directory. After the process is killed, vr-powercut
- * undoes every change not covered by a completed sync: the files are as a power cut would leave
- * them. Renames and unlinks are taken as durable once made (RocksDB and the log sync their
- * directory after each).
+ * there is listed until an fsync of its directory, and so is a rename (with the file it
+ * replaced, kept by a hard link). After the process is killed, vr-powercut undoes every change
+ * not covered by a completed sync: the files and names are as a power cut would leave them.
+ * Unlinks are taken as durable once made.
  *
  *   VR_FAULT_UNDO    the journal directory (outside VR_FAULT_DIR); power-cut mode when set
  *   VR_FAULT_CUT     N: the process SIGKILLs itself at its Nth change or sync under
@@ -71,6 +71,7 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_renameat2)(int, const char *, int, const char *, unsigned);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -125,6 +126,7 @@ init(void)
 	RESOLVE(real_open64, "open64");
 	RESOLVE(real_openat, "openat");
 	RESOLVE(real_openat64, "openat64");
+	RESOLVE(real_renameat2, "renameat2");
 	if (d && realpath(d, dir))
 		dir_len = strlen(dir);
 	if (s)
@@ -397,12 +399,12 @@ iov_len(const struct iovec *iov, int n)
 	return t;
 }
 
-/* Under the mutex: a line of <undo>/created. */
+/* Under the mutex: a line of <undo>/created (kind 0: path is the whole line). */
 static void
 created_line(char kind, const char *path)
 {
 	static int cfd = -1;
-	char line[PATH_MAX + 4];
+	char line[PATH_MAX * 5 + 4];
 	int len;
 
 	if (cfd < 0) {
@@ -411,7 +413,8 @@ created_line(char kind, const char *path)
 		snprintf(name, sizeof(name), "%s/created", undo);
 		cfd = real_open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	}
-	len = snprintf(line, sizeof(line), "%c %s\n", kind, path);
+	len = kind ? snprintf(line, sizeof(line), "%c %s\n", kind, path)
+	           : snprintf(line, sizeof(line), "%s\n", path);
 	if (cfd >= 0 && len > 0 && real_write(cfd, line, (size_t)len) < 0) {
 		/* as put() */
 	}
@@ -540,6 +543,73 @@ pc_sync(int fd, int (*sync_fn)(int))
 	}
 	pthread_mutex_unlock(&mu);
 	return rc;
+}
+
+/*
+ * rename in power-cut mode: a name under dir that a power cut could take back until its
+ * directory is synced. The file it replaces is kept (a hard link in the journal directory) to be
+ * put back; the renamed file's journal learns its new name.
+ */
+static int
+pc_rename(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
+{
+	char from[PATH_MAX * 2], to[PATH_MAX * 2], keep[PATH_MAX + 32] = "-", line[PATH_MAX * 5];
+	static unsigned kept;
+	struct stat st;
+	int rc, len;
+
+	pthread_once(&once, init);
+	if (!undo[0] || !target_under_dir(olddir, oldpath, from, sizeof(from)) ||
+	    !target_under_dir(newdir, newpath, to, sizeof(to)))
+		return real_renameat2(olddir, oldpath, newdir, newpath, flags);
+	pthread_mutex_lock(&mu);
+	cut_point();
+	if (!(flags & RENAME_EXCHANGE) && !lstat(to, &st) && S_ISREG(st.st_mode)) {
+		snprintf(keep, sizeof(keep), "%s/keep-%u-%u", undo, (unsigned)getpid(), kept++);
+		if (link(to, keep))
+			snprintf(keep, sizeof(keep), "-");
+	}
+	rc = real_renameat2(olddir, oldpath, newdir, newpath, flags);
+	if (!rc) {
+		len = snprintf(line, sizeof(line), "R\t%s\t%s\t%s", from, to, keep);
+		if (len > 0 && (size_t)len < sizeof(line))
+			created_line('\0', line);
+		if (!stat(to, &st)) {
+			char name[PATH_MAX + 64];
+			int j;
+
+			snprintf(name, sizeof(name), "%s/f-%llx-%llx", undo,
+			         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+			j = real_open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
+			if (j >= 0) {
+				put(j, UNDO_PATH, (uint64_t)st.st_dev, (uint64_t)st.st_ino, to,
+				    strlen(to));
+				close(j);
+			}
+		}
+	} else if (strcmp(keep, "-")) {
+		unlink(keep);
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+EXPORT int
+rename(const char *oldpath, const char *newpath)
+{
+	return pc_rename(AT_FDCWD, oldpath, AT_FDCWD, newpath, 0);
+}
+
+EXPORT int
+renameat(int olddir, const char *oldpath, int newdir, const char *newpath)
+{
+	return pc_rename(olddir, oldpath, newdir, newpath, 0);
+}
+
+EXPORT int
+renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
+{
+	return pc_rename(olddir, oldpath, newdir, newpath, flags);
 }
 
 __attribute__((destructor)) static void

@@ -2,8 +2,8 @@
 /*
  * vr-powercut: after a process that ran with libvr-faultfs in power-cut mode (VR_FAULT_UNDO) was
  * killed, leave its files as a power cut would have: every change not covered by a completed
- * fsync or fdatasync undone (newest first, from each file's journal: undo.h), every file created
- * since its directory's last fsync removed. The journals are consumed.
+ * fsync or fdatasync undone (newest first, from each file's journal: undo.h), then every create
+ * and rename its directory's last fsync does not cover taken back. The journals are consumed.
  *
  *   vr-powercut UNDO_DIR
  *
@@ -23,7 +23,7 @@
 #include "undo.h"
 
 struct totals {
-	unsigned files, changes, skipped, removed;
+	unsigned files, changes, skipped, removed, renames;
 	unsigned long long bytes;
 };
 
@@ -81,8 +81,17 @@ undo_file(const char *jpath, struct totals *t)
 		struct undo_rec r;
 
 		memcpy(&r, buf + at, sizeof(r));
-		if (r.magic != UNDO_MAGIC || r.kind != UNDO_DATA || r.len > n - at - sizeof(r))
-			break; /* the torn end: that change was never made */
+		if (r.magic != UNDO_MAGIC || (r.kind != UNDO_DATA && r.kind != UNDO_PATH) ||
+		    r.len > n - at - sizeof(r))
+			break;             /* the torn end: that change was never made */
+		if (r.kind == UNDO_PATH) { /* renamed: where the file is now */
+			if (r.len < sizeof(path)) {
+				memcpy(path, buf + at + sizeof(r), r.len);
+				path[r.len] = 0;
+			}
+			at += sizeof(r) + r.len;
+			continue;
+		}
 		if (nrec == cap) {
 			const struct undo_rec **m =
 			    realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*recs));
@@ -126,50 +135,92 @@ undo_file(const char *jpath, struct totals *t)
 	return rc;
 }
 
-/* <undo>/created: each file created since its directory's last sync is removed. */
-static int
-undo_created(const char *cpath, struct totals *t)
+/* One create or rename of <undo>/created, and whether a directory sync made it durable. */
+struct name_op {
+	char *path, *from, *keep; /* a create: path; a rename: from -> path, keep or NULL */
+	bool durable;
+};
+
+static bool
+in_dir(const char *path, const char *dir, size_t dl)
 {
-	size_t n;
+	const char *slash = strrchr(path, '/');
+
+	return slash && (size_t)(slash - path) == dl && !strncmp(path, dir, dl);
+}
+
+/*
+ * <undo>/created: every create and rename no later directory sync covers is taken back, newest
+ * first (a created file removed; a renamed one back at its old name, what it replaced back too).
+ */
+static int
+undo_names(const char *cpath, struct totals *t)
+{
+	size_t n, nops = 0;
 	char *buf = slurp(cpath, &n), *line, *save = NULL;
-	char **pending = NULL;
-	size_t np = 0;
+	struct name_op *ops;
 	int rc = 0;
 
 	if (!buf)
 		return 0;
-	pending = calloc(n / 3 + 1, sizeof(*pending));
-	if (!pending) {
+	ops = calloc(n / 3 + 1, sizeof(*ops));
+	if (!ops) {
 		free(buf);
 		return -1;
 	}
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == 'C' && line[1] == ' ') {
-			pending[np++] = line + 2;
+			ops[nops++] = (struct name_op){.path = line + 2};
+		} else if (line[0] == 'R' && line[1] == '\t') {
+			char *from = line + 2, *to = strchr(from, '\t'), *keep = NULL;
+
+			if (to) {
+				*to++ = 0;
+				keep = strchr(to, '\t');
+			}
+			if (!keep)
+				continue; /* a line cut short: its rename, made before, stands */
+			*keep++ = 0;
+			ops[nops++] = (struct name_op){
+			    .path = to, .from = from, .keep = strcmp(keep, "-") ? keep : NULL};
 		} else if (line[0] == 'S' && line[1] == ' ') {
 			size_t dl = strlen(line + 2);
 
-			for (size_t i = 0; i < np; i++) {
-				const char *slash = pending[i] ? strrchr(pending[i], '/') : NULL;
-
-				if (slash && (size_t)(slash - pending[i]) == dl &&
-				    !strncmp(pending[i], line + 2, dl))
-					pending[i] = NULL; /* its name is durable */
-			}
+			for (size_t i = 0; i < nops; i++)
+				if (in_dir(ops[i].path, line + 2, dl))
+					ops[i].durable = true;
 		}
 	}
-	for (size_t i = 0; i < np; i++) {
-		if (!pending[i])
+	for (size_t i = nops; i-- > 0;) {
+		struct name_op *o = &ops[i];
+
+		if (o->durable) {
+			if (o->keep)
+				unlink(o->keep);
 			continue;
-		if (!unlink(pending[i]))
-			t->removed++;
-		else if (errno != ENOENT) {
-			fprintf(stderr, "vr-powercut: unlink %s: %s\n", pending[i],
+		}
+		if (!o->from) {
+			if (!unlink(o->path))
+				t->removed++;
+			else if (errno != ENOENT) {
+				fprintf(stderr, "vr-powercut: unlink %s: %s\n", o->path,
+				        strerror(errno));
+				rc = -1;
+			}
+			continue;
+		}
+		if (rename(o->path, o->from) && errno != ENOENT) {
+			fprintf(stderr, "vr-powercut: rename %s back: %s\n", o->path,
 			        strerror(errno));
 			rc = -1;
 		}
+		if (o->keep && rename(o->keep, o->path)) {
+			fprintf(stderr, "vr-powercut: %s back: %s\n", o->path, strerror(errno));
+			rc = -1;
+		}
+		t->renames++;
 	}
-	free(pending);
+	free(ops);
 	free(buf);
 	return rc;
 }
@@ -207,12 +258,12 @@ main(int argc, char **argv)
 	}
 	closedir(d);
 	snprintf(p, sizeof(p), "%s/created", argv[1]);
-	if (undo_created(p, &t))
+	if (undo_names(p, &t))
 		rc = 1;
 	else
 		unlink(p);
 	printf("vr-powercut: %u files cut back (%u changes, %llu bytes restored), %u unsynced "
-	       "files removed, %u journals of files gone or renamed\n",
-	       t.files, t.changes, t.bytes, t.removed, t.skipped);
+	       "files removed, %u renames taken back, %u journals of files gone\n",
+	       t.files, t.changes, t.bytes, t.removed, t.renames, t.skipped);
 	return rc;
 }

@@ -3,16 +3,18 @@
  * The power-cut journals of libvr-faultfs (figure 3), read back by vr-powercut.
  *
  * <undo>/f-<dev>-<ino>, one per file changed under VR_FAULT_DIR: records, each a header and
- * `len` bytes. The first is UNDO_PATH (the file's path; off = st_dev, old_size = st_ino), then
- * one UNDO_DATA per change, in the order made: before the change, the file was old_size bytes
- * long and held these `len` bytes at off. Undoing the records newest first (write the bytes
- * back, truncate to old_size) gives the file as it was at its last completed sync, when the
- * journal was emptied. A record cut short (the process was killed while writing it) is the
- * journal's end: its change had not been made yet.
+ * `len` bytes. The first is UNDO_PATH (the file's path; off = st_dev, old_size = st_ino; another
+ * follows when the file is renamed), then one UNDO_DATA per change, in the order made: before the
+ * change, the file was old_size bytes long and held these `len` bytes at off. Undoing the records
+ * newest first (write the bytes back, truncate to old_size) gives the file as it was at its last
+ * completed sync, when the journal was emptied. A record cut short (the process was killed while
+ * writing it) is the journal's end: its change had not been made yet.
  *
- * <undo>/created: lines "C <path>" for a file created under VR_FAULT_DIR and "S <dir>" for a
- * completed fsync of a directory; a file whose directory was not synced after its C line is
- * removed by the cut.
+ * <undo>/created: lines "C <path>" for a file created under VR_FAULT_DIR, "R\t<from>\t<to>\t<kept>"
+ * for a rename (kept: a hard link to the file it replaced, or "-"), and "S <dir>" for a
+ * completed fsync of a directory. The cut takes back, newest first, every create and rename
+ * that no later sync of its directory covers: a created file is removed, a renamed one goes
+ * back to its old name and the file it replaced comes back.
  */
 #ifndef VR_UNDO_H
 #define VR_UNDO_H
