@@ -612,6 +612,7 @@ main(int argc, char **argv)
 	/* A link that went down is being torn down on EAL's interrupt thread: not twice at once. */
 	dp_guard_intr_sync(1000);
 	rte_eth_dev_stop(o.port);
+	dp_guard_unmap(NULL); /* its QSBR variable goes with EAL's memory */
 	rte_eal_cleanup();
 	free(ss);
 	free(payload);
