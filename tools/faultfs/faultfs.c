@@ -68,9 +68,7 @@ static int (*real_fallocate)(int, int, off_t, off_t);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_ftruncate64)(int, off_t);
 static int (*real_open)(const char *, int, ...);
-static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
-static int (*real_openat64)(int, const char *, int, ...);
 static int (*real_renameat2)(int, const char *, int, const char *, unsigned);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -123,9 +121,7 @@ init(void)
 	RESOLVE(real_ftruncate, "ftruncate");
 	RESOLVE(real_ftruncate64, "ftruncate64");
 	RESOLVE(real_open, "open");
-	RESOLVE(real_open64, "open64");
 	RESOLVE(real_openat, "openat");
-	RESOLVE(real_openat64, "openat64");
 	RESOLVE(real_renameat2, "renameat2");
 	if (d && realpath(d, dir))
 		dir_len = strlen(dir);
@@ -742,17 +738,8 @@ open(const char *path, int flags, ...)
 	return pc_open(AT_FDCWD, path, flags, mode);
 }
 
-EXPORT int
-open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return pc_open(AT_FDCWD, path, flags, mode);
-}
+/* The 64-bit names are the same calls on this ABI. */
+EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 EXPORT int
 openat(int dirfd, const char *path, int flags, ...)
@@ -766,14 +753,4 @@ openat(int dirfd, const char *path, int flags, ...)
 	return pc_open(dirfd, path, flags, mode);
 }
 
-EXPORT int
-openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return pc_open(dirfd, path, flags, mode);
-}
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
