@@ -22,9 +22,9 @@ void dp_guard_unmap(struct rte_rcu_qsbr *q);
 
 /*
  * Waits (at most timeout_ms) until EAL's interrupt thread has finished what it was doing, such as
- * tearing down a port whose peer left: it runs one alarm callback of ours after it. A port must
- * not be stopped while that teardown runs (memif_dev_stop tears down the same rings again).
- * 0, or -ETIMEDOUT.
+ * tearing down a port whose peer left: it runs one callback of ours (an eventfd) after it. A port
+ * must not be stopped while that teardown runs (memif_dev_stop tears down the same rings again). 0,
+ * or -ETIMEDOUT.
  */
 int dp_guard_intr_sync(unsigned timeout_ms);
 
