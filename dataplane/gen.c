@@ -94,7 +94,7 @@ static uint64_t *lat_us;
 static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors;
 /*
  * --acks: written as the acks come, flushed every 50 ms, so that what a generator was told
- * survives it (a DPDK memif client can fault when its server dies under it: see README).
+ * survives it, however it ends.
  */
 static FILE *acks_f;
 /* The one thread that does port I/O reports a quiescent state every round (dp_guard.h). */
