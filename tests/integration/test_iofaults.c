@@ -43,9 +43,6 @@
 
 enum { N_WALS = 4, MAX_GROUP = 16, FAILURES = 10 };
 
-/* The largest payload a writer makes ($VR_TEST_PAYLOAD): short in the power-cut runs. */
-static unsigned payload_max = 300;
-
 static struct vr_stream_id
 wal_id(int i)
 {
@@ -60,10 +57,9 @@ writer_main(const char *dir, unsigned seed, unsigned max)
 	struct vr_test_wal w[N_WALS];
 	struct vr_log *log = vr_log_open(dir, &(struct vr_log_opts){.verify = true});
 	FILE *out = fdopen(3, "w");
-	const char *pm = getenv("VR_TEST_PAYLOAD");
+	/* The largest payload ($VR_TEST_PAYLOAD): short in the power-cut runs. */
+	unsigned payload_max = env_u("VR_TEST_PAYLOAD", 300);
 
-	if (pm)
-		payload_max = (unsigned)strtoul(pm, NULL, 0);
 	if (!out)
 		return 9;
 	setvbuf(out, NULL, _IOLBF, 0);

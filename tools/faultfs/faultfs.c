@@ -20,7 +20,7 @@
  *
  * Power cuts (figure 3): with VR_FAULT_UNDO, every change to a file under VR_FAULT_DIR is first
  * journaled (undo.h): the bytes it overwrites and the size it changes, in a journal per file
- * under that directory, emptied when an fsync or fdatasync of the file succeeds; a file created
+ * under that directory, removed when an fsync or fdatasync of the file succeeds; a file created
  * there is listed until an fsync of its directory, and so is a rename (with the file it
  * replaced, kept by a hard link). After the process is killed, vr-powercut undoes every change
  * not covered by a completed sync: the files and names are as a power cut would leave them.
@@ -137,14 +137,34 @@ init(void)
 		cut_at = strtoull(c, NULL, 0);
 }
 
+/* The path fd names now, into path (size bytes); false (path empty) if it has none. */
+static bool
+fd_path(int fd, char *path, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, size - 1);
+	path[n > 0 ? n : 0] = 0;
+	return n > 0;
+}
+
+/* Is path in dir's tree (or, with itself, dir itself)? */
+static bool
+path_under(const char *path, bool itself)
+{
+	return dir_len && !strncmp(path, dir, dir_len) &&
+	       (path[dir_len] == '/' ? path[dir_len + 1] != 0 : itself && path[dir_len] == 0);
+}
+
 /* Under the mutex: is this descriptor's file under dir? *slot: its entry (-1: none). */
 static bool
 under_dir_slot(int fd, const struct stat *st, int *slot)
 {
 	unsigned h = (unsigned)((st->st_ino * 0x9e3779b97f4a7c15ull) >> 52) % SEEN;
-	char link[64], path[PATH_MAX];
+	char path[PATH_MAX];
 	bool match;
-	ssize_t n;
 
 	for (unsigned k = 0; k < SEEN; k++, h = (h + 1) % SEEN) {
 		if (!seen[h].used)
@@ -155,12 +175,9 @@ under_dir_slot(int fd, const struct stat *st, int *slot)
 		}
 	}
 	*slot = -1;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	if (n < 0)
+	if (!fd_path(fd, path, sizeof(path)))
 		return false;
-	path[n] = 0;
-	match = (size_t)n > dir_len && !strncmp(path, dir, dir_len) && path[dir_len] == '/';
+	match = path_under(path, false);
 	if (!seen[h].used) { /* else the table is full: looked up again next time */
 		seen[h].used = 1;
 		seen[h].dev = st->st_dev;
@@ -239,13 +256,11 @@ fault(const char *call, int fd)
 	}
 	pthread_mutex_unlock(&mu);
 	if (e && log_fd >= 0) {
-		char line[PATH_MAX + 64], link[64], path[PATH_MAX] = "?";
-		ssize_t n;
+		char line[PATH_MAX + 64], path[PATH_MAX];
 		int len;
 
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = readlink(link, path, sizeof(path) - 1);
-		path[n > 0 ? n : 1] = 0;
+		if (!fd_path(fd, path, sizeof(path)))
+			snprintf(path, sizeof(path), "?");
 		len = snprintf(line, sizeof(line), "%s %s %s\n", call,
 		               e == ENOSPC ? "ENOSPC" : "EIO", path);
 		if (len > 0 && real_write(log_fd, line, (size_t)len) < 0) {
@@ -279,15 +294,12 @@ put(int j, uint32_t kind, uint64_t off, uint64_t old_size, const void *data, siz
 	}
 }
 
+/* The journal of the file st describes: <undo>/f-<dev>-<ino>. */
 static void
-fd_path(int fd, char *path, size_t size)
+journal_name(const struct stat *st, char *name, size_t size)
 {
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, size - 1);
-	path[n > 0 ? n : 0] = 0;
+	snprintf(name, size, "%s/f-%llx-%llx", undo, (unsigned long long)st->st_dev,
+	         (unsigned long long)st->st_ino);
 }
 
 /* Under the mutex: the journal of fd's file (st), opened, and started, on first use. */
@@ -300,8 +312,7 @@ journal_of(int fd, const struct stat *st, int slot)
 
 	if (slot >= 0 && seen[slot].journal > 0)
 		return seen[slot].journal;
-	snprintf(name, sizeof(name), "%s/f-%llx-%llx", undo, (unsigned long long)st->st_dev,
-	         (unsigned long long)st->st_ino);
+	journal_name(st, name, sizeof(name));
 	j = real_open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (j < 0)
 		return -1;
@@ -416,24 +427,35 @@ created_line(char kind, const char *path)
 	}
 }
 
+/*
+ * Under the mutex: the file's journal goes, with nothing left to undo (its changes are durable,
+ * or it is a new file); the next change starts another. slot: its entry, or -1.
+ */
+static void
+journal_drop(const struct stat *st, int slot)
+{
+	char name[PATH_MAX + 64];
+
+	if (slot >= 0 && seen[slot].journal > 0) {
+		close(seen[slot].journal);
+		seen[slot].journal = 0;
+	}
+	journal_name(st, name, sizeof(name));
+	unlink(name);
+}
+
 /* Under the mutex: a new file at this inode; what was known of an earlier one there goes. */
 static void
 forget(const struct stat *st)
 {
-	char name[PATH_MAX + 64];
-
 	for (unsigned h = 0; h < SEEN; h++)
 		if (seen[h].used && seen[h].dev == st->st_dev && seen[h].ino == st->st_ino) {
-			if (seen[h].journal > 0)
-				close(seen[h].journal);
+			journal_drop(st, (int)h);
 			/* Kept used (a probe chain goes on through it), matching nothing. */
 			seen[h].dev = (dev_t)-1;
 			seen[h].ino = 0;
-			seen[h].journal = 0;
 		}
-	snprintf(name, sizeof(name), "%s/f-%llx-%llx", undo, (unsigned long long)st->st_dev,
-	         (unsigned long long)st->st_ino);
-	unlink(name);
+	journal_drop(st, -1);
 }
 
 /* The full path open() would create, its parent resolved; false if not under dir. */
@@ -458,8 +480,7 @@ target_under_dir(int dirfd, const char *path, char *full, size_t size)
 	if (!realpath(base[0] ? base : "/", parent))
 		return false;
 	snprintf(full, size, "%s/%s", parent, slash + 1);
-	return strlen(parent) >= dir_len && !strncmp(parent, dir, dir_len) &&
-	       (parent[dir_len] == '/' || parent[dir_len] == 0);
+	return path_under(parent, true);
 }
 
 /* open and openat in power-cut mode: creating or truncating a file under dir is a change. */
@@ -511,9 +532,7 @@ pc_sync(int fd, int (*sync_fn)(int))
 	if (S_ISDIR(st.st_mode)) {
 		char path[PATH_MAX];
 
-		fd_path(fd, path, sizeof(path));
-		if (strlen(path) < dir_len || strncmp(path, dir, dir_len) ||
-		    (path[dir_len] != '/' && path[dir_len] != 0))
+		if (!fd_path(fd, path, sizeof(path)) || !path_under(path, true))
 			return sync_fn(fd);
 		pthread_mutex_lock(&mu);
 		cut_point();
@@ -527,16 +546,8 @@ pc_sync(int fd, int (*sync_fn)(int))
 		return sync_fn(fd);
 	cut_point();
 	rc = sync_fn(fd);
-	if (!rc) {
-		int j = journal_of(fd, &st, slot);
-		char path[PATH_MAX];
-
-		if (j >= 0 && !real_ftruncate(j, 0)) {
-			fd_path(fd, path, sizeof(path));
-			put(j, UNDO_PATH, (uint64_t)st.st_dev, (uint64_t)st.st_ino, path,
-			    strlen(path));
-		}
-	}
+	if (!rc)
+		journal_drop(&st, slot);
 	pthread_mutex_unlock(&mu);
 	return rc;
 }
@@ -574,8 +585,7 @@ pc_rename(int olddir, const char *oldpath, int newdir, const char *newpath, unsi
 			char name[PATH_MAX + 64];
 			int j;
 
-			snprintf(name, sizeof(name), "%s/f-%llx-%llx", undo,
-			         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+			journal_name(&st, name, sizeof(name));
 			j = real_open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
 			if (j >= 0) {
 				put(j, UNDO_PATH, (uint64_t)st.st_dev, (uint64_t)st.st_ino, to,

@@ -56,27 +56,13 @@ undo_file(const char *jpath, struct totals *t)
 	size_t n, at = 0, nrec = 0, cap = 0;
 	uint8_t *buf = slurp(jpath, &n);
 	const struct undo_rec **recs = NULL;
-	struct undo_rec head;
-	char path[4096];
+	struct undo_rec where = {0}; /* the last UNDO_PATH: the file's dev, inode and path */
+	char path[4096] = "";
 	struct stat st;
 	int fd, rc = 0;
 
 	if (!buf)
 		return n ? -1 : 0;
-	if (n < sizeof(head)) {
-		free(buf);
-		return 0; /* emptied by a sync, killed before its header was written again */
-	}
-	memcpy(&head, buf, sizeof(head));
-	if (head.magic != UNDO_MAGIC || head.kind != UNDO_PATH || head.len >= sizeof(path) ||
-	    head.len > n - sizeof(head)) {
-		fprintf(stderr, "vr-powercut: %s: not a journal\n", jpath);
-		free(buf);
-		return -1;
-	}
-	memcpy(path, buf + sizeof(head), head.len);
-	path[head.len] = 0;
-	at = sizeof(head) + head.len;
 	while (n - at >= sizeof(struct undo_rec)) {
 		struct undo_rec r;
 
@@ -84,33 +70,40 @@ undo_file(const char *jpath, struct totals *t)
 		if (r.magic != UNDO_MAGIC || (r.kind != UNDO_DATA && r.kind != UNDO_PATH) ||
 		    r.len > n - at - sizeof(r))
 			break;             /* the torn end: that change was never made */
-		if (r.kind == UNDO_PATH) { /* renamed: where the file is now */
-			if (r.len < sizeof(path)) {
-				memcpy(path, buf + at + sizeof(r), r.len);
-				path[r.len] = 0;
-			}
-			at += sizeof(r) + r.len;
-			continue;
-		}
-		if (nrec == cap) {
-			const struct undo_rec **m =
-			    realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*recs));
+		if (r.kind == UNDO_PATH) { /* the first record, and again after a rename */
+			if (r.len >= sizeof(path))
+				break;
+			memcpy(path, buf + at + sizeof(r), r.len);
+			path[r.len] = 0;
+			where = r;
+		} else if (!where.magic) {
+			break; /* a change before the file's path: not a journal of ours */
+		} else {
+			if (nrec == cap) {
+				const struct undo_rec **m =
+				    realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*recs));
 
-			if (!m) {
-				free(recs);
-				free(buf);
-				return -1;
+				if (!m) {
+					free(recs);
+					free(buf);
+					return -1;
+				}
+				recs = m;
 			}
-			recs = m;
+			recs[nrec++] = (const struct undo_rec *)(buf + at);
 		}
-		recs[nrec++] = (const struct undo_rec *)(buf + at);
 		at += sizeof(r) + r.len;
 	}
+	if (!where.magic && n >= sizeof(struct undo_rec)) {
+		fprintf(stderr, "vr-powercut: %s: not a journal\n", jpath);
+		free(recs);
+		free(buf);
+		return -1;
+	}
 	fd = nrec ? open(path, O_WRONLY | O_CLOEXEC) : -1;
-	if (nrec && (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_dev != head.off ||
-	             (uint64_t)st.st_ino != head.old_size)) {
-		t->skipped++; /* gone, or another file there now: taken as durable (unlink, rename)
-		               */
+	if (nrec && (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_dev != where.off ||
+	             (uint64_t)st.st_ino != where.old_size)) {
+		t->skipped++; /* unlinked (taken as durable), or another file there now */
 	} else if (nrec) {
 		for (size_t i = nrec; i-- > 0;) {
 			struct undo_rec r;

@@ -7,7 +7,7 @@
  * follows when the file is renamed), then one UNDO_DATA per change, in the order made: before the
  * change, the file was old_size bytes long and held these `len` bytes at off. Undoing the records
  * newest first (write the bytes back, truncate to old_size) gives the file as it was at its last
- * completed sync, when the journal was emptied. A record cut short (the process was killed while
+ * completed sync, when the journal was removed. A record cut short (the process was killed while
  * writing it) is the journal's end: its change had not been made yet.
  *
  * <undo>/created: lines "C <path>" for a file created under VR_FAULT_DIR, "R\t<from>\t<to>\t<kept>"
