@@ -72,10 +72,11 @@ writer_main(const char *dir, unsigned seed, unsigned max)
 		struct vr_log_stream ls;
 
 		vr_test_wal_init(&w[i], id.account, id.vault, id.primary, 0, NULL);
-		if (vr_log_stream_get(log, &id, &ls) == 0) {
+		if (vr_log_stream_get(log, &id, &ls) == 0)
 			vr_test_wal_resume(&w[i], ls.last_lsn, ls.last_entropy);
-			fprintf(out, "R %d %llu\n", i, (unsigned long long)ls.last_lsn);
-		}
+		else
+			ls.last_lsn = 0; /* no such WAL: reported as 0, so a lost one shows */
+		fprintf(out, "R %d %llu\n", i, (unsigned long long)ls.last_lsn);
 	}
 	fprintf(out, "A\n"); /* open: appends follow */
 	for (unsigned a = 0; a < max; a++) {
