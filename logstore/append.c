@@ -300,11 +300,12 @@ commit(struct vr_log *log, struct commit_req *req)
 		taken = log->q_head;
 		{
 			struct commit_req *last = taken;
-			size_t bytes = last->bytes;
+			size_t bytes = last->bytes + last->mark_bytes;
 
-			while (last->next && bytes + last->next->bytes <= MAX_FRAME_BYTES) {
+			while (last->next && bytes + last->next->bytes + last->next->mark_bytes <=
+			                         MAX_FRAME_BYTES) {
 				last = last->next;
-				bytes += last->bytes;
+				bytes += last->bytes + last->mark_bytes;
 			}
 			log->q_head = last->next;
 			if (!log->q_head)
@@ -353,6 +354,14 @@ int
 vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
                  struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
 {
+	return vr_log_append_marked(log, site, recs, n, NULL, 0, durable, n_durable, bad);
+}
+
+int
+vr_log_append_marked(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
+                     const struct vr_log_mark *marks, unsigned n_marks,
+                     struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad)
+{
 	struct commit_req req = {0};
 	struct slim *slim = NULL;
 	struct group *groups = NULL;
@@ -367,8 +376,20 @@ vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, un
 		return -EROFS;
 	if (n == 0)
 		return vr_log_error(log);
-	if (!recs || !durable || n > INT_MAX / 2)
+	if (!recs || !durable || n > INT_MAX / 2 || (n_marks && !marks))
 		return -EINVAL;
+	if (n_marks > VR_LOG_MAX_MARKS)
+		return -E2BIG;
+	for (unsigned i = 0; i < n_marks; i++) {
+		const struct vr_log_mark *m = &marks[i];
+
+		if (!m->key || !m->key_size || m->key_size > VR_LOG_MAX_MARK_KEY ||
+		    m->val_size > VR_LOG_MAX_MARK_VAL || (m->val_size && !m->val))
+			return -EINVAL;
+		req.mark_bytes += VR_LOG_MARK_HDR + m->key_size + m->val_size;
+	}
+	req.marks = marks;
+	req.n_marks = n_marks;
 
 	slim = malloc(n * sizeof(*slim));
 	groups = malloc(n * sizeof(*groups));

@@ -407,3 +407,47 @@ vr_log_meta_get(struct vr_log *log, const void *key, size_t key_size, void *val,
 	rocksdb_free(v);
 	return 0;
 }
+
+int
+vr_log_meta_foreach(struct vr_log *log, const void *prefix, size_t prefix_size,
+                    int (*fn)(const void *key, size_t key_size, const void *val, size_t val_size,
+                              void *arg),
+                    void *arg)
+{
+	rocksdb_iterator_t *it;
+	char *err = NULL, *p;
+	int rc = 0;
+
+	if (!fn || (prefix_size && !prefix))
+		return -EINVAL;
+	p = malloc(prefix_size + 1);
+	if (!p)
+		return -ENOMEM;
+	p[0] = META_USER;
+	if (prefix_size)
+		memcpy(p + 1, prefix, prefix_size);
+	it = rocksdb_create_iterator_cf(log->db, log->ro, log->cf[CF_META]);
+	if (!it) {
+		free(p);
+		return -ENOMEM;
+	}
+	for (rocksdb_iter_seek(it, p, prefix_size + 1); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t ksize, vsize;
+		const char *k = rocksdb_iter_key(it, &ksize);
+		const char *v = rocksdb_iter_value(it, &vsize);
+
+		if (ksize < prefix_size + 1 || memcmp(k, p, prefix_size + 1))
+			break;
+		rc = fn(k + 1, ksize - 1, v, vsize, arg);
+		if (rc)
+			break;
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		rc = vr_log_rdb_err("rocksdb_iter(meta)", err);
+	}
+	rocksdb_iter_destroy(it);
+	free(p);
+	return rc;
+}

@@ -31,7 +31,7 @@
  *                     it is not the current one and d >= w)
  *            't' || stream id  ->  u64 trim LSN | entropy (16)          (the chain anchor)
  *            'c' || stream id || u16 member  ->  u64 acknowledged LSN     (cursor)
- *            'u' || caller's key  ->  caller's value                      (vr_log_meta_*)
+ *            'u' || caller's key  ->  caller's value          (vr_log_meta_*, and marks)
  */
 #ifndef VR_LOG_IMPL_H
 #define VR_LOG_IMPL_H
@@ -108,6 +108,9 @@ struct seg_writer {
 };
 
 struct commit_req;
+
+/* A mark in a frame: u8 key size | u8 value size | key | value (segment.c). */
+enum { VR_LOG_MARK_HDR = 2 };
 
 struct vr_log {
 	rocksdb_t *db;
@@ -207,6 +210,9 @@ struct commit_req {
 	size_t *part_sizes;
 	unsigned n_records;
 	size_t bytes;
+	const struct vr_log_mark *marks; /* written after the records, in the same frame */
+	unsigned n_marks;
+	size_t mark_bytes; /* their encoded size (segment.c) */
 	int status;
 	bool done;
 	struct commit_req *next;

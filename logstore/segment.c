@@ -12,13 +12,17 @@
  *           8       8     seq         frame sequence number: 1, 2, 3, ... across segments
  *           16      4     body_size
  *           20      4     n_chunks
- *           24      8     reserved    0
- *           32      body  n_chunks times: u32 size | u32 n_records | records (vr_record.h)
+ *           24      4     marks_size  bytes of marks at the end of the body (0: none)
+ *           28      4     reserved    0
+ *           32      body  n_chunks times: u32 size | u32 n_records | records (vr_record.h),
+ *                         then marks_size bytes of marks: u8 key size | u8 value size | key |
+ *                         value (vr_log_mark; frames written before marks existed have none)
  *
  * A chunk is one stream's records of the group, in LSN order; its index entry (log_impl.h)
- * points at its records. A frame is written with one pwrite and made durable with fdatasync
- * before anything of it is reported durable or indexed; a new segment's directory entry is
- * synced before its first frame is reported.
+ * points at its records. A mark goes to the meta family ('u' || key) in the same RocksDB write
+ * as the chunks' entries, and recovery puts it again with them. A frame is written with one pwrite
+ * and made durable with fdatasync before anything of it is reported durable or indexed; a new
+ * segment's directory entry is synced before its first frame is reported.
  *
  * Rules on open (recovery):
  *   S1. The index checkpoint (segment, offset, next seq) names the first frame not indexed.
@@ -29,8 +33,8 @@
  *   S3. A failing frame in any earlier segment, a segment shorter than the checkpoint, or a
  *       frame whose records do not continue their WAL (LSN and entropy chain) is corruption:
  *       the store refuses to open (EUCLEAN) rather than serve a WAL with a hole.
- *   S4. Each valid frame is indexed again (chunk entries, stream rows, checkpoint: one RocksDB
- *       write per frame, so that a recovery cut short by a crash or a failed write leaves the
+ *   S4. Each valid frame is indexed again (chunk entries, stream rows, marks, checkpoint: one
+ * RocksDB write per frame, so that a recovery cut short by a crash or a failed write leaves the
  *       index at a frame boundary and the next one replays from there), so after recovery the
  *       index covers every durable frame.
  */
@@ -119,6 +123,19 @@ put_counter(struct vr_log *log, rocksdb_writebatch_t *wb, char kind, uint64_t se
 	vr_put_be64(v, val);
 	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], (const char *)key, sizeof(key),
 	                          (const char *)v, sizeof(v));
+}
+
+/* A frame's mark into the meta family, where vr_log_meta_get finds it. */
+static void
+put_mark(struct vr_log *log, rocksdb_writebatch_t *wb, const uint8_t *key, size_t key_size,
+         const uint8_t *val, size_t val_size)
+{
+	char k[1 + VR_LOG_MAX_MARK_KEY];
+
+	k[0] = META_USER;
+	memcpy(k + 1, key, key_size);
+	rocksdb_writebatch_put_cf(wb, log->cf[CF_META], k, 1 + key_size, (const char *)val,
+	                          val_size);
 }
 
 static void
@@ -251,7 +268,7 @@ int
 vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t *wb)
 {
 	struct seg_writer *w = &log->w;
-	size_t body = 0, pos = FRAME_HDR_SIZE, rec_bytes = 0;
+	size_t body = 0, pos = FRAME_HDR_SIZE, rec_bytes = 0, mark_bytes = 0;
 	unsigned n_chunks = 0;
 	uint8_t *f;
 	int rc;
@@ -260,7 +277,9 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 		for (unsigned k = 0; k < q->n_groups; k++)
 			body += CHUNK_HDR_SIZE + q->groups[k].bytes;
 		n_chunks += q->n_groups;
+		mark_bytes += q->mark_bytes;
 	}
+	body += mark_bytes;
 	if (w->off && w->off + FRAME_HDR_SIZE + body > log->seg_max_size) {
 		rc = create_segment(log, w->id + 1);
 		if (rc)
@@ -299,11 +318,27 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 			                          g->row_size);
 		}
 	}
+	/* The marks, in call order and the calls in queue order: a later one replaces. */
+	for (struct commit_req *q = reqs; q; q = q->next)
+		for (unsigned i = 0; i < q->n_marks; i++) {
+			const struct vr_log_mark *m = &q->marks[i];
+
+			f[pos] = m->key_size;
+			f[pos + 1] = m->val_size;
+			memcpy(f + pos + VR_LOG_MARK_HDR, m->key, m->key_size);
+			if (m->val_size)
+				memcpy(f + pos + VR_LOG_MARK_HDR + m->key_size, m->val,
+				       m->val_size);
+			put_mark(log, wb, f + pos + VR_LOG_MARK_HDR, m->key_size,
+			         f + pos + VR_LOG_MARK_HDR + m->key_size, m->val_size);
+			pos += VR_LOG_MARK_HDR + m->key_size + m->val_size;
+		}
 	vr_put_be32(f, FRAME_MAGIC);
 	vr_put_be64(f + 8, w->next_seq);
 	vr_put_be32(f + 16, (uint32_t)body);
 	vr_put_be32(f + 20, n_chunks);
-	vr_put_be64(f + 24, 0);
+	vr_put_be32(f + 24, (uint32_t)mark_bytes);
+	vr_put_be32(f + 28, 0);
 	vr_put_be32(f + 4, vr_crc32c(f + 8, pos - 8));
 
 	rc = pwrite_all(w->fd, f, pos, w->off);
@@ -430,9 +465,17 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 {
 	struct replayed_row *rows = NULL, *sr = NULL, *tmp;
 	unsigned n_chunks = vr_get_be32(f + 20);
-	size_t pos = FRAME_HDR_SIZE;
+	size_t pos = FRAME_HDR_SIZE, marks_size = vr_get_be32(f + 24), end;
 	int rc = 0;
 
+	if (marks_size > size - FRAME_HDR_SIZE) {
+		vr_err("logstore",
+		       "segment %016" PRIx64 " offset %" PRIu64 ": marks past the frame", log->w.id,
+		       frame_off);
+		return -EUCLEAN;
+	}
+	/* The chunks, then the marks. */
+	end = size - marks_size;
 	for (unsigned k = 0; k < n_chunks && !rc; k++) {
 		uint8_t skey[VR_STREAM_ID_SIZE], ckey[CHUNK_KEY_SIZE], val[CHUNK_VAL_SIZE];
 		uint8_t row[ROW_MAX_SIZE], prev[VR_REC_ENTROPY_SIZE];
@@ -445,14 +488,14 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		unsigned n;
 
 		sr = NULL;
-		if (pos + CHUNK_HDR_SIZE > size) {
+		if (pos + CHUNK_HDR_SIZE > end) {
 			rc = -EUCLEAN;
 			break;
 		}
 		csize = vr_get_be32(f + pos);
 		n = vr_get_be32(f + pos + 4);
 		pos += CHUNK_HDR_SIZE;
-		if (csize > size - pos || n == 0) {
+		if (csize > end - pos || n == 0) {
 			rc = -EUCLEAN;
 			break;
 		}
@@ -530,11 +573,29 @@ replay_frame(struct vr_log *log, const uint8_t *f, size_t size, uint64_t frame_o
 		HASH_DEL(rows, sr);
 		free(sr);
 	}
-	if (rc == -EUCLEAN)
+	if (!rc && pos != end)
+		rc = -EUCLEAN;
+	if (rc == -EUCLEAN) {
 		vr_err("logstore",
 		       "segment %016" PRIx64 " offset %" PRIu64
 		       ": frame records do not continue their WAL",
 		       log->w.id, frame_off);
+		return rc;
+	}
+	while (!rc && pos < size) {
+		size_t ks = pos + VR_LOG_MARK_HDR <= size ? f[pos] : 0;
+		size_t vs = ks ? f[pos + 1] : 0;
+
+		if (!ks || ks > VR_LOG_MAX_MARK_KEY || vs > VR_LOG_MAX_MARK_VAL ||
+		    VR_LOG_MARK_HDR + ks + vs > size - pos) {
+			vr_err("logstore", "segment %016" PRIx64 " offset %" PRIu64 ": a bad mark",
+			       log->w.id, frame_off);
+			return -EUCLEAN;
+		}
+		put_mark(log, wb, f + pos + VR_LOG_MARK_HDR, ks, f + pos + VR_LOG_MARK_HDR + ks,
+		         vs);
+		pos += VR_LOG_MARK_HDR + ks + vs;
+	}
 	return rc;
 }
 

@@ -106,6 +106,34 @@ int vr_log_append(struct vr_log *log, const struct iovec *recs, unsigned n,
 int vr_log_append_as(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
                      struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
 
+/*
+ * A mark: a small key/value of the caller's, made durable in the same frame as the records of
+ * the append that carries it, so that after any crash either both are there or neither (for
+ * example the dataplane's "producer P's frame S is LSN L", which makes a producer's retransmit
+ * after a restart an ack instead of a second copy). A mark is a meta value (vr_log_meta_get
+ * and vr_log_meta_foreach read it); a later mark or meta put of the same key replaces it.
+ */
+struct vr_log_mark {
+	const void *key;
+	const void *val;
+	uint8_t key_size; /* 1..VR_LOG_MAX_MARK_KEY */
+	uint8_t val_size; /* 0..VR_LOG_MAX_MARK_VAL */
+};
+
+#define VR_LOG_MAX_MARK_KEY 64
+#define VR_LOG_MAX_MARK_VAL 64
+/* One call may carry at most this many marks (-E2BIG beyond). */
+#define VR_LOG_MAX_MARKS 65536
+
+/*
+ * As vr_log_append_as, with n_marks marks made durable with the records (n >= 1: a mark rides
+ * on records). Marks are applied in call order, and calls in the order they became durable.
+ * -EINVAL for a mark out of bounds; nothing of the call is written then.
+ */
+int vr_log_append_marked(struct vr_log *log, uint16_t site, const struct iovec *recs, unsigned n,
+                         const struct vr_log_mark *marks, unsigned n_marks,
+                         struct vr_log_durable *durable, unsigned *n_durable, unsigned *bad);
+
 /* Counters since open; commits < appends shows group commit at work. */
 struct vr_log_stats {
 	uint64_t appends;  /* calls that became durable */
@@ -181,5 +209,14 @@ int vr_log_meta_put(struct vr_log *log, const void *key, size_t key_size, const 
                     size_t val_size);
 int vr_log_meta_get(struct vr_log *log, const void *key, size_t key_size, void *val, size_t cap,
                     size_t *size);
+
+/*
+ * Calls fn(key, key_size, val, val_size, arg) for every meta value (put or mark) whose key
+ * starts with prefix, in key order, until fn returns non-zero (which is returned). 0 or -errno.
+ */
+int vr_log_meta_foreach(struct vr_log *log, const void *prefix, size_t prefix_size,
+                        int (*fn)(const void *key, size_t key_size, const void *val,
+                                  size_t val_size, void *arg),
+                        void *arg);
 
 #endif /* VR_LOG_H */

@@ -2,7 +2,8 @@
 /*
  * logstore:segment — the segment files under the index: rolling, whole-segment reclaim after
  * trim, re-indexing frames whose index writes were lost (S1, S4), cutting a torn tail (S2), and
- * refusing to open over corruption or a missing segment (S3). Real files, real RocksDB.
+ * refusing to open over corruption or a missing segment (S3), and the marks a frame carries
+ * with its records. Real files, real RocksDB.
  */
 #include <check.h>
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vr_crc.h"
 #include "vr_log.h"
 #include "vr_test.h"
 
@@ -321,6 +323,177 @@ START_TEST(missing_indexed_segment_refuses_open)
 }
 END_TEST
 
+/* One call of PER_CALL records of w carrying marks. */
+static int
+append_marked(struct vr_log *log, struct vr_test_wal *w, const struct vr_log_mark *marks,
+              unsigned n_marks)
+{
+	static uint8_t buf[PER_CALL][REC_CAP];
+	struct iovec iov[PER_CALL];
+	struct vr_log_durable d[PER_CALL];
+	struct vr_test_wal before = *w;
+	int rc;
+
+	for (int i = 0; i < PER_CALL; i++) {
+		iov[i].iov_base = buf[i];
+		iov[i].iov_len = vr_test_wal_next(w, 100, buf[i], REC_CAP);
+		if (w->lsn == 1)
+			w->n_members = 0;
+	}
+	rc = vr_log_append_marked(log, 0, iov, PER_CALL, marks, n_marks, d, NULL, NULL);
+	if (rc)
+		*w = before;
+	return rc;
+}
+
+static void
+mark_is(struct vr_log *log, const char *key, const char *val)
+{
+	char got[VR_LOG_MAX_MARK_VAL + 1];
+	size_t n = 0;
+	int rc = vr_log_meta_get(log, key, strlen(key), got, sizeof(got) - 1, &n);
+
+	if (!val) {
+		ck_assert_msg(rc == -ENOENT, "mark %s: %d, want none", key, rc);
+		return;
+	}
+	ck_assert_msg(rc == 0, "mark %s: %s", key, strerror(-rc));
+	got[n] = 0;
+	ck_assert_str_eq(got, val);
+}
+
+#define MARK(k, v)                                                                                 \
+	{                                                                                          \
+		.key = (k), .key_size = sizeof(k) - 1, .val = (v), .val_size = sizeof(v) - 1       \
+	}
+
+struct listed {
+	char keys[8][VR_LOG_MAX_MARK_KEY + 1];
+	unsigned n;
+};
+
+static int
+list_key(const void *key, size_t key_size, const void *val, size_t val_size, void *arg)
+{
+	struct listed *l = arg;
+
+	(void)val;
+	(void)val_size;
+	ck_assert_uint_lt(l->n, 8);
+	memcpy(l->keys[l->n], key, key_size);
+	l->keys[l->n++][key_size] = 0;
+	return 0;
+}
+
+/* The last frame of the only segment: its offset and size. */
+static void
+last_frame(int fd, off_t *off, size_t *size)
+{
+	uint8_t hdr[32];
+	off_t pos = 0;
+
+	while (pread(fd, hdr, sizeof(hdr), pos) == (ssize_t)sizeof(hdr)) {
+		size_t body =
+		    (size_t)hdr[16] << 24 | (size_t)hdr[17] << 16 | (size_t)hdr[18] << 8 | hdr[19];
+
+		*off = pos;
+		*size = 32 + body;
+		pos += (off_t)(32 + body);
+	}
+}
+
+START_TEST(marks_ride_with_their_frame)
+{
+	char *dir = vr_test_tmpdir("seg"), saved[600], last[64], path[700];
+	struct vr_log *log = vr_log_open(dir, NULL);
+	struct vr_log_mark m1[] = {MARK("pa", "one"), MARK("pb", "b1")}, m2[] = {MARK("pa", "two")},
+	                   m3[] = {MARK("pc", "c"), MARK("pa", "x"), MARK("pa", "three")},
+	                   bad_key[] = {{.key = "k", .key_size = 0}},
+	                   bad_val[] = {{.key = "k", .key_size = 1, .val = saved, .val_size = 65}};
+	struct vr_test_wal w;
+	struct listed l = {0};
+	uint8_t *frame;
+	size_t size = 0;
+	off_t off = 0;
+	int fd;
+
+	ck_assert_ptr_nonnull(log);
+	vr_test_wal_init(&w, 80, 1, 1, 0, NULL);
+	ck_assert_int_eq(append_marked(log, &w, m1, 2), 0);
+	mark_is(log, "pa", "one");
+	mark_is(log, "pb", "b1");
+	/* A mark out of bounds refuses the whole call: no records, no marks, no sticky error. */
+	ck_assert_int_eq(append_marked(log, &w, bad_key, 1), -EINVAL);
+	ck_assert_int_eq(append_marked(log, &w, bad_val, 1), -EINVAL);
+	ck_assert_int_eq(vr_log_error(log), 0);
+	check_wal(log, &w);
+	vr_log_close(log);
+	snprintf(saved, sizeof(saved), "%s.index-a", dir);
+	sh("cp -a '%s/index' '%s'", dir, saved);
+
+	/* Later marks replace earlier ones, in call order within a call too. */
+	log = vr_log_open(dir, NULL);
+	ck_assert_int_eq(append_marked(log, &w, m2, 1), 0);
+	ck_assert_int_eq(vr_log_meta_put(log, "qz", 2, "other", 5), 0);
+	ck_assert_int_eq(append_marked(log, &w, m3, 3), 0);
+	mark_is(log, "pa", "three");
+	mark_is(log, "pc", "c");
+	vr_log_close(log);
+
+	/* The index forgets the last two calls: their marks come back from their frames. */
+	sh("rm -rf '%s/index'", dir);
+	sh("mv '%s' '%s/index'", saved, dir);
+	log = vr_log_open(dir, NULL);
+	ck_assert_ptr_nonnull(log);
+	check_wal(log, &w);
+	mark_is(log, "pa", "three");
+	mark_is(log, "pb", "b1");
+	mark_is(log, "pc", "c");
+	mark_is(log, "qz", NULL); /* a meta put is not in a frame: it was in the lost index */
+	ck_assert_int_eq(vr_log_meta_foreach(log, "p", 1, list_key, &l), 0);
+	ck_assert_uint_eq(l.n, 3);
+	ck_assert_str_eq(l.keys[0], "pa");
+	ck_assert_str_eq(l.keys[1], "pb");
+	ck_assert_str_eq(l.keys[2], "pc");
+	vr_log_close(log);
+
+	/*
+	 * A frame whose records are whole and whose CRC matches but whose mark is malformed
+	 * (key size 0) is corruption, not a torn tail: the store refuses to open over it.
+	 */
+	sh("cp -a '%s/index' '%s'", dir, saved);
+	log = vr_log_open(dir, NULL);
+	ck_assert_int_eq(append_marked(log, &w, m2, 1), 0);
+	vr_log_close(log);
+	sh("rm -rf '%s/index'", dir);
+	sh("mv '%s' '%s/index'", saved, dir);
+	ck_assert_int_eq(count_segments(dir, last, sizeof(last)), 1);
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, last);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	last_frame(fd, &off, &size);
+	frame = malloc(size);
+	ck_assert_int_eq(pread(fd, frame, size, off), (ssize_t)size);
+	ck_assert_uint_eq(frame[27], 2 + 2 + 3); /* marks_size: one mark, "pa" -> "two" */
+	frame[size - 7] = 0;
+	{
+		uint32_t crc = vr_crc32c(frame + 8, size - 8);
+
+		frame[4] = (uint8_t)(crc >> 24);
+		frame[5] = (uint8_t)(crc >> 16);
+		frame[6] = (uint8_t)(crc >> 8);
+		frame[7] = (uint8_t)crc;
+	}
+	ck_assert_int_eq(pwrite(fd, frame, size, off), (ssize_t)size);
+	close(fd);
+	free(frame);
+	errno = 0;
+	ck_assert_ptr_null(vr_log_open(dir, NULL));
+	ck_assert_int_eq(errno, EUCLEAN);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(oversized_append_is_refused)
 {
 	char *dir = vr_test_tmpdir("seg");
@@ -360,6 +533,7 @@ main(void)
 	    corrupt_frame_before_the_last_segment_refuses_open,
 	    missing_indexed_segment_refuses_open,
 	    oversized_append_is_refused,
+	    marks_ride_with_their_frame,
 	};
 
 	return vr_test_run("logstore:segment", 120, tests, sizeof(tests) / sizeof(tests[0]));
