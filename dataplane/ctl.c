@@ -387,6 +387,12 @@ op_stream_add(struct dp *dp, json_t *req)
 			return fail(-rc, "cannot read the replication cursors: %s",
 			            vr_rec_strerror(rc));
 		}
+		/* What each producer had logged here: its retransmits are acked, not appended. */
+		if (st->origin && (rc = dp_producers_load(dp, st))) {
+			free(st);
+			return fail(-rc, "cannot read the producers' marks: %s",
+			            vr_rec_strerror(rc));
+		}
 	} else if (rc == -ENOENT && st->origin) {
 		rc = write_seed(dp, st);
 		if (rc) {

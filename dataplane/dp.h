@@ -267,10 +267,19 @@ struct dp_member {
 	uint64_t recover;  /* resending: the next LSN to resend when an ack comes (0: not) */
 };
 
+/*
+ * A producer of an origin stream, as its frames went: accepted (in a batch), logged (durable
+ * here) and acked (durable here, and at enough members for a sync stream). The log keeps each
+ * producer's latest logged frame and LSN as a mark in the frame of its records (logw.c), and a
+ * restarted dataplane starts from them (dp_producers_load): a frame it had logged before it died
+ * is answered with its ack when the producer sends it again, never appended twice.
+ */
 struct dp_producer {
 	uint32_t id;
-	uint64_t seq;         /* highest frame seq accepted */
-	uint64_t durable_seq; /* highest frame seq durable ... */
+	uint64_t seq; /* highest frame seq accepted */
+	uint64_t
+	    logged_seq; /* highest frame seq durable here (what a failed append goes back to) */
+	uint64_t durable_seq; /* highest frame seq acked ... */
 	uint64_t durable_lsn; /* ... and its LSN */
 };
 
@@ -444,6 +453,18 @@ dp_key_push(struct dp_stream *st, struct dp_key *k)
 	atomic_store_explicit(&st->key, k, memory_order_release);
 	return old;
 }
+
+/* A producer's mark: 'P' || stream || producer -> its latest logged frame seq || LSN. */
+struct dp_producer_mark {
+	uint8_t key[1 + VR_STREAM_ID_SIZE + 4];
+	uint8_t val[16];
+};
+
+void dp_producer_mark(struct dp_producer_mark *m, const struct vr_stream_id *id, uint32_t producer,
+                      uint64_t seq, uint64_t lsn);
+
+/* A restarted origin stream's producers from their marks (the DP_PRODUCERS latest). */
+int dp_producers_load(struct dp *dp, struct dp_stream *st);
 
 /* Nonce reservations in the log's meta rows: read (0 if none) and write (synced). */
 int dp_nonce_persisted(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uint64_t *limit);

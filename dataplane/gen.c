@@ -5,6 +5,7 @@
  *   vaultrep-gen [EAL options] -- --ip A.B.C.D --dst A.B.C.D [--udp 4790] [--streams N]
  *       [--account A] [--vault V] [--records N] [--size BYTES] [--rate R] [--window W]
  *       [--producer ID] [--seconds S] [--report FILE] [--pcap FILE] [--acks FILE] [--lenient]
+ *       [--reconnect S]
  *
  * Sends --records frames round-robin over --streams streams (accounts A..A+N-1, vault V) to the
  * dataplane's LAN address, at --rate frames/s (0: as fast as the window allows), with at most
@@ -15,13 +16,17 @@
  * the back-pressure lasts, up to 100 ms); a frame unacked for 200 ms is sent again (the
  * dataplane answers a repeat with its original ack). At the end it prints throughput and ack
  * latency percentiles, and with --report writes one JSON line per stream (account, first and
- * last LSN acked) for tests to compare with the receiver's log.
+ * last LSN acked) for tests to compare with the receiver's log. It exits with 0 once every
+ * frame is acked (or, stopped by SIGINT or SIGTERM, if every ack it saw was right), else 1.
  *
  * --acks FILE writes "account seq lsn" for every frame whose own ack named its LSN (as the acks
  * come: a frame acked twice has two lines); --lenient
  * does not fail on LSNs out of order (an appliance restarted under it may append a frame whose
  * ack it lost twice: at least once, never lost). When the link goes down (the appliance went
- * away) it writes its report and exits with 75.
+ * away) it writes its report and exits with 75, unless --reconnect S: then it starts its port
+ * again until the link is back (at most S seconds) and sends every stream again from its first
+ * unacked frame, as one producer session that outlives the appliance's restart (a frame the
+ * appliance had logged before it died must be acked, not appended twice: the LSN check sees it).
  *
  * --pcap FILE writes the frames (Ethernet/IPv4/UDP) to a pcap file instead of sending them,
  * for dpdk-testpmd or net_pcap replay.
@@ -33,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
@@ -76,6 +82,7 @@ static struct {
 	double rate, seconds;
 	const char *report, *pcap, *acks;
 	bool lenient;
+	double reconnect;
 } o = {.udp = 4790,
        .sport = 40000,
        .streams = 1,
@@ -91,7 +98,7 @@ static struct rte_ether_addr my_mac, dst_mac;
 static struct rte_mempool *mp;
 static volatile bool quit;
 static uint64_t *lat_us;
-static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors;
+static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors, reconnects;
 /*
  * --acks: written as the acks come, flushed every 50 ms, so that what a generator was told
  * survives it, however it ends.
@@ -182,6 +189,42 @@ resolve(void)
 	return rc;
 }
 
+/*
+ * --reconnect: the appliance went away. Once EAL's interrupt thread has torn the link down, the
+ * port is stopped and started again (a memif client connects at start) until the link is back.
+ * 0, or -ETIMEDOUT after o.reconnect seconds.
+ */
+static int
+reconnect(void)
+{
+	uint64_t hz = rte_get_tsc_hz(), end = rte_rdtsc() + (uint64_t)(o.reconnect * (double)hz);
+	int rc = -ETIMEDOUT;
+
+	rte_rcu_qsbr_thread_offline(qv, 0); /* no port I/O here until it is back */
+	dp_guard_intr_sync(1000);
+	rte_eth_dev_stop(o.port);
+	while (rc && !quit && rte_rdtsc() < end) {
+		struct rte_eth_link link;
+
+		if (rte_eth_dev_start(o.port)) {
+			usleep(100000);
+			continue;
+		}
+		for (int i = 0; i < 50 && rc && !quit; i++) {
+			if (rte_eth_link_get_nowait(o.port, &link) == 0 && link.link_status)
+				rc = 0;
+			else
+				usleep(20000);
+		}
+		if (rc) {
+			dp_guard_intr_sync(1000);
+			rte_eth_dev_stop(o.port);
+		}
+	}
+	rte_rcu_qsbr_thread_online(qv, 0);
+	return rc;
+}
+
 static struct gstream *
 stream_of(struct gstream *ss, uint64_t account)
 {
@@ -224,8 +267,9 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 		                                   : s->acked_seq + 1;
 
 		nacks++;
-		/* Lenient: a restarted appliance may not know the stream yet; it will. */
-		if (a.status != EBUSY && a.status != ERANGE && !(o.lenient && a.status == ENOENT)) {
+		/* A restarted appliance may not know the stream yet; it will. */
+		if (a.status != EBUSY && a.status != ERANGE &&
+		    !((o.lenient || o.reconnect > 0) && a.status == ENOENT)) {
 			if (bad_acks++ < 5)
 				fprintf(stderr, "vaultrep-gen: nack of frame %" PRIu64 ": %s\n",
 				        a.producer_seq, strerror(a.status));
@@ -326,7 +370,7 @@ usage(FILE *f)
 	fprintf(f, "usage: vaultrep-gen [EAL options] -- --ip A.B.C.D --dst A.B.C.D [--udp 4790]\n"
 	           "  [--port 0] [--streams N] [--account A] [--vault V] [--records N] [--size B]\n"
 	           "  [--rate R] [--window W] [--producer ID] [--seconds S] [--report FILE]\n"
-	           "  [--pcap FILE] [--acks FILE] [--lenient]\n");
+	           "  [--pcap FILE] [--acks FILE] [--lenient] [--reconnect S]\n");
 }
 
 static int
@@ -344,13 +388,13 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"port", 1, 0, 'P'},    {"ip", 1, 0, 'i'},      {"dst", 1, 0, 'd'},
-	    {"udp", 1, 0, 'u'},     {"streams", 1, 0, 's'}, {"account", 1, 0, 'a'},
-	    {"vault", 1, 0, 'v'},   {"records", 1, 0, 'n'}, {"size", 1, 0, 'z'},
-	    {"rate", 1, 0, 'r'},    {"window", 1, 0, 'w'},  {"producer", 1, 0, 'p'},
-	    {"seconds", 1, 0, 't'}, {"report", 1, 0, 'R'},  {"pcap", 1, 0, 'c'},
-	    {"acks", 1, 0, 'A'},    {"lenient", 0, 0, 'L'}, {"help", 0, 0, 'h'},
-	    {0, 0, 0, 0},
+	    {"port", 1, 0, 'P'},      {"ip", 1, 0, 'i'},      {"dst", 1, 0, 'd'},
+	    {"udp", 1, 0, 'u'},       {"streams", 1, 0, 's'}, {"account", 1, 0, 'a'},
+	    {"vault", 1, 0, 'v'},     {"records", 1, 0, 'n'}, {"size", 1, 0, 'z'},
+	    {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},  {"producer", 1, 0, 'p'},
+	    {"seconds", 1, 0, 't'},   {"report", 1, 0, 'R'},  {"pcap", 1, 0, 'c'},
+	    {"acks", 1, 0, 'A'},      {"lenient", 0, 0, 'L'}, {"help", 0, 0, 'h'},
+	    {"reconnect", 1, 0, 'C'}, {0, 0, 0, 0},
 	};
 	struct rte_eth_conf conf = {0};
 	struct gstream *ss;
@@ -430,6 +474,9 @@ main(int argc, char **argv)
 		case 'L':
 			o.lenient = true;
 			break;
+		case 'C':
+			o.reconnect = strtod(optarg, NULL);
+			break;
 		default:
 			goto bad;
 		}
@@ -497,9 +544,9 @@ main(int argc, char **argv)
 		rte_rcu_qsbr_quiescent(qv, 0);
 
 		/*
-		 * The appliance went away (its link is down): stop, report what was acked and exit
-		 * with 75, so that a script can start a new producer session once it is back.
-		 * (Reconnecting a memif client in place races with the PMD's interrupt thread.)
+		 * The appliance went away (its link is down): with --reconnect, wait for it and
+		 * send every stream again from its first unacked frame; else stop, report what was
+		 * acked and exit with 75, so that a script can start a new producer session.
 		 */
 		if (now >= next_link) {
 			struct rte_eth_link link;
@@ -508,8 +555,22 @@ main(int argc, char **argv)
 			if (acks_f)
 				fflush(acks_f);
 			if (rte_eth_link_get_nowait(o.port, &link) == 0 && !link.link_status) {
-				gone = true;
-				break;
+				if (o.reconnect <= 0 || reconnect()) {
+					gone = true;
+					break;
+				}
+				reconnects++;
+				rte_pktmbuf_free_bulk(pend, npend);
+				npend = 0;
+				for (uint32_t i = 0; i < o.streams; i++) {
+					struct gstream *s = &ss[i];
+
+					s->resend_from =
+					    s->acked_seq + 1 < s->next_seq ? s->acked_seq + 1 : 0;
+					s->hold_until = s->busy_hold = 0;
+				}
+				next_link = rte_rdtsc() + hz / 20;
+				continue;
 			}
 		}
 		/* New frames (round robin), resends from the first unacked, and timeouts. */
@@ -591,9 +652,10 @@ main(int argc, char **argv)
 		       (double)acked * o.size * 8 / secs / 1e6);
 		printf("vaultrep-gen: ack latency us p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
 		       "; nacks %" PRIu64 ", resent %" PRIu64 ", bad acks %" PRIu64
-		       ", lsn order errors %" PRIu64 "\n",
+		       ", lsn order errors %" PRIu64 ", reconnects %" PRIu64 "\n",
 		       nl ? lat_us[nl / 2] : 0, nl ? lat_us[nl * 99 / 100] : 0,
-		       nl ? lat_us[nl * 999 / 1000] : 0, nacks, resent, bad_acks, lsn_errors);
+		       nl ? lat_us[nl * 999 / 1000] : 0, nacks, resent, bad_acks, lsn_errors,
+		       reconnects);
 	}
 	if (o.report) {
 		FILE *f = fopen(o.report, "w");
@@ -621,5 +683,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "vaultrep-gen: the appliance's link went down\n");
 		return 75;
 	}
-	return acked >= o.records && !bad_acks && (o.lenient || !lsn_errors) ? 0 : 1;
+	/* Stopped by a signal: 0 if every ack it saw was right. */
+	return (acked >= o.records || quit) && !bad_acks && (o.lenient || !lsn_errors) ? 0 : 1;
 }

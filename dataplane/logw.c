@@ -22,6 +22,14 @@
 
 enum { LOGW_BURST = 256, LOGW_MAX_RECS = 65536 };
 
+/* What one append call is built in, allocated once. */
+struct logw_bufs {
+	struct iovec *iov;
+	struct vr_log_durable *dur;
+	struct vr_log_mark *marks;
+	struct dp_producer_mark *kv;
+};
+
 static pthread_t logw_tid;
 
 static struct dp_nonce_key {
@@ -103,11 +111,39 @@ save_cursors(struct dp *dp, struct dp_job *j)
 	j->status = rc;
 }
 
-static void
-write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
-           struct vr_log_durable *dur)
+/*
+ * The marks of an origin job: for each producer, its last frame in the job and that frame's LSN
+ * (the last of a run of its frames is enough: acks are cumulative), durable with the records
+ * themselves, so that a restarted dataplane knows what each producer's retransmits are.
+ * Control's own records (port 0) have no producer.
+ */
+static unsigned
+job_marks(const struct dp_job *j, struct vr_log_mark *marks, struct dp_producer_mark *kv)
 {
-	unsigned nrec = 0, ndur = 0, bad = 0, first = 0;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < j->n; i++) {
+		const struct dp_ackto *a = &j->acks[i];
+
+		if (!a->port ||
+		    (i + 1 < j->n && j->acks[i + 1].producer == a->producer && j->acks[i + 1].port))
+			continue;
+		dp_producer_mark(&kv[n], &j->st->id, a->producer, a->producer_seq,
+		                 j->first_lsn + i);
+		marks[n] = (struct vr_log_mark){.key = kv[n].key,
+		                                .key_size = sizeof(kv[n].key),
+		                                .val = kv[n].val,
+		                                .val_size = sizeof(kv[n].val)};
+		n++;
+	}
+	return n;
+}
+
+static void
+write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bufs *b)
+{
+	struct iovec *iov = b->iov;
+	unsigned nrec = 0, ndur = 0, bad = 0, first = 0, nmarks = 0;
 	int rc;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -138,11 +174,14 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
 			iov[nrec++] = (struct iovec){.iov_base = p, .iov_len = (size_t)sz};
 			p += sz;
 		}
+		if (j->origin)
+			nmarks += job_marks(j, b->marks + nmarks, b->kv + nmarks);
 	}
 	if (!nrec)
 		return;
 	/* This site's own records arrive unfinished: the log chains them, checks the rest. */
-	rc = vr_log_append_as(dp->log, dp->conf.site, iov, nrec, dur, &ndur, &bad);
+	rc = vr_log_append_marked(dp->log, dp->conf.site, iov, nrec, b->marks, nmarks, b->dur,
+	                          &ndur, &bad);
 	if (rc == 0) {
 		for (unsigned i = 0; i < n; i++)
 			if (jobs[i]->kind == DP_JOB_RECORDS)
@@ -168,7 +207,7 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, struct iovec *iov,
 		}
 		for (unsigned i = 0; i < n; i++)
 			if (jobs[i]->kind == DP_JOB_RECORDS && jobs[i]->status != rc)
-				write_jobs(dp, jobs + i, 1, iov, dur);
+				write_jobs(dp, jobs + i, 1, b);
 		return;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -181,16 +220,18 @@ logw_main(void *arg)
 {
 	struct dp *dp = arg;
 	struct dp_job *jobs[LOGW_BURST];
-	struct iovec *iov = calloc(LOGW_MAX_RECS, sizeof(*iov));
-	struct vr_log_durable *dur = calloc(LOGW_MAX_RECS, sizeof(*dur));
+	struct logw_bufs b = {
+	    .iov = calloc(LOGW_MAX_RECS, sizeof(*b.iov)),
+	    .dur = calloc(LOGW_MAX_RECS, sizeof(*b.dur)),
+	    .marks = calloc(LOGW_MAX_RECS, sizeof(*b.marks)),
+	    .kv = calloc(LOGW_MAX_RECS, sizeof(*b.kv)),
+	};
 	unsigned idle_us = 0;
 
-	if (!iov || !dur) {
+	if (!b.iov || !b.dur || !b.marks || !b.kv) {
 		vr_err("dataplane", "log writer: out of memory");
 		atomic_store(&dp->quit, true);
-		free(iov);
-		free(dur);
-		return NULL;
+		goto out;
 	}
 	/* Until the worker has stopped (its last jobs are the clean stop's cursors) and all done.
 	 */
@@ -221,11 +262,14 @@ logw_main(void *arg)
 			continue;
 		}
 		idle_us = 0;
-		write_jobs(dp, jobs, n, iov, dur);
+		write_jobs(dp, jobs, n, &b);
 		hand_back(dp, jobs, n);
 	}
-	free(iov);
-	free(dur);
+out:
+	free(b.iov);
+	free(b.dur);
+	free(b.marks);
+	free(b.kv);
 	return NULL;
 }
 
@@ -274,4 +318,49 @@ dp_nonce_persist(struct dp *dp, const struct dp_stream *st, uint32_t key_id, uin
 
 	vr_put_be64(v, limit);
 	return vr_log_meta_put(dp->log, &k, sizeof(k), v, sizeof(v));
+}
+
+void
+dp_producer_mark(struct dp_producer_mark *m, const struct vr_stream_id *id, uint32_t producer,
+                 uint64_t seq, uint64_t lsn)
+{
+	m->key[0] = 'P';
+	vr_stream_id_pack(id, m->key + 1);
+	vr_put_be32(m->key + 1 + VR_STREAM_ID_SIZE, producer);
+	vr_put_be64(m->val, seq);
+	vr_put_be64(m->val + 8, lsn);
+}
+
+/* Keeps the DP_PRODUCERS marks of highest LSN (the producers heard from last). */
+static int
+load_mark(const void *key, size_t key_size, const void *val, size_t val_size, void *arg)
+{
+	struct dp_stream *st = arg;
+	struct dp_producer p, *slot = &st->prod[0];
+
+	if (key_size != sizeof(((struct dp_producer_mark *)0)->key) || val_size != 16)
+		return -EUCLEAN;
+	p = (struct dp_producer){
+	    .id = vr_get_be32((const uint8_t *)key + 1 + VR_STREAM_ID_SIZE),
+	    .seq = vr_get_be64(val),
+	    .durable_lsn = vr_get_be64((const uint8_t *)val + 8),
+	};
+	if (!p.seq || !p.durable_lsn || p.durable_lsn > st->durable_lsn)
+		return -EUCLEAN; /* a mark rides on its records: never ahead of them */
+	p.logged_seq = p.durable_seq = p.seq;
+	for (unsigned k = 1; k < DP_PRODUCERS; k++)
+		if (st->prod[k].durable_lsn < slot->durable_lsn)
+			slot = &st->prod[k];
+	if (p.durable_lsn > slot->durable_lsn)
+		*slot = p;
+	return 0;
+}
+
+int
+dp_producers_load(struct dp *dp, struct dp_stream *st)
+{
+	struct dp_producer_mark m;
+
+	dp_producer_mark(&m, &st->id, 0, 0, 0);
+	return vr_log_meta_foreach(dp->log, m.key, 1 + VR_STREAM_ID_SIZE, load_mark, st);
 }

@@ -825,17 +825,24 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 	uint64_t us;
 
 	for (unsigned i = 0; i < j->n; i++) {
-		bool control = !j->acks[i].port;
+		const struct dp_ackto *a = &j->acks[i];
+		bool control = !a->port;
+		struct dp_producer *pr = NULL;
 
+		if (!control)
+			for (unsigned k = 0; k < DP_PRODUCERS && !pr; k++)
+				if (st->prod[k].id == a->producer && st->prod[k].seq)
+					pr = &st->prod[k];
+		/* Durable here (the batch's first call): what a failed append goes back to. */
+		if (pr && to != ACK_PRODUCERS && a->producer_seq > pr->logged_seq)
+			pr->logged_seq = a->producer_seq;
 		if ((to == ACK_CONTROL && !control) || (to == ACK_PRODUCERS && control))
 			continue;
-		for (unsigned k = 0; k < DP_PRODUCERS; k++)
-			if (st->prod[k].id == j->acks[i].producer &&
-			    j->acks[i].producer_seq > st->prod[k].durable_seq) {
-				st->prod[k].durable_seq = j->acks[i].producer_seq;
-				st->prod[k].durable_lsn = j->first_lsn + i;
-			}
-		send_ingest_ack_to(w, st, &j->acks[i], 0, j->first_lsn + i, sites);
+		if (pr && a->producer_seq > pr->durable_seq) {
+			pr->durable_seq = a->producer_seq;
+			pr->durable_lsn = j->first_lsn + i;
+		}
+		send_ingest_ack_to(w, st, a, 0, j->first_lsn + i, sites);
 	}
 	if (to == ACK_CONTROL)
 		return; /* the batch's latency counts when its producers are acked */
@@ -848,28 +855,34 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
  * now (the sync-th highest of their acked LSNs), oldest first. A member set that shrank below
  * st->sync asks for all of them.
  */
+/* A sync stream: the highest LSN that enough members hold (the sync-th highest acked). */
+static uint64_t
+sync_held(const struct dp_stream *st)
+{
+	unsigned need = RTE_MIN((unsigned)st->sync, (unsigned)st->n_members), n = 0;
+	uint64_t top[VR_REC_MAX_MEMBERS];
+
+	if (!need)
+		return UINT64_MAX;
+	for (unsigned i = 0; i < st->n_members; i++) {
+		unsigned k = n++;
+
+		for (; k && top[k - 1] < st->members[i].acked; k--)
+			top[k] = top[k - 1];
+		top[k] = st->members[i].acked;
+	}
+	return top[need - 1];
+}
+
 static void
 sync_release(struct worker *w, struct dp_stream *st)
 {
-	uint64_t held = UINT64_MAX;
 	unsigned need = RTE_MIN((unsigned)st->sync, (unsigned)st->n_members);
+	uint64_t held;
 
 	if (!st->sync)
 		return;
-	if (need) {
-		uint64_t top[VR_REC_MAX_MEMBERS];
-		unsigned n = 0;
-
-		/* The need-th highest acked LSN: what at least need members hold. */
-		for (unsigned i = 0; i < st->n_members; i++) {
-			unsigned k = n++;
-
-			for (; k && top[k - 1] < st->members[i].acked; k--)
-				top[k] = top[k - 1];
-			top[k] = st->members[i].acked;
-		}
-		held = top[need - 1];
-	}
+	held = sync_held(st);
 	for (struct dp_job *j = st->win_head; j && j->last_lsn <= held; j = j->next)
 		if (!j->synced) {
 			j->synced = true;
@@ -918,6 +931,12 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 				vr_batch_reset(&st->b);
 			}
 			st->next_lsn = st->durable_lsn + 1;
+			/*
+			 * Their frames after it are not in the log: each producer sends them
+			 * again (one with nothing logged gives its slot up and starts afresh).
+			 */
+			for (unsigned k = 0; k < DP_PRODUCERS; k++)
+				st->prod[k].seq = st->prod[k].logged_seq;
 		}
 		for (unsigned i = 0; i < j->n; i++)
 			send_ingest_ack(w, st, &j->acks[i], why, 0);
@@ -1056,7 +1075,9 @@ ingest(struct worker *w, const struct rte_ether_hdr *eth, const struct rte_ipv4_
 		}
 	if (pr && f.producer_seq <= pr->seq) {
 		DP_INC(w->s, ingest_repeat);
-		if (f.producer_seq <= pr->durable_seq) {
+		/* A sync stream restarted: acked once its members hold it again (sync_held). */
+		if (f.producer_seq <= pr->durable_seq &&
+		    (!st->sync || pr->durable_lsn <= sync_held(st))) {
 			to.producer_seq = pr->durable_seq;
 			send_ingest_ack(w, st, &to, 0, pr->durable_lsn);
 		}

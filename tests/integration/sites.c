@@ -142,6 +142,7 @@ site_start(struct site *s)
 /* The error text of the last call_want(). */
 char call_err[256];
 unsigned gen_seconds = 150;
+unsigned gen_reconnect;
 
 /*
  * One request (consumed) to the socket of a site's dataplane or agent (named who in a
@@ -240,7 +241,7 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
                const char *report, const char *acks, unsigned rate)
 {
 	char vdev[400], ip[32], dst[32], acc[16], ns[16], nr[16], prefix[48], pr[16], rt[16];
-	char secs[16];
+	char secs[16], recon[16];
 	const char *argv[] = {VR_GEN_BIN,
 	                      "-l",
 	                      "1",
@@ -275,12 +276,14 @@ gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned stream
 	                      pr,
 	                      "--rate",
 	                      rt,
+	                      gen_reconnect ? "--reconnect" : "--lenient",
+	                      gen_reconnect ? recon : "--lenient",
 	                      acks ? "--acks" : NULL,
 	                      acks,
-	                      "--lenient",
 	                      NULL};
 	pid_t pid;
 
+	snprintf(recon, sizeof(recon), "%u", gen_reconnect);
 	snprintf(rt, sizeof(rt), "%u", rate);
 	snprintf(secs, sizeof(secs), "%u", gen_seconds);
 	snprintf(pr, sizeof(pr), "%u", producer);

@@ -41,10 +41,13 @@ struct site {
 	unsigned workers; /* worker lcores ([lcores] workers, D9) */
 };
 
-extern char *root;              /* the test's temporary directory */
-extern char wan_sock[300];      /* the memif WAN socket */
-extern char call_err[256];      /* the error text of the last call_want() */
-extern unsigned gen_seconds;    /* a generator's time limit (default 150 s) */
+extern char *root;           /* the test's temporary directory */
+extern char wan_sock[300];   /* the memif WAN socket */
+extern char call_err[256];   /* the error text of the last call_want() */
+extern unsigned gen_seconds; /* a generator's time limit (default 150 s) */
+/* Generators wait this long for a site that went away and go on (--reconnect) instead of
+ * ending with 75; 0 (the default): --lenient, and a new session per restart. */
+extern unsigned gen_reconnect;
 extern char ns_a[32], ns_b[32]; /* the af_packet tests' namespaces (veth_up) */
 
 /* Prints what a test is doing, with the seconds since its first stage. */
