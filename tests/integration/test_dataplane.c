@@ -1147,13 +1147,114 @@ START_TEST(members_grow_hsm_memif)
 }
 END_TEST
 
+static void
+sync_one(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	streams_config_sync(s, origin, rcv, base, n, 1);
+}
+
+/* Lines in a generator's --acks file (what it was acked so far). */
+static unsigned
+ack_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	int c;
+
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Exactly once for a sync vault across the origin's restart (site 1 and site 2 on a veth pair):
+ * site 2 is away, so site 1 logs a
+ * producer's frames but acks none (X1). Site 1 is killed and restarted, and the producer (one
+ * session, --reconnect) sends them all again: site 1 knows them from its producer marks and
+ * neither appends them twice nor acks them while no member holds them. Once site 2 is back and
+ * caught up, they are acked, each at the LSN it was logged at the first time.
+ */
+START_TEST(sync_retransmit_acked_once_held)
+{
+	enum { FRAMES = 20 };
+	struct site a, b;
+	char report[400], acks[400];
+	double t0;
+	int g, st;
+
+	veth_sites(&a, &b, "sync1"); /* a WAN on af_packet: site 1 restarts without its socket */
+	sync_one(&a, &a, &b, 1, 1);
+	streams_config(&b, &a, &b, 1, 1);
+	kill(b.pid, SIGKILL);
+	ck_assert_int_eq(waitpid(b.pid, &st, 0), b.pid);
+	snprintf(report, sizeof(report), "%s/gen.json", root);
+	snprintf(acks, sizeof(acks), "%s/acks.txt", root);
+	gen_reconnect = 30;
+	g = gen_start_opts(&a, 1, 1, 1, FRAMES, report, acks, 0);
+	for (t0 = now_s(); durable(&a, 1, 1) < 1 + FRAMES && now_s() - t0 < 20;)
+		usleep(20000);
+	ck_assert_uint_eq(durable(&a, 1, 1), 1 + FRAMES);
+	usleep(200000);
+	ck_assert_uint_eq(ack_lines(acks), 0);
+	stage("20 frames logged at site 1, none acked: site 2 is away");
+
+	site_kill_restart_with(&a, &a, &b, 1, sync_one);
+	for (t0 = now_s(); counter(&a, "ingest_repeat") < FRAMES && now_s() - t0 < 20;)
+		usleep(20000);
+	ck_assert_int_ge(counter(&a, "ingest_repeat"), FRAMES);
+	usleep(500000);
+	ck_assert_uint_eq(ack_lines(acks), 0);
+	ck_assert_uint_eq(durable(&a, 1, 1), 1 + FRAMES);
+	ck_assert_int_eq(counter(&a, "ingest_frames"), 0);
+	stage("site 1 restarted: the frames sent again are known, neither appended nor acked");
+
+	unlink(b.lan);
+	site_start(&b);
+	streams_config(&b, &a, &b, 1, 1);
+	st = gen_wait(g);
+	gen_reconnect = 0;
+	ck_assert_int_eq(st, 0);
+	ck_assert_uint_eq(durable(&a, 1, 1), 1 + FRAMES);
+	ck_assert_uint_eq(durable(&b, 1, 1), 1 + FRAMES);
+	print_stats(&a);
+	print_stats(&b);
+	teardown(&a, &b);
+	veth_down();
+	{
+		struct vr_log *l = vr_log_open(a.wal, NULL);
+		FILE *f = fopen(acks, "r");
+		unsigned long long acc, seq, lsn;
+		unsigned n = 0;
+
+		ck_assert_ptr_nonnull(l);
+		ck_assert_ptr_nonnull(f);
+		while (fscanf(f, "%llu %llu %llu", &acc, &seq, &lsn) == 3) {
+			const char *bad = acked_frame_bad(l, acc, seq, lsn);
+
+			ck_assert_msg(!bad, "frame %llu acked at LSN %llu: %s", seq, lsn, bad);
+			n++;
+		}
+		fclose(f);
+		vr_log_close(l);
+		ck_assert_uint_ge(n, 1);
+		printf("dataplane: a sync stream's %d frames logged, site 1 restarted: sent again, "
+		       "acked only once site 2 held them (%u acks), each at its first LSN\n",
+		       FRAMES, n);
+	}
+	vr_test_rmdir(root);
+}
+END_TEST
+
 int
 main(void)
 {
-	const TTest *tests[] = {
-	    one_way_memif,       both_ways_memif,         two_workers_memif,
-	    idle_sessions_memif, wan_adversary_af_packet, delivery_af_packet,
-	    restarts_af_packet,  payload_keys_hsm_memif,  members_grow_hsm_memif};
+	const TTest *tests[] = {one_way_memif,           both_ways_memif,
+	                        two_workers_memif,       idle_sessions_memif,
+	                        wan_adversary_af_packet, delivery_af_packet,
+	                        restarts_af_packet,      payload_keys_hsm_memif,
+	                        members_grow_hsm_memif,  sync_retransmit_acked_once_held};
 
 	srand((unsigned)time(NULL));
 	return vr_test_run("dataplane:sites", 600, tests, sizeof(tests) / sizeof(tests[0]));

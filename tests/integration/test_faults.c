@@ -592,6 +592,14 @@ check_after_kills(struct site *a, struct site *b, unsigned n, char acks[][400], 
 	return checked;
 }
 
+/* Streams base.. of which the second half are sync vaults (acked once site 2 holds them). */
+static void
+half_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	streams_config_sync(s, origin, rcv, base, n / 2, 0);
+	streams_config_sync(s, origin, rcv, base + n / 2, n - n / 2, 1);
+}
+
 /* The generator g, one producer session across the restarts of its site, feeds it again. */
 static void
 gen_back(struct site *s, int g)
@@ -617,7 +625,8 @@ gen_back(struct site *s, int g)
  *             back, every time;
  *   sender:   the generator outlives each restart of site 1 (--reconnect) and sends again from
  *             its first unacked frame: the frames site 1 had logged before it died must be
- *             acked from its producer marks, not appended a second time.
+ *             acked from its producer marks, not appended a second time (half the streams are
+ *             sync vaults: there, only once site 2 holds them again).
  *
  *   vaultrep-gen ═memif═ site 1 (ns_a) [vA] ──veth── [vB] site 2 (ns_b) ◄─ tap: (key, nonce)
  */
@@ -641,7 +650,10 @@ kills_under_load(bool sender)
 	gen_reconnect = sender ? 30 : 0;
 	per = RATE / STREAMS * gen_seconds; /* more than the loop lasts */
 	veth_sites(&a, &b, sender ? "flt2" : "flt1");
-	streams_add(&a, &b, 1, STREAMS);
+	half_sync(&a, &a, &b, 1, sender ? STREAMS : 0);
+	half_sync(&b, &a, &b, 1, sender ? STREAMS : 0);
+	if (!sender)
+		streams_add(&a, &b, 1, STREAMS);
 	nonce_watch_start(&nw, ns_b, "vB", 16u << 20);
 	snprintf(report, sizeof(report), "%s/gen.json", root);
 	snprintf(acks[runs], sizeof(acks[runs]), "%s/acks%u.txt", root, runs);
@@ -661,7 +673,7 @@ kills_under_load(bool sender)
 			 * while the generator's lcore may be in rx_burst, and dp_guard.h makes
 			 * that unmap wait (it faulted about once in 20 kills before).
 			 */
-			site_kill_restart(&a, &a, &b, STREAMS);
+			site_kill_restart_with(&a, &a, &b, STREAMS, half_sync);
 			gen_back(&a, g);
 		} else {
 			uint64_t held[STREAMS + 1];
