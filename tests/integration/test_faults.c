@@ -665,7 +665,8 @@ kills_under_load(bool sender)
 	for (unsigned k = 0; k < kills; k++) {
 		usleep(100000 + (useconds_t)(rand() % 400000));
 		if (sender) {
-			/* Retransmits of frames this incarnation had logged already, acked. */
+			/* Frames sent again that this incarnation had already (answered, not
+			 * taken). */
 			repeated += counter(&a, "ingest_repeat");
 			/*
 			 * The generator sees its link go down and waits for it. Never a fault:
@@ -730,8 +731,8 @@ kills_under_load(bool sender)
 		    ">= 100 kills: 0 repeated (key, nonce), 0 gaps, 0 acked records lost", met,
 		    "%u kills, one producer session across them: %zu batches seen at site 2, %zu "
 		    "(key, nonce) repeats; site 2's log gap-free, chained, site 1's bytes; %llu "
-		    "acked frames checked at their LSN, 0 lost; %lld retransmits of frames logged "
-		    "before a kill acked from the producer marks, %llu appended twice",
+		    "acked frames checked at their LSN, 0 lost; %lld frames sent again that the "
+		    "site had (ingest_repeat: answered, not appended), %llu appended twice",
 		    kills, nw.n, repeats, checked, repeated, twice);
 	else
 		vr_test_figure("1", "SIGKILL the receiving site under load, restart it",
