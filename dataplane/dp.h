@@ -403,7 +403,13 @@ struct dp {
 	unsigned worker_lcore[DP_MAX_WORKERS];
 	_Atomic bool quit;
 	_Atomic bool logw_quit; /* set once the worker has returned */
+	/* The log's sticky error (-errno), once a write or sync of it failed: the process stops
+	 * (fail-stop, exit DP_EXIT_LOG) and a restart recovers the log (logw.c). */
+	_Atomic int log_error;
 };
+
+/* The exit status of a dataplane whose log failed (EX_IOERR): restart it (systemd on-failure). */
+enum { DP_EXIT_LOG = 74 };
 
 /* The key of a stream in the hash. */
 struct dp_skey {

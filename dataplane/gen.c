@@ -267,7 +267,12 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 		                                   : s->acked_seq + 1;
 
 		nacks++;
-		/* A restarted appliance may not know the stream yet; it will. */
+		/*
+		 * A restarted appliance may not know the stream yet; it will. EIO, ENOSPC: its
+		 * log failed to make the frame durable; it is sent again after the timeout.
+		 */
+		if (a.status == EIO || a.status == ENOSPC)
+			return;
 		if (a.status != EBUSY && a.status != ERANGE &&
 		    !((o.lenient || o.reconnect > 0) && a.status == ENOENT)) {
 			if (bad_acks++ < 5)

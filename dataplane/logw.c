@@ -7,6 +7,15 @@
  * ring of the worker that owns the job's stream. When the ring is empty it sleeps a little
  * (adaptive, bounded by [idle] max_sleep_us), because waking it costs less than a core spinning
  * beside two sites.
+ *
+ * A failed write or sync of the log stops the dataplane (fail-stop). The store refuses every
+ * append after one (vr_log.h), and what the kernel kept of a write whose fdatasync failed is not
+ * known (PostgreSQL came to the same rule in 2018: after a failed fsync, crash and recover from
+ * the log, never retry the sync). So the log writer says why, sets quit, and main exits with
+ * DP_EXIT_LOG; whatever started it again (systemd's Restart=on-failure on an appliance) gets a
+ * process that reopens the log, cuts what was never reported durable, and carries on from the
+ * producers' marks: a frame nacked by the failure is taken when its producer sends it again,
+ * one logged before is acked. Meanwhile every frame of a failed batch is nacked with the errno.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -215,6 +224,21 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bu
 			jobs[i]->status = rc;
 }
 
+/* Once the log is in its sticky error state: stop the process (the comment at the top). */
+static void
+fail_stop(struct dp *dp)
+{
+	int rc = vr_log_error(dp->log), none = 0;
+
+	if (!rc || !atomic_compare_exchange_strong(&dp->log_error, &none, rc))
+		return;
+	vr_err("dataplane",
+	       "the log failed (%s): stopping, so that a restart recovers it from its last durable "
+	       "frame (exit %d)",
+	       strerror(-rc), DP_EXIT_LOG);
+	atomic_store(&dp->quit, true);
+}
+
 static void *
 logw_main(void *arg)
 {
@@ -239,6 +263,7 @@ logw_main(void *arg)
 	       rte_ring_count(dp->log_ring)) {
 		unsigned n = 0, nrec = 0;
 
+		fail_stop(dp); /* whoever's call failed: the log's state is the store's */
 		/* As many jobs as fit one append call. */
 		while (n < LOGW_BURST) {
 			struct dp_job *j;

@@ -399,11 +399,13 @@ main(int argc, char **argv)
 	 */
 	dp->log = vr_log_open(dp->conf.log_dir, &(struct vr_log_opts){.verify = true});
 	if (!dp->log) {
-		fprintf(
-		    stderr, "vaultrep-dataplane: log %s: %s%s\n", dp->conf.log_dir, strerror(errno),
-		    errno == EUCLEAN ? ": the log is damaged (where: above) and was left as it is"
+		int e = errno;
+
+		fprintf(stderr, "vaultrep-dataplane: log %s: %s%s\n", dp->conf.log_dir, strerror(e),
+		        e == EUCLEAN ? ": the log is damaged (where: above) and was left as it is"
 		                     : "");
-		return 1;
+		/* A disk that failed a write may do better on the next try (DP_EXIT_LOG). */
+		return e == EIO || e == ENOSPC ? DP_EXIT_LOG : 1;
 	}
 	rte_telemetry_register_cmd("/vaultrep/stats", tel_stats,
 	                           "Every vaultrep dataplane counter. No parameters.");
@@ -445,6 +447,11 @@ main(int argc, char **argv)
 	dp_crypto_fini(&dp->crypto);
 	dp_guard_unmap(NULL); /* its QSBR variable goes with EAL's memory */
 	rte_eal_cleanup();
+	if (atomic_load(&dp->log_error)) {
+		fprintf(stderr, "vaultrep-dataplane: stopped: the log failed (%s)\n",
+		        strerror(-atomic_load(&dp->log_error)));
+		return DP_EXIT_LOG;
+	}
 	printf("vaultrep-dataplane: stopped\n");
 	return rc ? 1 : 0;
 }

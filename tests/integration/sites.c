@@ -82,8 +82,8 @@ site_conf(struct site *s, int id, int peer)
  * Starts site s. WAN: memif between the sites (site 1 serves, site 2 connects), or, when
  * s->netns is set, net_af_packet on the veth s->iface inside that network namespace.
  */
-void
-site_start(struct site *s)
+int
+site_start_try(struct site *s)
 {
 	char lan[400], wan[400], lcores[32];
 	const char *dp[] = {VR_DP_BIN,
@@ -136,7 +136,13 @@ site_start(struct site *s)
 		argv[n++] = dp[i];
 	argv[n] = NULL;
 	s->pid = vr_test_spawn(argv, s->ctl);
-	ck_assert_msg(s->pid > 0, "vaultrep-dataplane of site %d did not start", s->id);
+	return s->pid > 0 ? 0 : -1;
+}
+
+void
+site_start(struct site *s)
+{
+	ck_assert_msg(!site_start_try(s), "vaultrep-dataplane of site %d did not start", s->id);
 }
 
 /* The error text of the last call_want(). */
@@ -216,6 +222,40 @@ streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsig
 		                             "account", a, "vault", 1, "primary", origin->id,
 		                             "key_id", 1, "key", stream_key())));
 	}
+}
+
+/* One request (consumed) that may fail, the site with it: 0, or why not (-errno). */
+static int
+ctl_try(struct site *s, json_t *req)
+{
+	struct vr_hsm *h = vr_hsm_connect(s->ctl);
+	json_t *res = NULL;
+	char err[256];
+	int rc = h ? vr_hsm_call(h, req, &res, err, sizeof(err)) : -errno;
+
+	json_decref(req);
+	json_decref(res);
+	vr_hsm_close(h);
+	return rc;
+}
+
+bool
+streams_config_try(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		json_t *add = s == origin
+		                  ? json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
+		                              "account", a, "vault", 1, "members", rcv->id)
+		                  : json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
+		                              a, "vault", 1, "primary", origin->id);
+
+		if (ctl_try(s, add) ||
+		    ctl_try(s, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
+		                         "account", a, "vault", 1, "primary", origin->id, "key_id",
+		                         1, "key", stream_key())))
+			return false;
+	}
+	return true;
 }
 
 void

@@ -59,6 +59,8 @@ void site_conf_workers(struct site *s, int id, int peer, unsigned workers, unsig
 void site_conf(struct site *s, int id, int peer);
 /* Starts site s: WAN over memif, or over af_packet on s->iface in s->netns when that is set. */
 void site_start(struct site *s);
+/* The same, for a site that may end before it serves: -1 then (vr_test_spawn_status says how). */
+int site_start_try(struct site *s);
 
 /* One request (consumed) to a dataplane's or agent's socket; must end with errno want. */
 json_t *call_want(const char *sock, const char *who, int want, json_t *req);
@@ -73,6 +75,9 @@ void streams_config(struct site *s, struct site *origin, struct site *rcv, unsig
 void streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base,
                          unsigned n, unsigned sync);
 void streams_add(struct site *origin, struct site *rcv, unsigned base, unsigned n);
+/* streams_config (async) at a site that may die under it: false if a request failed. */
+bool streams_config_try(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                        unsigned n);
 
 /* A generator on site s's LAN; returns its pid (see sites.c for acks and rate). */
 int gen_start_opts(struct site *s, unsigned producer, unsigned base, unsigned streams,

@@ -25,6 +25,9 @@
 #ifndef VR_IMPAIR_BIN
 #error "VR_IMPAIR_BIN must name vr-impair"
 #endif
+#ifndef VR_FAULTFS_LIB
+#error "VR_FAULTFS_LIB must name libvr-faultfs.so"
+#endif
 
 static char ns_m[32], impair_sock[100];
 static int impair_pid;
@@ -761,6 +764,155 @@ START_TEST(sender_killed_under_load)
 }
 END_TEST
 
+/* Site s's exit status, once it ended by itself (at most 60 s). */
+static int
+site_ended(struct site *s)
+{
+	double t0 = now_s();
+	int st;
+
+	while (waitpid(s->pid, &st, WNOHANG) != s->pid) {
+		ck_assert_msg(now_s() - t0 < 60, "site %d did not stop on its log's failure",
+		              s->id);
+		usleep(20000);
+	}
+	s->pid = 0;
+	return st;
+}
+
+static unsigned
+lines_of(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	int c;
+
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Figure 5 at the dataplane: EIO and ENOSPC on site 1's log, 1 in 128 and 1 in 1 000 of its
+ * writes and syncs (libvr-faultfs preloaded into the dataplane, turned on and off by a switch
+ * file), under load from one producer session (--reconnect). A failed write stops the dataplane
+ * with its log's error (fail-stop, exit 74: logw.c says why); the test restarts it as systemd
+ * would, STOPS times a phase, then clears the fault: the service must resume (frames taken and
+ * acked again). At the end every frame the producer was acked must be in site 2's log at the
+ * LSN its ack named, once, in order (an ack for a failed write would be a frame missing there).
+ */
+START_TEST(log_faults_stop_the_site_and_it_resumes)
+{
+	enum { STREAMS = 4, RATE = 2000, STOPS = 3 };
+	static const struct {
+		unsigned every;
+		const char *err;
+	} phase[] = {{128, "EIO"}, {128, "ENOSPC"}, {1000, "EIO"}, {1000, "ENOSPC"}};
+	static char acks[1][400];
+	char sw[400], flog[400], report[400], seed_s[16], what[160];
+	unsigned exits = 0, restarts = 0, at_open = 0, seed = env_u("VR_TEST_SEED", 1) * 1000;
+	unsigned long long checked, twice;
+	long long resumed = 0;
+	struct site a, b;
+	bool met;
+	int g, st;
+
+	root = vr_test_tmpdir("flt5");
+	veth_up();
+	snprintf(a.wal, sizeof(a.wal), "%s/site1/wal", root); /* as site_conf names it */
+	snprintf(sw, sizeof(sw), "%s/fault-switch", root);
+	snprintf(flog, sizeof(flog), "%s/faults.log", root);
+	snprintf(seed_s, sizeof(seed_s), "%u", seed);
+	/* Every process of the test gets the library; only site 1's log is under its directory. */
+	setenv("LD_PRELOAD", VR_FAULTFS_LIB, 1);
+	setenv("VR_FAULT_DIR", a.wal, 1);
+	setenv("VR_FAULT_SWITCH", sw, 1);
+	setenv("VR_FAULT_SEED", seed_s, 1);
+	setenv("VR_FAULT_LOG", flog, 1);
+	veth_sites_start(&a, &b);
+	streams_add(&a, &b, 1, STREAMS);
+	gen_seconds = 900;
+	gen_reconnect = 60;
+	snprintf(report, sizeof(report), "%s/gen.json", root);
+	snprintf(acks[0], sizeof(acks[0]), "%s/acks.txt", root);
+	g = gen_start_opts(&a, 1, 1, STREAMS, RATE * gen_seconds, report, acks[0], RATE);
+	gen_back(&a, g);
+	for (unsigned p = 0; p < sizeof(phase) / sizeof(phase[0]); p++) {
+		FILE *f = fopen(sw, "w");
+
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "%u %s\n", phase[p].every, phase[p].err);
+		fclose(f);
+		for (unsigned k = 0; k < STOPS; k++) {
+			st = site_ended(&a);
+			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 74,
+			              "site 1 ended with status %#x, not its log's fail-stop (74)",
+			              st);
+			exits++;
+			if (k + 1 == STOPS)
+				unlink(sw); /* the fault clears */
+			/*
+			 * As systemd would (Restart=on-failure), and control gives it its streams;
+			 * while the fault is on, opening the log may fail too (exit 74 as well).
+			 */
+			for (;;) {
+				/* A seed of its own: the same calls in the same order would fail
+				 * at the same point every time, which no disk does. */
+				snprintf(seed_s, sizeof(seed_s), "%u", seed + ++restarts);
+				setenv("VR_FAULT_SEED", seed_s, 1);
+				unlink(a.lan);
+				if (!site_start_try(&a))
+					break;
+				st = vr_test_spawn_status;
+				ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 74,
+				              "site 1 failed to start with status %#x, not 74", st);
+				ck_assert_uint_lt(++at_open, 200);
+			}
+			if (k + 1 < STOPS)
+				streams_config_try(&a, &a, &b, 1,
+				                   STREAMS); /* it may die under it */
+		}
+		/* Cleared: the site takes the producer's frames again and acks them, and stays. */
+		streams_config(&a, &a, &b, 1, STREAMS);
+		gen_back(&a, g);
+		for (double t0 = now_s(); counter(&a, "acks_sent") < 1000; usleep(50000))
+			ck_assert_msg(now_s() - t0 < 30, "site 1 did not resume after phase %u", p);
+		resumed += counter(&a, "acks_sent");
+		ck_assert_int_eq(waitpid(a.pid, &st, WNOHANG), 0);
+		snprintf(what, sizeof(what), "1 in %u %s: %u fail-stops, then cleared and resumed",
+		         phase[p].every, phase[p].err, STOPS);
+		stage(what);
+	}
+	kill(g, SIGTERM);
+	st = gen_wait(g);
+	gen_reconnect = 0;
+	ck_assert_msg(st == 0, "the generator ended with %d", st);
+	wait_caught_up(&a, &b, 1, STREAMS);
+	print_stats(&a);
+	print_stats(&b);
+	teardown(&a, &b);
+	veth_down();
+	unsetenv("LD_PRELOAD");
+	checked = check_after_kills(&a, &b, STREAMS, acks, 1, &twice);
+	met = exits == STOPS * 4 && !twice && checked > 0;
+	vr_test_figure("5",
+	               "EIO and ENOSPC on the dataplane's log writes and syncs, 1 in 128 and "
+	               "1 in 1 000 (at the dataplane)",
+	               "0 acks for failed writes; a clear error; service resumes when the fault "
+	               "clears",
+	               met,
+	               "4 phases (EIO, ENOSPC; 1 in 128, 1 in 1 000): %u faults injected, %u "
+	               "fail-stops under load and %u at open, each exit 74 with the log's error; "
+	               "%u restarts; after each phase the site took frames again (%lld acks); "
+	               "%llu acked frames all at their LSN at site 2, %llu appended twice",
+	               lines_of(flog), exits, at_open, restarts, resumed, checked, twice);
+	ck_assert_uint_eq(twice, 0);
+	vr_test_rmdir(root);
+}
+END_TEST
+
 /*
  * Regression (found by figure 2): records durable at the origin that no member has, when the
  * origin restarts and no producer writes again. Its window is empty after the restart, and the
@@ -800,9 +952,13 @@ int
 main(void)
 {
 	const TTest *tests[] = {
-	    lossy_wan_applies_each_record_once, partitions_lose_nothing_acknowledged,
-	    rpo_when_the_primary_is_lost,       receiver_killed_under_load,
-	    sender_killed_under_load,           idle_stream_catches_up_after_restart,
+	    lossy_wan_applies_each_record_once,
+	    partitions_lose_nothing_acknowledged,
+	    rpo_when_the_primary_is_lost,
+	    receiver_killed_under_load,
+	    sender_killed_under_load,
+	    idle_stream_catches_up_after_restart,
+	    log_faults_stop_the_site_and_it_resumes,
 	};
 
 	srand((unsigned)getpid());

@@ -109,6 +109,8 @@ vr_test_softhsm(void)
 	return dir;
 }
 
+int vr_test_spawn_status;
+
 int
 vr_test_spawn(const char *const argv[], const char *sock)
 {
@@ -131,7 +133,7 @@ vr_test_spawn(const char *const argv[], const char *sock)
 			close(fd);
 		if (ok)
 			return pid;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(pid, &vr_test_spawn_status, WNOHANG) == pid)
 			return -1;
 		usleep(50000);
 	}

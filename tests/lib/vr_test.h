@@ -42,6 +42,8 @@ char *vr_test_softhsm(void);
  * server did not come up (it is killed then).
  */
 int vr_test_spawn(const char *const argv[], const char *sock);
+/* The wait status of the last server vr_test_spawn() saw end before its socket came up. */
+extern int vr_test_spawn_status;
 /* SIGTERM, then wait; returns the child's wait status. */
 int vr_test_stop(int pid);
 

@@ -7,7 +7,8 @@
  * through unchanged.
  *
  *   VR_FAULT_DIR     files whose path starts with this directory are faulted (their
- *                    descriptors: classified once per inode through /proc/self/fd)
+ *                    descriptors: classified once per inode through /proc/self/fd); if it
+ *                    does not exist yet, it must be given as an absolute path without links
  *   VR_FAULT_SWITCH  a file holding "N ERRNO", e.g. "128 EIO" or "1000 ENOSPC"; while it does
  *                    not exist nothing is faulted. Read again whenever it changes.
  *   VR_FAULT_SEED    the decisions' seed (default 1): call k fails when a hash of (seed, k)
@@ -123,8 +124,12 @@ init(void)
 	RESOLVE(real_open, "open");
 	RESOLVE(real_openat, "openat");
 	RESOLVE(real_renameat2, "renameat2");
-	if (d && realpath(d, dir))
+	/* A directory made later (a process that creates its log) is taken as given. */
+	if (d && (realpath(d, dir) || (d[0] == '/' && snprintf(dir, sizeof(dir), "%s", d) > 0))) {
 		dir_len = strlen(dir);
+		while (dir_len > 1 && dir[dir_len - 1] == '/')
+			dir[--dir_len] = 0;
+	}
 	if (s)
 		snprintf(sw, sizeof(sw), "%s", s);
 	if (sd)
