@@ -851,11 +851,9 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 }
 
 /*
- * A sync stream (X1): acks the producers of the window's batches that st->sync members hold
- * now (the sync-th highest of their acked LSNs), oldest first. A member set that shrank below
- * st->sync asks for all of them.
+ * A sync stream: the highest LSN that enough members hold (the sync-th highest acked LSN). A
+ * member set that shrank below st->sync asks for all of them.
  */
-/* A sync stream: the highest LSN that enough members hold (the sync-th highest acked). */
 static uint64_t
 sync_held(const struct dp_stream *st)
 {
@@ -874,6 +872,7 @@ sync_held(const struct dp_stream *st)
 	return top[need - 1];
 }
 
+/* A sync stream (X1): acks the producers of the window's batches held now, oldest first. */
 static void
 sync_release(struct worker *w, struct dp_stream *st)
 {
