@@ -19,10 +19,10 @@
  *                         value (vr_log_mark; frames written before marks existed have none)
  *
  * A chunk is one stream's records of the group, in LSN order; its index entry (log_impl.h)
- * points at its records. A mark goes to the meta family ('u' || key) in the same RocksDB write
- * as the chunks' entries, and recovery puts it again with them. A frame is written with one pwrite
- * and made durable with fdatasync before anything of it is reported durable or indexed; a new
- * segment's directory entry is synced before its first frame is reported.
+ * points at its records. A mark goes to the meta family ('u' || key) in the same RocksDB
+ * write as the chunks' entries, and recovery puts it again with them. A frame is written with
+ * one pwrite and made durable with fdatasync before anything of it is reported durable or
+ * indexed; a new segment's directory entry is synced before its first frame is reported.
  *
  * Rules on open (recovery):
  *   S1. The index checkpoint (segment, offset, next seq) names the first frame not indexed.
@@ -34,9 +34,9 @@
  *       frame whose records do not continue their WAL (LSN and entropy chain) is corruption:
  *       the store refuses to open (EUCLEAN) rather than serve a WAL with a hole.
  *   S4. Each valid frame is indexed again (chunk entries, stream rows, marks, checkpoint: one
- * RocksDB write per frame, so that a recovery cut short by a crash or a failed write leaves the
- *       index at a frame boundary and the next one replays from there), so after recovery the
- *       index covers every durable frame.
+ *       RocksDB write per frame, so that a recovery cut short by a crash or a failed write
+ *       leaves the index at a frame boundary and the next one replays from there), so after
+ *       recovery the index covers every durable frame.
  */
 #include <dirent.h>
 #include <errno.h>
