@@ -438,6 +438,16 @@ main(int argc, char **argv)
 		atomic_store(&dp->quit, true);
 	}
 	rte_eal_mp_wait_lcore();
+	if (atomic_load(&dp->log_error)) {
+		/*
+		 * Fail-stop (logw.c) ends as a crash would, without the teardown: there is nothing
+		 * left to save, and a producer reconnecting to the LAN's memif while DPDK 22.11
+		 * closes it crashes EAL's interrupt thread (seen in CI, in the message handler).
+		 */
+		fprintf(stderr, "vaultrep-dataplane: stopped: the log failed (%s)\n",
+		        strerror(-atomic_load(&dp->log_error)));
+		_exit(DP_EXIT_LOG);
+	}
 	dp_logw_stop(dp);
 	dp_streams_free(dp);
 	vr_log_close(dp->log);
@@ -447,11 +457,6 @@ main(int argc, char **argv)
 	dp_crypto_fini(&dp->crypto);
 	dp_guard_unmap(NULL); /* its QSBR variable goes with EAL's memory */
 	rte_eal_cleanup();
-	if (atomic_load(&dp->log_error)) {
-		fprintf(stderr, "vaultrep-dataplane: stopped: the log failed (%s)\n",
-		        strerror(-atomic_load(&dp->log_error)));
-		return DP_EXIT_LOG;
-	}
 	printf("vaultrep-dataplane: stopped\n");
 	return rc ? 1 : 0;
 }
