@@ -489,5 +489,5 @@ main(int argc, char **argv)
 	if (n <= 0)
 		return 1;
 	self[n] = 0;
-	return vr_test_run("logstore:iofaults", 600, tests, sizeof(tests) / sizeof(tests[0]));
+	return vr_test_run("logstore:iofaults", 1200, tests, sizeof(tests) / sizeof(tests[0]));
 }
