@@ -85,7 +85,7 @@ site_conf(struct site *s, int id, int peer)
 int
 site_start_try(struct site *s)
 {
-	char lan[400], wan[400], lcores[32];
+	char lan[400], wan[400], lcores[32], preload[320];
 	const char *dp[] = {VR_DP_BIN,
 	                    s->workers > 1 ? "--lcores" : "-l",
 	                    lcores,
@@ -131,6 +131,11 @@ site_start_try(struct site *s)
 		snprintf(wan, sizeof(wan),
 		         "net_memif1,role=%s,socket=%s,socket-abstract=no,mac=02:00:00:00:%02x:02",
 		         s->id == 1 ? "server" : "client", wan_sock, s->id);
+	}
+	if (s->preload[0]) {
+		snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", s->preload);
+		argv[n++] = "/usr/bin/env";
+		argv[n++] = preload;
 	}
 	for (unsigned i = 0; dp[i]; i++)
 		argv[n++] = dp[i];

@@ -39,6 +39,9 @@ struct site {
 	int pid;
 	char hsm[300];    /* the site's hsm_agent socket: payload keys through it (D4) */
 	unsigned workers; /* worker lcores ([lcores] workers, D9) */
+	/* A library preloaded into this site's dataplane only ("" for none): a global LD_PRELOAD
+	 * of a sanitizer build's library would break `ip netns exec` and the generator. */
+	char preload[300];
 };
 
 extern char *root;           /* the test's temporary directory */

@@ -650,13 +650,13 @@ kills_under_load(bool sender)
 	int g, st;
 
 	/*
-	 * One session, ended by SIGTERM: its time may not run out first (100 receiver kills
-	 * took 360 s in CI). The sender's must not run out of frames either (it is checked alive
-	 * after each kill); the receiver's load stops after about 5 + kills seconds, because
-	 * every restart of site 2 reads its whole log back (verify) and a log fed throughout
-	 * made the loop quadratic (it outlasted the test's 900 s).
+	 * The sender's session lasts through the loop (it is checked alive after each kill) and
+	 * is ended by SIGTERM. The receiver's ends by itself, as before: after 60 + 3 kills
+	 * seconds at most. While site 2 is away, site 1 answers the producer's window with
+	 * EBUSY and ERANGE nacks (1 600 a second), and under that load a restart of site 2 took
+	 * seconds instead of one (100 kills: 704 s instead of 194; ASan, 10 kills: 375 s).
 	 */
-	gen_seconds = 1800;
+	gen_seconds = sender ? 1800 : 60 + 3 * kills;
 	gen_reconnect = sender ? 30 : 0;
 	per = RATE / STREAMS * (sender ? gen_seconds : 5 + kills);
 	veth_sites(&a, &b, sender ? "flt2" : "flt1");
@@ -714,8 +714,11 @@ kills_under_load(bool sender)
 		repeated += counter(&a, "ingest_repeat");
 	kill(g, SIGTERM);
 	st = gen_wait(g);
-	/* 0: every ack it saw named the LSN after the last (a frame appended twice would not). */
-	ck_assert_msg(st == 0, "the generator ended with %d", st);
+	/*
+	 * Sender: 0, every ack it saw named the LSN after the last (a frame appended twice would
+	 * not). Receiver (--lenient): 1 if its time ran out before its last frame was acked.
+	 */
+	ck_assert_msg(st == 0 || (!sender && st == 1), "the generator ended with %d", st);
 	gen_reconnect = 0;
 	if (!sender) {
 		/* Site 1 tore its LAN port down as that generator went, and waited for its worker
@@ -832,13 +835,20 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 	snprintf(sw, sizeof(sw), "%s/fault-switch", root);
 	snprintf(flog, sizeof(flog), "%s/faults.log", root);
 	snprintf(seed_s, sizeof(seed_s), "%u", seed);
-	/* Every process of the test gets the library; only site 1's log is under its directory. */
-	setenv("LD_PRELOAD", VR_FAULTFS_LIB, 1);
+	/* Site 1's dataplane gets the library (site_start_try); these say what it faults. */
 	setenv("VR_FAULT_DIR", a.wal, 1);
 	setenv("VR_FAULT_SWITCH", sw, 1);
 	setenv("VR_FAULT_SEED", seed_s, 1);
 	setenv("VR_FAULT_LOG", flog, 1);
-	veth_sites_start(&a, &b);
+	site_conf(&a, 1, 2);
+	site_conf(&b, 2, 1);
+	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
+	snprintf(a.iface, sizeof(a.iface), "vA");
+	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
+	snprintf(b.iface, sizeof(b.iface), "vB");
+	snprintf(a.preload, sizeof(a.preload), "%s", VR_FAULTFS_LIB);
+	site_start(&a);
+	site_start(&b);
 	streams_add(&a, &b, 1, STREAMS);
 	gen_seconds = 900;
 	gen_reconnect = 60;
@@ -901,7 +911,6 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 	print_stats(&b);
 	teardown(&a, &b);
 	veth_down();
-	unsetenv("LD_PRELOAD");
 	checked = check_after_kills(&a, &b, STREAMS, acks, 1, &twice);
 	met = exits == STOPS * 4 && !twice && checked > 0;
 	vr_test_figure("5",
