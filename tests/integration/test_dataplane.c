@@ -1153,28 +1153,13 @@ sync_one(struct site *s, struct site *origin, struct site *rcv, unsigned base, u
 	streams_config_sync(s, origin, rcv, base, n, 1);
 }
 
-/* Lines in a generator's --acks file (what it was acked so far). */
-static unsigned
-ack_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	unsigned n = 0;
-	int c;
-
-	while (f && (c = fgetc(f)) != EOF)
-		n += c == '\n';
-	if (f)
-		fclose(f);
-	return n;
-}
-
 /*
  * Exactly once for a sync vault across the origin's restart (site 1 and site 2 on a veth pair):
- * site 2 is away, so site 1 logs a
- * producer's frames but acks none (X1). Site 1 is killed and restarted, and the producer (one
- * session, --reconnect) sends them all again: site 1 knows them from its producer marks and
- * neither appends them twice nor acks them while no member holds them. Once site 2 is back and
- * caught up, they are acked, each at the LSN it was logged at the first time.
+ * site 2 is away, so site 1 logs a producer's frames but acks none (X1). Site 1 is killed and
+ * restarted, and the producer (one session, --reconnect) sends them all again: site 1 knows them
+ * from its producer marks and neither appends them twice nor acks them while no member holds them.
+ * Once site 2 is back and caught up, they are acked, each at the LSN it was logged at the first
+ * time.
  */
 START_TEST(sync_retransmit_acked_once_held)
 {
@@ -1197,7 +1182,7 @@ START_TEST(sync_retransmit_acked_once_held)
 		usleep(20000);
 	ck_assert_uint_eq(durable(&a, 1, 1), 1 + FRAMES);
 	usleep(200000);
-	ck_assert_uint_eq(ack_lines(acks), 0);
+	ck_assert_uint_eq(vr_test_lines(acks), 0);
 	stage("20 frames logged at site 1, none acked: site 2 is away");
 
 	site_kill_restart_with(&a, &a, &b, 1, sync_one);
@@ -1205,7 +1190,7 @@ START_TEST(sync_retransmit_acked_once_held)
 		usleep(20000);
 	ck_assert_int_ge(counter(&a, "ingest_repeat"), FRAMES);
 	usleep(500000);
-	ck_assert_uint_eq(ack_lines(acks), 0);
+	ck_assert_uint_eq(vr_test_lines(acks), 0);
 	ck_assert_uint_eq(durable(&a, 1, 1), 1 + FRAMES);
 	ck_assert_int_eq(counter(&a, "ingest_frames"), 0);
 	stage("site 1 restarted: the frames sent again are known, neither appended nor acked");

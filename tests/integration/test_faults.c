@@ -790,20 +790,6 @@ site_ended(struct site *s)
 	return st;
 }
 
-static unsigned
-lines_of(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	unsigned n = 0;
-	int c;
-
-	while (f && (c = fgetc(f)) != EOF)
-		n += c == '\n';
-	if (f)
-		fclose(f);
-	return n;
-}
-
 /*
  * Figure 5 at the dataplane: EIO and ENOSPC on site 1's log, 1 in 128 and 1 in 1 000 of its
  * writes and syncs (libvr-faultfs preloaded into the dataplane, turned on and off by a switch
@@ -923,7 +909,7 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 	               "fail-stops under load and %u at open, each exit 74 with the log's error; "
 	               "%u restarts; after each phase the site took frames again (%lld acks); "
 	               "%llu acked frames all at their LSN at site 2, %llu appended twice",
-	               lines_of(flog), exits, at_open, restarts, resumed, checked, twice);
+	               vr_test_lines(flog), exits, at_open, restarts, resumed, checked, twice);
 	ck_assert_uint_eq(twice, 0);
 	vr_test_rmdir(root);
 }

@@ -271,3 +271,17 @@ env_u(const char *name, unsigned dflt)
 
 	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
 }
+
+unsigned
+vr_test_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	int c;
+
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
+	if (f)
+		fclose(f);
+	return n;
+}

@@ -42,6 +42,8 @@ char *vr_test_softhsm(void);
  * server did not come up (it is killed then).
  */
 int vr_test_spawn(const char *const argv[], const char *sock);
+/* Lines in a file so far (0 if it cannot be read), e.g. a generator's --acks file. */
+unsigned vr_test_lines(const char *path);
 /* The wait status of the last server vr_test_spawn() saw end before its socket came up. */
 extern int vr_test_spawn_status;
 /* SIGTERM, then wait; returns the child's wait status. */
