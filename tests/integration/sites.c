@@ -210,25 +210,6 @@ stream_key(void)
  * Configures streams account base..base+n-1 (vault 1, primary origin) at site s: the origin
  * (members: rcv) or the receiver. Done again after a restart, as control would.
  */
-void
-streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base,
-                    unsigned n, unsigned sync)
-{
-	for (unsigned a = base; a < base + n; a++) {
-		if (s == origin)
-			json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:[i], s:i}", "op",
-			                             "stream.add", "account", a, "vault", 1,
-			                             "members", rcv->id, "sync", sync)));
-		else
-			json_decref(
-			    ctl(s, json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
-			                     a, "vault", 1, "primary", origin->id)));
-		json_decref(ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
-		                             "account", a, "vault", 1, "primary", origin->id,
-		                             "key_id", 1, "key", stream_key())));
-	}
-}
-
 /* One request (consumed) that may fail, the site with it: 0, or why not (-errno). */
 static int
 ctl_try(struct site *s, json_t *req)
@@ -244,20 +225,46 @@ ctl_try(struct site *s, json_t *req)
 	return rc;
 }
 
+/* The requests that configure stream (account a, vault 1, primary origin) at site s. */
+static void
+stream_requests(struct site *s, struct site *origin, struct site *rcv, unsigned a, unsigned sync,
+                json_t **add, json_t **key)
+{
+	*add = s == origin ? json_pack("{s:s, s:i, s:i, s:[i], s:i}", "op", "stream.add", "account",
+	                               a, "vault", 1, "members", rcv->id, "sync", sync)
+	                   : json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account", a,
+	                               "vault", 1, "primary", origin->id);
+	*key = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set", "account", a, "vault",
+	                 1, "primary", origin->id, "key_id", 1, "key", stream_key());
+}
+
+void
+streams_config_sync(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                    unsigned n, unsigned sync)
+{
+	for (unsigned a = base; a < base + n; a++) {
+		json_t *add, *key;
+
+		stream_requests(s, origin, rcv, a, sync, &add, &key);
+		json_decref(ctl(s, add));
+		json_decref(ctl(s, key));
+	}
+}
+
 bool
 streams_config_try(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
 {
 	for (unsigned a = base; a < base + n; a++) {
-		json_t *add = s == origin
-		                  ? json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
-		                              "account", a, "vault", 1, "members", rcv->id)
-		                  : json_pack("{s:s, s:i, s:i, s:i}", "op", "stream.add", "account",
-		                              a, "vault", 1, "primary", origin->id);
+		json_t *add, *key;
+		int rc;
 
-		if (ctl_try(s, add) ||
-		    ctl_try(s, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "op", "key.set",
-		                         "account", a, "vault", 1, "primary", origin->id, "key_id",
-		                         1, "key", stream_key())))
+		stream_requests(s, origin, rcv, a, 0, &add, &key);
+		rc = ctl_try(s, add);
+		if (rc) {
+			json_decref(key);
+			return false;
+		}
+		if (ctl_try(s, key))
 			return false;
 	}
 	return true;
