@@ -651,7 +651,7 @@ veth_sites(struct site *a, struct site *b, const char *tag)
 }
 
 void
-veth_sites_start(struct site *a, struct site *b)
+veth_sites_conf(struct site *a, struct site *b)
 {
 	site_conf(a, 1, 2);
 	site_conf(b, 2, 1);
@@ -659,6 +659,12 @@ veth_sites_start(struct site *a, struct site *b)
 	snprintf(a->iface, sizeof(a->iface), "vA");
 	snprintf(b->netns, sizeof(b->netns), "%s", ns_b);
 	snprintf(b->iface, sizeof(b->iface), "vB");
+}
+
+void
+veth_sites_start(struct site *a, struct site *b)
+{
+	veth_sites_conf(a, b);
 	site_start(a);
 	site_start(b);
 }

@@ -127,6 +127,8 @@ void veth_down(void);
 void veth_sites(struct site *a, struct site *b, const char *tag);
 /* The sites part of veth_sites(): configured for vA (ns_a) and vB (ns_b), and started. */
 void veth_sites_start(struct site *a, struct site *b);
+/* Its configuration part alone, for a test that starts the sites its own way. */
+void veth_sites_conf(struct site *a, struct site *b);
 /* A packet socket on iface inside namespace ns. */
 int tap_open(const char *ns, const char *iface);
 

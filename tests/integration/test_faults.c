@@ -816,7 +816,7 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 
 	root = vr_test_tmpdir("flt5");
 	veth_up();
-	snprintf(a.wal, sizeof(a.wal), "%s/site1/wal", root); /* as site_conf names it */
+	veth_sites_conf(&a, &b);
 	snprintf(sw, sizeof(sw), "%s/fault-switch", root);
 	snprintf(flog, sizeof(flog), "%s/faults.log", root);
 	snprintf(seed_s, sizeof(seed_s), "%u", seed);
@@ -825,12 +825,6 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 	setenv("VR_FAULT_SWITCH", sw, 1);
 	setenv("VR_FAULT_SEED", seed_s, 1);
 	setenv("VR_FAULT_LOG", flog, 1);
-	site_conf(&a, 1, 2);
-	site_conf(&b, 2, 1);
-	snprintf(a.netns, sizeof(a.netns), "%s", ns_a);
-	snprintf(a.iface, sizeof(a.iface), "vA");
-	snprintf(b.netns, sizeof(b.netns), "%s", ns_b);
-	snprintf(b.iface, sizeof(b.iface), "vB");
 	snprintf(a.preload, sizeof(a.preload), "%s", VR_FAULTFS_LIB);
 	site_start(&a);
 	site_start(&b);
