@@ -638,6 +638,19 @@ main(int argc, char **argv)
 				       hz);
 		}
 		rte_pktmbuf_free_bulk(rx, nrx);
+		/*
+		 * At a set rate, a round with nothing to send or take sleeps until the next frame
+		 * is due (at most 50 us): the generator stands in for a producer on another host,
+		 * and a spinning one would take its cores from the appliance it measures.
+		 */
+		if (gap && !ntx && !nrx && !npend && next_send > now) {
+			uint64_t ns = (next_send - now) * 1000000000 / hz;
+			struct timespec ts = {.tv_nsec = (long)(ns < 50000 ? ns : 50000)};
+
+			rte_rcu_qsbr_thread_offline(qv, 0);
+			nanosleep(&ts, NULL);
+			rte_rcu_qsbr_thread_online(qv, 0);
+		}
 		acked = 0;
 		for (uint32_t i = 0; i < o.streams; i++)
 			acked += ss[i].acked_seq;

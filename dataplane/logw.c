@@ -25,11 +25,16 @@
 #include <time.h>
 
 #include <rte_cycles.h>
+#include <rte_hash_crc.h>
 
 #include "dp.h"
 #include "vr_msg.h"
 
-enum { LOGW_BURST = 256, LOGW_MAX_RECS = 65536 };
+enum {
+	LOGW_BURST = 256,
+	LOGW_MAX_RECS = 65536,
+	LOGW_MARK_SLOTS = 2 * LOGW_MAX_RECS, /* open addressing, at most half full */
+};
 
 /* What one append call is built in, allocated once. */
 struct logw_bufs {
@@ -37,6 +42,8 @@ struct logw_bufs {
 	struct vr_log_durable *dur;
 	struct vr_log_mark *marks;
 	struct dp_producer_mark *kv;
+	uint32_t *slots; /* marks_last's table: LOGW_MARK_SLOTS, 0 = free, else mark index + 1 */
+	uint32_t *used;  /* the slots it filled, to free them after */
 };
 
 static pthread_t logw_tid;
@@ -148,6 +155,44 @@ job_marks(const struct dp_job *j, struct vr_log_mark *marks, struct dp_producer_
 	return n;
 }
 
+/*
+ * Keeps, of the marks with the same key, the last one (in order): the log takes a later mark
+ * over an earlier one anyway, and each mark is a row in its index. A job is one batch, so a
+ * stream of small batches makes as many marks per call as it has jobs in it, all for the same
+ * producer (at 100 000 frames/s over 100 streams, that was 12 % of a core).
+ */
+static unsigned
+marks_last(struct vr_log_mark *m, unsigned n, const struct logw_bufs *b)
+{
+	unsigned kept = 0, n_used = 0;
+
+	for (unsigned i = n; i-- > 0;) {
+		uint32_t h = rte_hash_crc(m[i].key, m[i].key_size, 0) & (LOGW_MARK_SLOTS - 1);
+
+		for (;; h = (h + 1) & (LOGW_MARK_SLOTS - 1)) {
+			const struct vr_log_mark *o;
+
+			if (!b->slots[h]) {
+				b->slots[h] = i + 1;
+				b->used[n_used++] = h;
+				break;
+			}
+			o = &m[b->slots[h] - 1];
+			if (o->key_size == m[i].key_size &&
+			    !memcmp(o->key, m[i].key, o->key_size)) {
+				m[i].key = NULL; /* superseded */
+				break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < n_used; i++)
+		b->slots[b->used[i]] = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (m[i].key)
+			m[kept++] = m[i];
+	return kept;
+}
+
 static void
 write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bufs *b)
 {
@@ -188,6 +233,7 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bu
 	}
 	if (!nrec)
 		return;
+	nmarks = marks_last(b->marks, nmarks, b);
 	/* This site's own records arrive unfinished: the log chains them, checks the rest. */
 	rc = vr_log_append_marked(dp->log, dp->conf.site, iov, nrec, b->marks, nmarks, b->dur,
 	                          &ndur, &bad);
@@ -249,10 +295,12 @@ logw_main(void *arg)
 	    .dur = calloc(LOGW_MAX_RECS, sizeof(*b.dur)),
 	    .marks = calloc(LOGW_MAX_RECS, sizeof(*b.marks)),
 	    .kv = calloc(LOGW_MAX_RECS, sizeof(*b.kv)),
+	    .slots = calloc(LOGW_MARK_SLOTS, sizeof(*b.slots)),
+	    .used = calloc(LOGW_MAX_RECS, sizeof(*b.used)),
 	};
 	unsigned idle_us = 0;
 
-	if (!b.iov || !b.dur || !b.marks || !b.kv) {
+	if (!b.iov || !b.dur || !b.marks || !b.kv || !b.slots || !b.used) {
 		vr_err("dataplane", "log writer: out of memory");
 		atomic_store(&dp->quit, true);
 		goto out;
@@ -295,6 +343,8 @@ out:
 	free(b.dur);
 	free(b.marks);
 	free(b.kv);
+	free(b.slots);
+	free(b.used);
 	return NULL;
 }
 

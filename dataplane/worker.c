@@ -60,6 +60,7 @@ struct worker {
 	uint64_t sess_idle, next_sess;
 	uint64_t cursor_every;
 	uint64_t next_scan, scan_every, rto, max_wait;
+	uint64_t next_due; /* no open batch is due before this (TSC), while open_list */
 	uint64_t next_arp, next_win;
 	uint64_t now;
 	/*
@@ -1001,6 +1002,8 @@ take_record(struct worker *w, struct dp_stream *st, struct vr_rec *r, const stru
 			st->next_open = w->open_list;
 			w->open_list = st;
 		}
+		if (w->now + w->max_wait < w->next_due)
+			w->next_due = w->now + w->max_wait;
 	}
 	/* Unfinished: the log writer chains and checksums it (vr_log_append_as). */
 	rc = vr_rec_encode(r, NULL, st->open->data + st->open->bytes,
@@ -1143,6 +1146,7 @@ scan_open(struct worker *w)
 	if (w->now < w->next_scan)
 		return;
 	w->next_scan = w->now + w->scan_every;
+	w->next_due = UINT64_MAX;
 	while (*pp) {
 		struct dp_stream *st = *pp;
 
@@ -1153,6 +1157,8 @@ scan_open(struct worker *w)
 			st->on_open_list = false;
 			continue;
 		}
+		if (st->b.deadline < w->next_due)
+			w->next_due = st->b.deadline;
 		pp = &st->next_open;
 	}
 }
@@ -2008,16 +2014,27 @@ dp_worker_main(void *arg)
 		tx_flush(&w, &w.wan_tx);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lcore);
 		dp_count(&w.s->loops, 1);
-		/* Adaptive back-off: spin while busy, then sleep longer and longer when idle. */
-		if (work || w.open_list) {
+		/*
+		 * Adaptive back-off: spin while busy, then sleep longer and longer when idle, but
+		 * never past the deadline of an open batch: on two cores shared with a log writer,
+		 * a worker that spins while its batches wait for their time bound takes the core
+		 * that the log writer needs to make the records durable.
+		 */
+		if (work) {
 			idle = 0;
 			sleep_us = 0;
 		} else if (dp->conf.max_sleep_us && ++idle > 64) {
 			struct timespec ts;
+			uint64_t cap = dp->conf.max_sleep_us;
 
+			if (w.open_list)
+				cap = w.next_due > w.now ? (w.next_due - w.now) * 1000000 / dp->hz
+				                         : 0;
 			sleep_us = sleep_us ? sleep_us * 2 : 1;
-			if (sleep_us > dp->conf.max_sleep_us)
-				sleep_us = dp->conf.max_sleep_us;
+			if (sleep_us > cap)
+				sleep_us = cap;
+			if (!sleep_us)
+				continue;
 			ts = (struct timespec){.tv_nsec = (long)sleep_us * 1000};
 			rte_rcu_qsbr_thread_offline(dp->qsbr, lcore);
 			nanosleep(&ts, NULL);
