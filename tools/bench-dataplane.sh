@@ -78,4 +78,26 @@ echo "== dataplane: two sites over memif, $records records of 64 B over $streams
 full=$(run "100 % (as fast as acks allow)" 0 1)
 echo "$full"
 rate=$(echo "$full" | sed -n 's|.* \([0-9]*\) records/s.*|\1|p' | head -1)
+# Where the latency goes: each busy thread's share of a core running and waiting for one
+# (/proc/<tid>/schedstat), over 5 s of the 50 % run.
+sched() { # seconds
+	local t p a b c pref
+	declare -A r0 w0
+	for p in "${pids[@]}" $(pgrep -f "file-prefix vrbenchg" || true); do
+		for t in /proc/$p/task/*; do read -r a b c <"$t/schedstat" && r0[$t]=$a w0[$t]=$b; done
+	done
+	sleep "$1"
+	for t in "${!r0[@]}"; do
+		read -r a b c <"$t/schedstat" 2>/dev/null || continue
+		pref=$(tr '\0' ' ' <"${t%/task/*}/cmdline" | grep -o 'file-prefix [a-z0-9]*' | cut -d' ' -f2)
+		a=$(((a - r0[$t]) / 10000000 / $1)) b=$(((b - w0[$t]) / 10000000 / $1))
+		[ $((a + b)) -gt 1 ] && printf '    %-9s %-16s running %3d %%  waiting for a core %3d %%\n' \
+			"$pref" "$(cat "$t/comm")" "$a" "$b"
+	done | sort || true
+}
+(sleep 3 && sched 5 >"$dir/sched") &
+sampler=$!
 run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001
+wait "$sampler" || true
+echo "  threads during the 50 % run (share of one core; two cores in all):"
+cat "$dir/sched"
