@@ -25,9 +25,9 @@
 #include <time.h>
 
 #include <rte_cycles.h>
-#include <rte_hash_crc.h>
 
 #include "dp.h"
+#include "vr_crc.h"
 #include "vr_msg.h"
 
 enum {
@@ -167,7 +167,7 @@ marks_last(struct vr_log_mark *m, unsigned n, const struct logw_bufs *b)
 	unsigned kept = 0, n_used = 0;
 
 	for (unsigned i = n; i-- > 0;) {
-		uint32_t h = rte_hash_crc(m[i].key, m[i].key_size, 0) & (LOGW_MARK_SLOTS - 1);
+		uint32_t h = vr_crc32c(m[i].key, m[i].key_size) & (LOGW_MARK_SLOTS - 1);
 
 		for (;; h = (h + 1) & (LOGW_MARK_SLOTS - 1)) {
 			const struct vr_log_mark *o;
