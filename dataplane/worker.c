@@ -2027,9 +2027,13 @@ dp_worker_main(void *arg)
 			struct timespec ts;
 			uint64_t cap = dp->conf.max_sleep_us;
 
-			if (w.open_list)
-				cap = w.next_due > w.now ? (w.next_due - w.now) * 1000000 / dp->hz
-				                         : 0;
+			if (w.open_list) { /* at most until the first open batch is due */
+				uint64_t tpu = dp->hz / 1000000 ? dp->hz / 1000000 : 1;
+				uint64_t left = w.next_due > w.now ? (w.next_due - w.now) / tpu : 0;
+
+				if (left < cap)
+					cap = left;
+			}
 			sleep_us = sleep_us ? sleep_us * 2 : 1;
 			if (sleep_us > cap)
 				sleep_us = cap;
