@@ -644,8 +644,9 @@ main(int argc, char **argv)
 		 * and a spinning one would take its cores from the appliance it measures.
 		 */
 		if (gap && !ntx && !nrx && !npend && next_send > now) {
-			uint64_t ns = (next_send - now) * 1000000000 / hz;
-			struct timespec ts = {.tv_nsec = (long)(ns < 50000 ? ns : 50000)};
+			uint64_t left = next_send - now, most = hz / 20000; /* 50 us */
+			struct timespec ts = {
+			    .tv_nsec = (long)((left < most ? left : most) * 1000000000 / hz)};
 
 			rte_rcu_qsbr_thread_offline(qv, 0);
 			nanosleep(&ts, NULL);
