@@ -26,6 +26,10 @@
 
 #include "sites.h"
 
+#ifndef VR_AGENT_BIN
+#error "VR_AGENT_BIN must name vaultrep-hsm-agent"
+#endif
+
 char *root;
 char wan_sock[300];
 
@@ -731,28 +735,54 @@ nonce_watch_run(void *arg)
 
 	while (!nw->stop) {
 		ssize_t r = recv(nw->fd, b, sizeof(b), 0);
+		struct nonce_seen *e = &nw->v[nw->n];
 
 		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && b[12] == 0x08 && b[13] == 0 &&
 		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH &&
 		    nw->n < nw->cap) {
-			nw->v[nw->n].account = vr_get_be64(b + ETH_IP_UDP + 8);
-			nw->v[nw->n].key_id = vr_get_be32(b + ETH_IP_UDP + 24);
-			nw->v[nw->n].seq = vr_get_be64(b + ETH_IP_UDP + 32);
+			e->account = vr_get_be64(b + ETH_IP_UDP + 8);
+			e->key_id = vr_get_be32(b + ETH_IP_UDP + 24);
+			e->seq = vr_get_be64(b + ETH_IP_UDP + 32);
 			nw->n++;
+			if (nw->kept && e->account == nw->keep_account &&
+			    b[ETH_IP_UDP + 3] == VR_WIRE_DATA && e->key_id < NONCE_WATCH_KEEP &&
+			    (size_t)r <= sizeof(nw->kept->b)) {
+				memcpy(nw->kept[e->key_id].b, b, (size_t)r);
+				nw->kept[e->key_id].n = (size_t)r;
+			}
 		}
 	}
 	return NULL;
 }
 
 void
-nonce_watch_start(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap)
+nonce_watch_start_keep(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap,
+                       uint64_t keep_account)
 {
 	memset(nw, 0, sizeof(*nw));
 	nw->fd = tap_open(ns, iface);
 	nw->cap = cap;
 	nw->v = calloc(cap, sizeof(*nw->v));
 	ck_assert_ptr_nonnull(nw->v);
+	if (keep_account) {
+		nw->keep_account = keep_account;
+		nw->kept = calloc(NONCE_WATCH_KEEP, sizeof(*nw->kept));
+		ck_assert_ptr_nonnull(nw->kept);
+	}
+	{
+		/* Reading the statistics resets them: from here on. */
+		struct tpacket_stats ps;
+		socklen_t len = sizeof(ps);
+
+		getsockopt(nw->fd, SOL_PACKET, PACKET_STATISTICS, &ps, &len);
+	}
 	ck_assert_int_eq(pthread_create(&nw->th, NULL, nonce_watch_run, nw), 0);
+}
+
+void
+nonce_watch_start(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap)
+{
+	nonce_watch_start_keep(nw, ns, iface, cap, 0);
 }
 
 static int
@@ -770,17 +800,28 @@ cmp_nonce(const void *x, const void *y)
 size_t
 nonce_watch_stop(struct nonce_watch *nw)
 {
+	struct tpacket_stats ps = {0};
+	socklen_t len = sizeof(ps);
 	size_t repeats = 0;
 
 	nw->stop = true;
 	pthread_join(nw->th, NULL);
+	if (!getsockopt(nw->fd, SOL_PACKET, PACKET_STATISTICS, &ps, &len))
+		nw->drops = ps.tp_drops;
 	close(nw->fd);
 	qsort(nw->v, nw->n, sizeof(*nw->v), cmp_nonce);
 	for (size_t i = 1; i < nw->n; i++)
 		repeats += !cmp_nonce(&nw->v[i - 1], &nw->v[i]);
-	free(nw->v);
-	nw->v = NULL;
 	return repeats;
+}
+
+void
+nonce_watch_free(struct nonce_watch *nw)
+{
+	free(nw->v);
+	free(nw->kept);
+	nw->v = NULL;
+	nw->kept = NULL;
 }
 
 const char *
@@ -804,4 +845,121 @@ acked_frame_bad(struct vr_log *l, uint64_t account, uint64_t seq, uint64_t lsn)
 	}
 	vr_log_iter_close(it);
 	return bad;
+}
+
+/* --- payload keys through hsm_agents (K1, K2, D4, D5) --- */
+
+/* An hsm_agent with a SoftHSMv2 of its own and a site key pair for shard 0. */
+void
+agent_start(struct agent *ag)
+{
+	ag->dir = vr_test_softhsm(); /* SOFTHSM2_CONF for this child */
+	snprintf(ag->sock, sizeof(ag->sock), "%s/agent.sock", ag->dir);
+	snprintf(ag->state, sizeof(ag->state), "%s/state", ag->dir);
+	{
+		const char *argv[] = {VR_AGENT_BIN, "--socket",        ag->sock, "--state",
+		                      ag->state,    "--dataplane-uid", "0",      NULL};
+
+		ag->pid = vr_test_spawn(argv, ag->sock);
+	}
+	ck_assert_msg(ag->pid > 0, "hsm_agent did not come up");
+}
+
+json_t *
+agent_call(struct agent *ag, int want, json_t *req)
+{
+	return call_want(ag->sock, "agent", want, req);
+}
+
+/* Each site's key pair, and each one's public key known to the other as "site<id>". */
+void
+agents_pair(struct agent *a, struct agent *b)
+{
+	json_t *ka = agent_call(a, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
+	json_t *kb = agent_call(b, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
+
+	json_decref(agent_call(a, 0,
+	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site2",
+	                                 "kek", json_object_get(kb, "kek"))));
+	json_decref(agent_call(b, 0,
+	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site1",
+	                                 "kek", json_object_get(ka, "kek"))));
+	json_decref(ka);
+	json_decref(kb);
+}
+
+void
+site_use_hsm(struct site *s, const struct agent *ag, unsigned rekey_batches)
+{
+	FILE *f = fopen(s->ini, "a");
+
+	snprintf(s->hsm, sizeof(s->hsm), "%s", ag->sock);
+	ck_assert_ptr_nonnull(f);
+	/* [site] is the first section: a second [site] adds to it. */
+	fprintf(f, "[site]\nhsm = %s\n[keys]\nrekey_batches = %u\ngrace_ms = 200\n", ag->sock,
+	        rekey_batches);
+	fclose(f);
+}
+
+void
+site_conf_hsm(struct site *s, int id, int peer, const struct agent *ag, unsigned rekey_batches)
+{
+	site_conf(s, id, peer);
+	site_use_hsm(s, ag, rekey_batches);
+}
+
+void
+agent_stop(struct agent *ag)
+{
+	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ag->pid)), 0);
+	vr_test_rmdir(ag->dir);
+	ag->dir = NULL;
+}
+
+/* The key records an origin's stream.add returned, which control carries to the member (K1). */
+static json_t *carried[64];
+
+void
+streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
+{
+	char site[8];
+
+	snprintf(site, sizeof(site), "%d", rcv->id);
+	for (unsigned a = base; a < base + n; a++) {
+		json_t *r, *rec;
+
+		if (s == origin) {
+			r = ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
+			                     "account", a, "vault", 1, "members", rcv->id));
+			rec = json_object_get(json_object_get(r, "keys"), site);
+			ck_assert_msg(rec,
+			              "stream.add of an origin returns the member's key record");
+			json_decref(carried[a % 64]);
+			carried[a % 64] = json_incref(rec);
+		} else {
+			rec = carried[a % 64];
+			ck_assert_ptr_nonnull(rec);
+			r = ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:O, s:O}", "op", "stream.add",
+			                     "account", a, "vault", 1, "primary", origin->id,
+			                     "key_id", json_object_get(rec, "key_id"), "blob",
+			                     json_object_get(rec, "blob")));
+		}
+		ck_assert_int_gt(json_integer_value(json_object_get(r, "key_id")), 0);
+		json_decref(r);
+	}
+}
+
+int
+key_id(struct site *s, unsigned account, int primary)
+{
+	return (int)show(s, account, primary, "key_id");
+}
+
+void
+carried_free(void)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		json_decref(carried[i]);
+		carried[i] = NULL;
+	}
 }

@@ -142,12 +142,19 @@ void site_kill_restart(struct site *s, struct site *origin, struct site *rcv, un
 /*
  * Every (key, nonce) a receiver is sent: the (stream, key id, sequence) of each WAN batch
  * arriving at iface in namespace ns, gathered by a thread until nonce_watch_stop(), which
- * returns how many of them were seen more than once (0 for a sender that never reuses one).
+ * returns how many of them were seen more than once (0 for a sender that never reuses one) and
+ * leaves v sorted by (stream, key id, sequence) until nonce_watch_free().
  */
 struct nonce_seen {
 	uint64_t account;
 	uint32_t key_id;
 	uint64_t seq;
+};
+
+/* A captured WAN frame: Ethernet to the tag. */
+struct wan_frame {
+	size_t n;
+	uint8_t b[1600];
 };
 
 struct nonce_watch {
@@ -156,9 +163,48 @@ struct nonce_watch {
 	volatile bool stop;
 	struct nonce_seen *v;
 	size_t n, cap;
+	unsigned drops; /* frames the tap's socket dropped (PACKET_STATISTICS): not seen */
+	/* Set before the start to keep, of stream keep_account, the last data batch seen under
+	 * each key id below NONCE_WATCH_KEEP (kept[id].n 0: none). */
+	uint64_t keep_account;
+	struct wan_frame *kept;
 };
 
+enum { NONCE_WATCH_KEEP = 4096 };
+
 void nonce_watch_start(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap);
+/* Like nonce_watch_start, and keeps the batches of stream keep_account (vault 1) by key id. */
+void nonce_watch_start_keep(struct nonce_watch *nw, const char *ns, const char *iface, size_t cap,
+                            uint64_t keep_account);
 size_t nonce_watch_stop(struct nonce_watch *nw);
+void nonce_watch_free(struct nonce_watch *nw);
+
+/* --- payload keys through hsm_agents (K1, K2, D4, D5) --- */
+
+struct agent {
+	int pid;
+	char *dir;
+	char sock[300], state[300];
+};
+
+/* An hsm_agent with a SoftHSMv2 of its own (SOFTHSM2_CONF in its directory). */
+void agent_start(struct agent *ag);
+/* Stops it (it must exit 0) and removes its directory. */
+void agent_stop(struct agent *ag);
+json_t *agent_call(struct agent *ag, int want, json_t *req);
+/* Each site's key pair for shard 0, and each one's public key known to the other. */
+void agents_pair(struct agent *a, struct agent *b);
+/* Site s takes its payload keys through agent ag, a new one every rekey_batches batches
+ * (grace 200 ms); site_conf_hsm configures the site first. */
+void site_use_hsm(struct site *s, const struct agent *ag, unsigned rekey_batches);
+void site_conf_hsm(struct site *s, int id, int peer, const struct agent *ag,
+                   unsigned rekey_batches);
+/* streams_config with keys from the agents: the origin's stream.add makes each stream's key
+ * and returns its record for the receiver, which the receiver's stream.add installs. */
+void streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base,
+                        unsigned n);
+/* The key id a site holds for a stream; the key records kept by streams_config_hsm, freed. */
+int key_id(struct site *s, unsigned account, int primary);
+void carried_free(void);
 
 #endif /* VR_TEST_SITES_H */

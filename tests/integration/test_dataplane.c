@@ -40,10 +40,6 @@
 #include "sites.h"
 #include "vr_replay.h"
 
-#ifndef VR_AGENT_BIN
-#error "VR_AGENT_BIN must name vaultrep-hsm-agent"
-#endif
-
 START_TEST(one_way_memif)
 {
 	unsigned streams = env_u("VR_DP_STREAMS", 100), records = env_u("VR_DP_RECORDS", 1000000);
@@ -701,6 +697,7 @@ START_TEST(restarts_af_packet)
 	wait_caught_up(&a, &b, 1, STREAMS);
 	usleep(200000);
 	repeats = nonce_watch_stop(&nw);
+	nonce_watch_free(&nw);
 	stage("every frame of the last session acked; receiver caught up");
 
 	/* No (key, nonce) twice at the receiver. */
@@ -747,105 +744,6 @@ START_TEST(restarts_af_packet)
 END_TEST
 
 /* --- payload keys through the hsm_agent (K1, K2, D4, D5) --- */
-
-struct agent {
-	int pid;
-	char *dir;
-	char sock[300], state[300];
-};
-
-/* An hsm_agent with a SoftHSMv2 of its own and a site key pair for shard 0. */
-static void
-agent_start(struct agent *ag)
-{
-	ag->dir = vr_test_softhsm(); /* SOFTHSM2_CONF for this child */
-	snprintf(ag->sock, sizeof(ag->sock), "%s/agent.sock", ag->dir);
-	snprintf(ag->state, sizeof(ag->state), "%s/state", ag->dir);
-	{
-		const char *argv[] = {VR_AGENT_BIN, "--socket",        ag->sock, "--state",
-		                      ag->state,    "--dataplane-uid", "0",      NULL};
-
-		ag->pid = vr_test_spawn(argv, ag->sock);
-	}
-	ck_assert_msg(ag->pid > 0, "hsm_agent did not come up");
-}
-
-static json_t *
-agent_call(struct agent *ag, int want, json_t *req)
-{
-	return call_want(ag->sock, "agent", want, req);
-}
-
-/* Each site's key pair, and each one's public key known to the other as "site<id>". */
-static void
-agents_pair(struct agent *a, struct agent *b)
-{
-	json_t *ka = agent_call(a, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
-	json_t *kb = agent_call(b, 0, json_pack("{s:s, s:s}", "op", "site.generate", "shard", "0"));
-
-	json_decref(agent_call(a, 0,
-	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site2",
-	                                 "kek", json_object_get(kb, "kek"))));
-	json_decref(agent_call(b, 0,
-	                       json_pack("{s:s, s:s, s:O}", "op", "peer.import", "peer", "site1",
-	                                 "kek", json_object_get(ka, "kek"))));
-	json_decref(ka);
-	json_decref(kb);
-}
-
-static void
-site_conf_hsm(struct site *s, int id, int peer, const struct agent *ag, unsigned rekey_batches)
-{
-	FILE *f;
-
-	site_conf(s, id, peer);
-	snprintf(s->hsm, sizeof(s->hsm), "%s", ag->sock);
-	f = fopen(s->ini, "a");
-	ck_assert_ptr_nonnull(f);
-	/* [site] is the first section: a second [site] adds to it. */
-	fprintf(f, "[site]\nhsm = %s\n[keys]\nrekey_batches = %u\ngrace_ms = 200\n", ag->sock,
-	        rekey_batches);
-	fclose(f);
-}
-
-/* The key records an origin's stream.add returned, which control carries to the member (K1). */
-static json_t *carried[64];
-
-static void
-streams_config_hsm(struct site *s, struct site *origin, struct site *rcv, unsigned base, unsigned n)
-{
-	char site[8];
-
-	snprintf(site, sizeof(site), "%d", rcv->id);
-	for (unsigned a = base; a < base + n; a++) {
-		json_t *r, *rec;
-
-		if (s == origin) {
-			r = ctl(s, json_pack("{s:s, s:i, s:i, s:[i]}", "op", "stream.add",
-			                     "account", a, "vault", 1, "members", rcv->id));
-			rec = json_object_get(json_object_get(r, "keys"), site);
-			ck_assert_msg(rec,
-			              "stream.add of an origin returns the member's key record");
-			json_decref(carried[a % 64]);
-			carried[a % 64] = json_incref(rec);
-		} else {
-			rec = carried[a % 64];
-			ck_assert_ptr_nonnull(rec);
-			r = ctl(s, json_pack("{s:s, s:i, s:i, s:i, s:O, s:O}", "op", "stream.add",
-			                     "account", a, "vault", 1, "primary", origin->id,
-			                     "key_id", json_object_get(rec, "key_id"), "blob",
-			                     json_object_get(rec, "blob")));
-		}
-		ck_assert_int_gt(json_integer_value(json_object_get(r, "key_id")), 0);
-		json_decref(r);
-	}
-}
-
-static int
-key_id(struct site *s, unsigned account, int primary)
-{
-	return (int)show(s, account, primary, "key_id");
-}
 
 START_TEST(payload_keys_hsm_memif)
 {
@@ -983,14 +881,9 @@ START_TEST(payload_keys_hsm_memif)
 	       "site 2 from key records in the stream, 0 failures; receiver killed once; both "
 	       "sites restarted onto their stored keys, then rotated once more\n",
 	       RECORDS, STREAMS, rekeys, REKEY, promoted, installed);
-	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ha.pid)), 0);
-	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(hb.pid)), 0);
-	vr_test_rmdir(ha.dir);
-	vr_test_rmdir(hb.dir);
-	for (unsigned i = 0; i < 64; i++) {
-		json_decref(carried[i]);
-		carried[i] = NULL;
-	}
+	agent_stop(&ha);
+	agent_stop(&hb);
+	carried_free();
 	vr_test_rmdir(root);
 }
 END_TEST
@@ -1139,10 +1032,8 @@ START_TEST(members_grow_hsm_memif)
 	ck_assert_msg(durable(&b, ACCOUNT, 1) == 7, "site 2 holds %llu of 7 records",
 	              (unsigned long long)durable(&b, ACCOUNT, 1));
 	teardown(&a, &b);
-	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(ha.pid)), 0);
-	ck_assert_int_eq(WEXITSTATUS(vr_test_stop(hb.pid)), 0);
-	vr_test_rmdir(ha.dir);
-	vr_test_rmdir(hb.dir);
+	agent_stop(&ha);
+	agent_stop(&hb);
 	vr_test_rmdir(root);
 }
 END_TEST
