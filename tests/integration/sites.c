@@ -416,16 +416,26 @@ durable(struct site *s, unsigned account, int primary)
 	return (uint64_t)show(s, account, primary, "durable_lsn");
 }
 
-/* Waits (bounded) until the receiver's durable LSN of every stream equals the origin's. */
+/*
+ * Waits until the receiver's durable LSN of every stream equals the origin's. Bounded: fails once
+ * no stream moved for 30 s (a backlog caught up from the log may take longer than that, but not
+ * without moving), or after 600 s.
+ */
 void
 wait_caught_up(struct site *origin, struct site *rcv, unsigned base, unsigned n)
 {
-	for (unsigned a = base; a < base + n; a++) {
-		uint64_t want = durable(origin, a, origin->id);
-		int tries = 0;
+	double t0 = now_s(), moved = t0;
 
-		while (durable(rcv, a, origin->id) < want && tries++ < 600)
+	for (unsigned a = base; a < base + n; a++) {
+		uint64_t want = durable(origin, a, origin->id), got, last = 0;
+
+		while ((got = durable(rcv, a, origin->id)) < want && now_s() - moved < 30 &&
+		       now_s() - t0 < 600) {
+			if (got != last)
+				moved = now_s();
+			last = got;
 			usleep(50000);
+		}
 		ck_assert_uint_eq(durable(rcv, a, origin->id), want);
 	}
 }

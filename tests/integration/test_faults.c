@@ -1029,9 +1029,9 @@ START_TEST(rekeys_across_sender_restarts)
 	char report[400], what[160];
 	unsigned long long twice, in_log, acked;
 	long long rekeys = 0, unknown0, replays0, applied0, unknown, replays;
-	uint64_t durable0;
+	uint64_t durable0, backlog = 0;
 	int g, st, kb, old = -1, fd;
-	double t0, t_load;
+	double t0, t_load, caught_up;
 	bool met;
 	FILE *f;
 
@@ -1091,7 +1091,12 @@ START_TEST(rekeys_across_sender_restarts)
 	/* 0: every ack it saw named the LSN after the last one of its stream. */
 	ck_assert_int_eq(gen_wait(g), 0);
 	gen_reconnect = 0;
+	/* Async streams: what site 2 still lacks when the load stops, and how long it takes. */
+	for (unsigned s = 1; s <= STREAMS; s++)
+		backlog += durable(&a, s, 1) - durable(&b, s, 1);
+	t_load = now_s();
 	wait_caught_up(&a, &b, 1, STREAMS);
+	caught_up = now_s() - t_load;
 	rekeys += counter(&a, "rekeys");
 	usleep(200000);
 	repeats = nonce_watch_stop(&nw);
@@ -1138,11 +1143,12 @@ START_TEST(rekeys_across_sender_restarts)
 	    "%zu batches seen at site 2 (one record each; %u missed by the tap) across %u "
 	    "SIGKILLs of site 1; %lld keys made by site 1's hsm_agent, %zu (stream, key) pairs "
 	    "on the wire; %zu (key, nonce) repeats; %llu records in site 2's log, gap-free, "
-	    "chained, site 1's bytes, %llu frames twice, all %llu acked there; a batch under "
-	    "key %d (stream 1 now on %d): %lld wan_unknown_key, 0 applied; under key %d: %lld "
-	    "refused as a repeat",
-	    nw.n, nw.drops, restarts, rekeys, keys, repeats, in_log, twice, acked, old, kb, unknown,
-	    kb, replays);
+	    "chained, site 1's bytes, %llu frames twice, all %llu acked there (async: %llu "
+	    "records behind when the load stopped, caught up in %.1f s); a batch under key %d "
+	    "(stream 1 now on %d): %lld wan_unknown_key, 0 applied; under key %d: %lld refused "
+	    "as a repeat",
+	    nw.n, nw.drops, restarts, rekeys, keys, repeats, in_log, twice, acked,
+	    (unsigned long long)backlog, caught_up, old, kb, unknown, kb, replays);
 	ck_assert_msg(nw.n >= want, "%zu batches of %zu", nw.n, want);
 	ck_assert_msg(!repeats, "%zu (key, nonce) pairs seen twice", repeats);
 	ck_assert_msg(!twice, "%llu frames appended twice", twice);
