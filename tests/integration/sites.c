@@ -436,6 +436,20 @@ wait_caught_up(struct site *origin, struct site *rcv, unsigned base, unsigned n)
 			last = got;
 			usleep(50000);
 		}
+		if (durable(rcv, a, origin->id) != want) {
+			/* What each end says of the stream, for the failure's log. */
+			for (struct site *x = origin; x; x = x == origin ? rcv : NULL) {
+				json_t *r = ctl(x, json_pack("{s:s, s:i, s:i, s:i}", "op",
+				                             "stream.show", "account", a, "vault",
+				                             1, "primary", origin->id));
+				char *d = json_dumps(r, JSON_COMPACT);
+
+				printf("site %d, stream %u: %s\n", x->id, a, d ? d : "?");
+				free(d);
+				json_decref(r);
+				print_stats(x);
+			}
+		}
 		ck_assert_uint_eq(durable(rcv, a, origin->id), want);
 	}
 }
