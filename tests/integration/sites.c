@@ -498,6 +498,21 @@ payload_bad(unsigned a, const struct vr_rec *r)
 	return NULL;
 }
 
+bool
+gen_report_next(FILE *f, struct gen_report *r)
+{
+	char line[256];
+
+	if (!fgets(line, sizeof(line), f))
+		return false;
+	ck_assert_int_eq(sscanf(line,
+	                        "{\"account\": %llu, \"vault\": %u, \"acked\": %llu, "
+	                        "\"first_lsn\": %llu, \"last_lsn\": %llu}",
+	                        &r->account, &r->vault, &r->acked, &r->first_lsn, &r->last_lsn),
+	                 5);
+	return true;
+}
+
 /*
  * Compares the logs: for each stream, the receiver's records are the origin's byte for byte
  * (LSN 1..last; the origin's from where it trimmed what the receiver acknowledged), both chains
@@ -510,7 +525,6 @@ compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, c
 {
 	struct vr_log *lo = vr_log_open(origin->wal, NULL), *lr = vr_log_open(rcv->wal, NULL);
 	FILE *rep = fopen(report, "r");
-	char line[512];
 	uint64_t checked = 0;
 
 	ck_assert_ptr_nonnull(lo);
@@ -525,7 +539,7 @@ compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, c
 		struct vr_log_stream so;
 		uint64_t expect = 1, verified = 0;
 		int go = 1, gr;
-		unsigned long long racc, acked, first, last;
+		struct gen_report gr_line;
 
 		ck_assert_ptr_nonnull(io);
 		ck_assert_ptr_nonnull(ir);
@@ -565,17 +579,13 @@ compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n, c
 		ck_assert_int_eq(vr_log_verify(lr, &id, &verified), 0);
 		ck_assert_uint_eq(verified, expect - 1);
 		/* The generator's acks: every frame, LSNs 2..per_stream+1. */
-		ck_assert_ptr_nonnull(fgets(line, sizeof(line), rep));
-		ck_assert_int_eq(sscanf(line,
-		                        "{\"account\": %llu, \"vault\": 1, \"acked\": %llu, "
-		                        "\"first_lsn\": %llu, \"last_lsn\": %llu}",
-		                        &racc, &acked, &first, &last),
-		                 4);
-		ck_assert_uint_eq(racc, a);
-		ck_assert_uint_eq(acked, per_stream);
-		ck_assert_uint_eq(first, 2);
-		ck_assert_uint_eq(last, expect - 1);
-		ck_assert_uint_eq(last, per_stream + 1);
+		ck_assert(gen_report_next(rep, &gr_line));
+		ck_assert_uint_eq(gr_line.vault, 1);
+		ck_assert_uint_eq(gr_line.account, a);
+		ck_assert_uint_eq(gr_line.acked, per_stream);
+		ck_assert_uint_eq(gr_line.first_lsn, 2);
+		ck_assert_uint_eq(gr_line.last_lsn, expect - 1);
+		ck_assert_uint_eq(gr_line.last_lsn, per_stream + 1);
 	}
 	fclose(rep);
 	vr_log_close(lo);

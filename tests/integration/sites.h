@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -108,6 +109,12 @@ const char *payload_bad(unsigned a, const struct vr_rec *r);
  * named; else what is wrong ("missing", "another frame at its LSN").
  */
 const char *acked_frame_bad(struct vr_log *l, uint64_t account, uint64_t seq, uint64_t lsn);
+/* One stream's line of a generator's --report: false at its end. */
+struct gen_report {
+	unsigned long long account, acked, first_lsn, last_lsn;
+	unsigned vault;
+};
+bool gen_report_next(FILE *f, struct gen_report *r);
 /* Both logs hold the same records, byte for byte, with the generator's payloads (sites.c). */
 uint64_t compare_logs(struct site *origin, struct site *rcv, unsigned base, unsigned n,
                       const char *report, unsigned per_stream);
