@@ -312,6 +312,7 @@ op_stream_add(struct dp *dp, json_t *req)
 	struct dp_stream *st;
 	struct dp_key *cur;
 	struct dp_rekey *rk;
+	struct dp_msg *nk = NULL;
 	struct dp_skey k;
 	char msg[512];
 	size_t i, room;
@@ -416,14 +417,33 @@ op_stream_add(struct dp *dp, json_t *req)
 			return fail(-rc, "payload keys: %s", msg);
 		}
 	}
-	/* A rotation under way before a restart is the worker's, through a message. */
+	/*
+	 * A rotation under way before a restart is the worker's, through a message. Until the
+	 * worker has it, it must not ask for another key (rekey_asked, cleared by next_key): that
+	 * one would be stored as the newest while the worker drops it as a second rotation, and
+	 * the restart after that would seal under it with its record sent under a key the
+	 * members may never have got (a stream that never sends again).
+	 */
 	rk = st->rekey;
 	st->rekey = NULL;
+	if (rk && !(nk = calloc(1, sizeof(*nk)))) {
+		vr_err("dataplane",
+		       "stream %lu/%u/%u: key %u's records are not sent again (out of memory): a "
+		       "member without it needs key.install",
+		       (unsigned long)id.account, id.vault, id.primary, rk->key->id);
+		free(rk); /* its key is the stream's current one */
+		rk = NULL;
+	}
+	if (rk) {
+		*nk = (struct dp_msg){.kind = DP_MSG_NEXT_KEY, .status = 1, .st = st, .rekey = rk};
+		st->rekey_asked = true;
+	}
 	k = dp_skey(id.account, id.vault, id.primary);
 	rc = rte_hash_add_key_data(dp->streams, &k, st);
 	if (rc) {
 		json_decref(records);
-		free(rk); /* its key is the stream's current one */
+		free(rk);
+		free(nk);
 		stream_free(dp, st);
 		return fail(-rc, "cannot add the stream: %s", strerror(-rc));
 	}
@@ -448,20 +468,23 @@ op_stream_add(struct dp *dp, json_t *req)
 			}
 			break;
 		}
-	if (rk) {
-		struct dp_msg *nk = calloc(1, sizeof(*nk));
-
-		if (nk)
-			*nk = (struct dp_msg){
-			    .kind = DP_MSG_NEXT_KEY, .status = 1, .st = st, .rekey = rk};
-		if (!nk || dp_msg_to_worker(dp, nk)) {
+	/*
+	 * The worker drains its queue (16 384 messages) on every loop: full, it is stuck, and
+	 * this waits for it, bounded. Not handed, the stream seals on under its current key and
+	 * rotates no more (rekey_asked) until it is added again.
+	 */
+	for (unsigned t = 0; nk && dp_msg_to_worker(dp, nk); t++) {
+		if (t == 1000) {
 			vr_err("dataplane",
-			       "stream %lu/%u/%u: key %u's records are not sent again "
-			       "(out of memory): a member without it needs key.install",
+			       "stream %lu/%u/%u: its worker's queue stayed full for 1 s: key %u's "
+			       "rotation is not handed to it, and the stream rotates no more until "
+			       "it is added again",
 			       (unsigned long)id.account, id.vault, id.primary, rk->key->id);
-			free(nk);
 			free(rk);
+			free(nk);
+			break;
 		}
+		usleep(1000);
 	}
 	cur = atomic_load(&st->key);
 	res = json_pack("{s:I, s:i}", "durable_lsn", (json_int_t)st->durable_lsn, "key_id",
@@ -851,17 +874,33 @@ stream_json(struct dp_stream *st)
 	json_object_set_new(o, "worker", json_integer(st->worker));
 	if (st->origin && k)
 		json_object_set_new(o, "next_seq", json_integer((json_int_t)k->nonce.next));
+	/*
+	 * The worker's state, read as it is (not under a lock): what an operator needs to see why
+	 * a member is behind. sent: the highest LSN sent to it; recovering: the LSN a resend goes
+	 * on from at its next ack (0: none); reading: a catch-up read from the log is in flight.
+	 */
 	for (unsigned i = 0; i < st->n_members; i++) {
-		uint64_t acked = st->members[i].acked;
+		const struct dp_member *mb = &st->members[i];
+		uint64_t acked = mb->acked;
 
 		json_array_append_new(
 		    ms,
-		    json_pack("{s:i, s:I, s:I}", "site", st->members[i].site, "acked",
+		    json_pack("{s:i, s:I, s:I, s:I, s:I, s:b}", "site", mb->site, "acked",
 		              (json_int_t)acked, "lag_records",
-		              (json_int_t)(st->durable_lsn > acked ? st->durable_lsn - acked : 0)));
+		              (json_int_t)(st->durable_lsn > acked ? st->durable_lsn - acked : 0),
+		              "sent", (json_int_t)mb->sent, "recovering", (json_int_t)mb->recover,
+		              "reading", mb->reading));
 	}
 	json_object_set_new(o, "members", ms);
 	json_object_set_new(o, "window", json_integer(st->win_n));
+	if (!st->origin)
+		json_object_set_new(o, "queued_lsn", json_integer((json_int_t)st->queued_lsn));
+	/* (Not st->rekey's key: the worker may free the rotation while this reads it.) */
+	if (st->origin && (st->rekey || st->rekey_asked))
+		json_object_set_new(o, "rotation",
+		                    json_pack("{s:b, s:b, s:b, s:i}", "asked", st->rekey_asked,
+		                              "under_way", st->rekey != NULL, "promoted",
+		                              st->promoted, "confirmed", (int)st->confirmed));
 	if (st->origin)
 		json_object_set_new(o, "sync", json_integer(st->sync));
 	if (atomic_load(&st->closed))
@@ -1063,10 +1102,14 @@ memory_json(struct dp *dp)
 
 	rte_malloc_get_socket_stats((int)rte_socket_id(), &ms);
 	return json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I}", "heap_bytes", (json_int_t)ms.heap_allocsz_bytes,
-	    "c_heap_bytes", (json_int_t)mi.uordblks, "sessions", (json_int_t)sessions,
-	    "session_bytes", (json_int_t)(sessions * elt), "stream_table_bytes",
-	    (json_int_t)dp->hash_bytes, "streams", (json_int_t)rte_hash_count(dp->streams));
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "heap_bytes",
+	    (json_int_t)ms.heap_allocsz_bytes, "c_heap_bytes", (json_int_t)mi.uordblks, "sessions",
+	    (json_int_t)sessions, "session_bytes", (json_int_t)(sessions * elt),
+	    "stream_table_bytes", (json_int_t)dp->hash_bytes, "streams",
+	    (json_int_t)rte_hash_count(dp->streams),
+	    /* this site's batches (open and in the windows), and every other job (dp.h) */
+	    "batch_jobs", (json_int_t)rte_mempool_in_use_count(dp->job_mp), "other_jobs",
+	    (json_int_t)rte_mempool_in_use_count(dp->aux_mp));
 }
 
 json_t *

@@ -383,7 +383,14 @@ struct dp {
 	unsigned n_peers;
 	struct dp_peer consumer;
 	struct rte_mempool *pkt_mp;
-	struct rte_mempool *job_mp;
+	/*
+	 * Jobs in two pools. job_mp: this site's own batches, from the open one through the
+	 * window until every member acked them. aux_mp: every other job (a received batch on its
+	 * way to the log, the out-of-order stash, catch-up reads, nonce reservations, cursors).
+	 * Full windows (members far behind) must not starve the reads that catch them up, nor
+	 * the batches of the other site's streams that this site applies.
+	 */
+	struct rte_mempool *job_mp, *aux_mp;
 	uint32_t job_bytes, job_acks;
 	struct dp_crypto crypto;
 	struct rte_hash *streams;
@@ -517,8 +524,12 @@ void dp_streams_free(struct dp *dp);
 /* telemetry.c */
 void dp_telemetry_register(struct dp *dp);
 
-/* Job buffers from dp->job_mp, laid out for dp's batch limits. */
+/*
+ * Job buffers laid out for dp's batch limits: an origin batch from dp->job_mp
+ * (dp_job_get_batch), any other job from dp->aux_mp (dp_job_get); put back to its own pool.
+ */
 struct dp_job *dp_job_get(struct dp *dp);
+struct dp_job *dp_job_get_batch(struct dp *dp);
 void dp_job_put(struct dp *dp, struct dp_job *j);
 
 /* The ack key of a payload key: HMAC-SHA256(key, "vaultrep wan ack v1"). */

@@ -54,12 +54,12 @@ usage(FILE *f)
 	           "--no-pci --vdev ...\n");
 }
 
-struct dp_job *
-dp_job_get(struct dp *dp)
+static struct dp_job *
+job_get(struct dp *dp, struct rte_mempool *mp)
 {
 	struct dp_job *j;
 
-	if (rte_mempool_get(dp->job_mp, (void **)&j))
+	if (rte_mempool_get(mp, (void **)&j))
 		return NULL;
 	j->next = NULL;
 	j->n = 0;
@@ -70,10 +70,23 @@ dp_job_get(struct dp *dp)
 	return j;
 }
 
+struct dp_job *
+dp_job_get(struct dp *dp)
+{
+	return job_get(dp, dp->aux_mp);
+}
+
+struct dp_job *
+dp_job_get_batch(struct dp *dp)
+{
+	return job_get(dp, dp->job_mp);
+}
+
 void
 dp_job_put(struct dp *dp, struct dp_job *j)
 {
-	rte_mempool_put(dp->job_mp, j);
+	(void)dp;
+	rte_mempool_put(rte_mempool_from_obj(j), j);
 }
 
 static int
@@ -258,7 +271,8 @@ main(int argc, char **argv)
 	    .key_len = sizeof(struct dp_skey),
 	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
 	};
-	unsigned n_jobs = 16384;
+	/* Origin batches (the windows) and every other job: dp->job_mp, dp->aux_mp. */
+	unsigned n_jobs = 16384, n_aux = 4096;
 	size_t qsz;
 	int c, n, rc;
 
@@ -341,17 +355,25 @@ main(int argc, char **argv)
 		                   ? b.max_records
 		                   : b.max_bytes / VR_REC_HDR_SIZE + 1;
 	}
-	dp->job_mp = rte_mempool_create("vr_jobs", n_jobs - 1,
-	                                sizeof(struct dp_job) +
-	                                    dp->job_acks * sizeof(struct dp_ackto) + dp->job_bytes,
-	                                256, 0, NULL, NULL, NULL, NULL, (int)rte_socket_id(), 0);
-	dp->log_ring = rte_ring_create("vr_log", n_jobs, (int)rte_socket_id(), RING_F_SC_DEQ);
+	{
+		size_t sz =
+		    sizeof(struct dp_job) + dp->job_acks * sizeof(struct dp_ackto) + dp->job_bytes;
+
+		dp->job_mp = rte_mempool_create("vr_jobs", n_jobs - 1, sz, 256, 0, NULL, NULL, NULL,
+		                                NULL, (int)rte_socket_id(), 0);
+		dp->aux_mp = rte_mempool_create("vr_jobs_aux", n_aux - 1, sz, 128, 0, NULL, NULL,
+		                                NULL, NULL, (int)rte_socket_id(), 0);
+	}
+	/* The log ring and the done rings hold every job there is. */
+	dp->log_ring = rte_ring_create("vr_log", rte_align32pow2(n_jobs + n_aux),
+	                               (int)rte_socket_id(), RING_F_SC_DEQ);
 	/* Key messages: as many as streams could have at once is far more than ever queue. */
 	dp->to_ctl = rte_ring_create("vr_to_ctl", 1 << 14, (int)rte_socket_id(), RING_F_SC_DEQ);
 	for (unsigned w = 0; w < dp->n_workers; w++) {
 		snprintf(name, sizeof(name), "vr_done%u", w);
-		dp->done_ring[w] = rte_ring_create(name, n_jobs, (int)rte_socket_id(),
-		                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
+		dp->done_ring[w] =
+		    rte_ring_create(name, rte_align32pow2(n_jobs + n_aux), (int)rte_socket_id(),
+		                    RING_F_SP_ENQ | RING_F_SC_DEQ);
 		snprintf(name, sizeof(name), "vr_to_worker%u", w);
 		dp->to_worker[w] = rte_ring_create(name, 1 << 14, (int)rte_socket_id(),
 		                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -379,8 +401,9 @@ main(int argc, char **argv)
 	}
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("vr_qsbr", qsz, RTE_CACHE_LINE_SIZE);
-	if (!dp->pkt_mp || !dp->job_mp || !dp->log_ring || !dp->to_ctl || dp->ctl_wake < 0 ||
-	    !dp->streams || !dp->qsbr || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
+	if (!dp->pkt_mp || !dp->job_mp || !dp->aux_mp || !dp->log_ring || !dp->to_ctl ||
+	    dp->ctl_wake < 0 || !dp->streams || !dp->qsbr ||
+	    rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE)) {
 		fprintf(stderr, "vaultrep-dataplane: out of memory (give EAL more with -m)\n");
 		return 1;
 	}

@@ -572,7 +572,8 @@ next_key(struct worker *w, struct dp_stream *st, struct dp_rekey *rk, bool promo
 	}
 	if (st->rekey) {
 		/* One rotation at a time: control never makes two (rekey_asked). */
-		vr_err("dataplane", "a second next key for one stream: dropped");
+		vr_err("dataplane", "a second next key (%u) for one stream: dropped", rk->key->id);
+		retire(w, rk->key);
 		free(rk);
 		return;
 	}
@@ -985,7 +986,7 @@ take_record(struct worker *w, struct dp_stream *st, struct vr_rec *r, const stru
 		v = vr_batch_offer(&st->b, (uint32_t)vr_rec_size(r), w->now);
 	}
 	if (!st->open) {
-		st->open = dp_job_get(dp);
+		st->open = dp_job_get_batch(dp);
 		if (!st->open) {
 			vr_batch_reset(&st->b);
 			DP_INC(w->s, ingest_busy);

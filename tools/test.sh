@@ -39,12 +39,14 @@ VR_FIGURES="$results/figures-gcc.tsv" \
 	meson test -C build --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
 cp build/meson-logs/testlog.json "$results/gcc.json"
 
-# The kill loops of figures 1 and 2 run their 100 kills in the gcc build; ASan makes every
-# restart several times slower, so its build runs $VR_KILLS_ASAN (10) of them.
+# The kill loops of figures 1, 2 and 10 run their 100 kills in the gcc build; ASan makes every
+# restart several times slower, so its build runs $VR_KILLS_ASAN (10) of them, and figure 10
+# $VR_BATCHES_PER_KILL_ASAN (20 000) batches between two of them.
 echo "== unit and integration suites (clang, ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions="$root/tests/fuzz/lsan.supp" \
 	VR_FIGURES="$results/figures-asan.tsv" VR_KILLS=${VR_KILLS_ASAN:-10} \
+	VR_BATCHES_PER_KILL=${VR_BATCHES_PER_KILL_ASAN:-20000} \
 	meson test -C build-asan --suite unit --suite integration --print-errorlogs --no-rebuild || status=1
 cp build-asan/meson-logs/testlog.json "$results/asan.json"
 

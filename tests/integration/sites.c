@@ -398,6 +398,17 @@ counter(struct site *s, const char *name)
 	return v;
 }
 
+/* One figure of stats "memory" at site s. */
+long long
+memory_figure(struct site *s, const char *name)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	long long v = json_integer_value(json_object_get(json_object_get(r, "memory"), name));
+
+	json_decref(r);
+	return v;
+}
+
 /* One figure of stream.show for stream (account, vault 1, primary) at site s. */
 long long
 show(struct site *s, unsigned account, int primary, const char *field)
@@ -769,11 +780,23 @@ nonce_watch_run(void *arg)
 
 	while (!nw->stop) {
 		ssize_t r = recv(nw->fd, b, sizeof(b), 0);
-		struct nonce_seen *e = &nw->v[nw->n];
+		struct nonce_seen *e;
 
 		if (r > ETH_IP_UDP + VR_WIRE_BATCH_HDR && b[12] == 0x08 && b[13] == 0 &&
-		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH &&
-		    nw->n < nw->cap) {
+		    b[14 + 9] == 17 && vr_get_be16(b + ETH_IP_UDP) == VR_WIRE_MAGIC_BATCH) {
+			/* More than the caller guessed (retransmits): grow; out of memory, the
+			 * frame counts as one the tap missed. */
+			if (nw->n == nw->cap) {
+				void *v = realloc(nw->v, 2 * nw->cap * sizeof(*nw->v));
+
+				if (!v) {
+					nw->drops++;
+					continue;
+				}
+				nw->v = v;
+				nw->cap *= 2;
+			}
+			e = &nw->v[nw->n];
 			e->account = vr_get_be64(b + ETH_IP_UDP + 8);
 			e->key_id = vr_get_be32(b + ETH_IP_UDP + 24);
 			e->seq = vr_get_be64(b + ETH_IP_UDP + 32);
@@ -841,7 +864,7 @@ nonce_watch_stop(struct nonce_watch *nw)
 	nw->stop = true;
 	pthread_join(nw->th, NULL);
 	if (!getsockopt(nw->fd, SOL_PACKET, PACKET_STATISTICS, &ps, &len))
-		nw->drops = ps.tp_drops;
+		nw->drops += ps.tp_drops;
 	close(nw->fd);
 	qsort(nw->v, nw->n, sizeof(*nw->v), cmp_nonce);
 	for (size_t i = 1; i < nw->n; i++)

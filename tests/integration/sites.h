@@ -95,6 +95,7 @@ int gen_wait(int pid);
 
 /* Figures of a site: one stats counter; one field of stream.show; the durable LSN. */
 long long counter(struct site *s, const char *name);
+long long memory_figure(struct site *s, const char *name);
 long long show(struct site *s, unsigned account, int primary, const char *field);
 uint64_t durable(struct site *s, unsigned account, int primary);
 uint64_t member_acked(struct site *s, unsigned account);
@@ -170,7 +171,8 @@ struct nonce_watch {
 	volatile bool stop;
 	struct nonce_seen *v;
 	size_t n, cap;
-	unsigned drops; /* frames the tap's socket dropped (PACKET_STATISTICS): not seen */
+	unsigned drops; /* frames not seen: dropped by the tap's socket (PACKET_STATISTICS), or no
+	                   memory */
 	/* Set before the start to keep, of stream keep_account, the last data batch seen under
 	 * each key id below NONCE_WATCH_KEEP (kept[id].n 0: none). */
 	uint64_t keep_account;

@@ -201,11 +201,7 @@ END_TEST
 static long long
 sessions(struct site *s)
 {
-	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
-	long long v = json_integer_value(json_object_get(json_object_get(r, "memory"), "sessions"));
-
-	json_decref(r);
-	return v;
+	return memory_figure(s, "sessions");
 }
 
 /*
