@@ -387,26 +387,29 @@ gen_wait(int pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* One figure of section ("counters", "memory") of the site's stats. */
+static long long
+stats_figure(struct site *s, const char *section, const char *name)
+{
+	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
+	long long v = json_integer_value(json_object_get(json_object_get(r, section), name));
+
+	json_decref(r);
+	return v;
+}
+
 /* One counter of the site's stats. */
 long long
 counter(struct site *s, const char *name)
 {
-	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
-	long long v = json_integer_value(json_object_get(json_object_get(r, "counters"), name));
-
-	json_decref(r);
-	return v;
+	return stats_figure(s, "counters", name);
 }
 
 /* One figure of stats "memory" at site s. */
 long long
 memory_figure(struct site *s, const char *name)
 {
-	json_t *r = ctl(s, json_pack("{s:s}", "op", "stats"));
-	long long v = json_integer_value(json_object_get(json_object_get(r, "memory"), name));
-
-	json_decref(r);
-	return v;
+	return stats_figure(s, "memory", name);
 }
 
 /* One figure of stream.show for stream (account, vault 1, primary) at site s. */
@@ -708,6 +711,19 @@ veth_sites_conf(struct site *a, struct site *b)
 	snprintf(a->iface, sizeof(a->iface), "vA");
 	snprintf(b->netns, sizeof(b->netns), "%s", ns_b);
 	snprintf(b->iface, sizeof(b->iface), "vB");
+}
+
+/* Appends text (INI sections) to the configuration of both sites. */
+void
+sites_conf_append(struct site *a, struct site *b, const char *text)
+{
+	for (struct site *s = a; s; s = s == a ? b : NULL) {
+		FILE *f = fopen(s->ini, "a");
+
+		ck_assert_ptr_nonnull(f);
+		fputs(text, f);
+		fclose(f);
+	}
 }
 
 void

@@ -137,6 +137,7 @@ void veth_sites(struct site *a, struct site *b, const char *tag);
 void veth_sites_start(struct site *a, struct site *b);
 /* Its configuration part alone, for a test that starts the sites its own way. */
 void veth_sites_conf(struct site *a, struct site *b);
+void sites_conf_append(struct site *a, struct site *b, const char *text);
 /* A packet socket on iface inside namespace ns. */
 int tap_open(const char *ns, const char *iface);
 

@@ -962,16 +962,11 @@ START_TEST(full_windows_do_not_starve_catch_up)
 	long long held = 0;
 	uint64_t applied = 0;
 	int st, gen;
-	FILE *f;
 
 	root = vr_test_tmpdir("flt11");
 	veth_up();
 	veth_sites_conf(&a, &b);
-	for (struct site *s = &a; s; s = s == &a ? &b : NULL) {
-		ck_assert_ptr_nonnull(f = fopen(s->ini, "a"));
-		fprintf(f, "[batch]\nmax_records = 1\nwindow = 4096\n");
-		fclose(f);
-	}
+	sites_conf_append(&a, &b, "[batch]\nmax_records = 1\nwindow = 4096\n");
 	site_start(&a);
 	site_start(&b);
 	streams_add(&a, &b, 1, STREAMS);
@@ -1102,7 +1097,6 @@ START_TEST(rekeys_across_sender_restarts)
 	int g, st, kb, cur, old = -1, fd;
 	double t0, t_load, caught_up;
 	bool met;
-	FILE *f;
 
 	root = vr_test_tmpdir("flt10");
 	veth_up();
@@ -1112,11 +1106,7 @@ START_TEST(rekeys_across_sender_restarts)
 	veth_sites_conf(&a, &b);
 	site_use_hsm(&a, &ha, rekey);
 	site_use_hsm(&b, &hb, rekey);
-	for (struct site *s = &a; s; s = s == &a ? &b : NULL) {
-		ck_assert_ptr_nonnull(f = fopen(s->ini, "a"));
-		fprintf(f, "[batch]\nmax_records = 1\n");
-		fclose(f);
-	}
+	sites_conf_append(&a, &b, "[batch]\nmax_records = 1\n");
 	site_start(&a);
 	site_start(&b);
 	streams_config_hsm(&a, &a, &b, 1, STREAMS);
