@@ -120,16 +120,6 @@ dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32])
 	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)label, sizeof(label) - 1, out, &n);
 }
 
-void
-dp_ack_tag(const uint8_t ack_key[32], const uint8_t *msg, uint8_t tag[16])
-{
-	uint8_t full[32];
-	unsigned n = sizeof(full);
-
-	HMAC(EVP_sha256(), ack_key, 32, msg, VR_WIRE_WACK_MAC, full, &n);
-	memcpy(tag, full, 16);
-}
-
 struct dp_stream *
 dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault, uint16_t primary)
 {

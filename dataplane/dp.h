@@ -534,8 +534,6 @@ void dp_job_put(struct dp *dp, struct dp_job *j);
 
 /* The ack key of a payload key: HMAC-SHA256(key, "vaultrep wan ack v1"). */
 void dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32]);
-/* The 16-byte tag of a WAN ack's first VR_WIRE_WACK_MAC bytes. */
-void dp_ack_tag(const uint8_t ack_key[32], const uint8_t *msg, uint8_t tag[16]);
 
 /* A figure of struct dp_stats (at byte offset off) summed over every thread's block. */
 static inline uint64_t

@@ -110,6 +110,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 enum {
 	VR_WIRE_VERSION = 1,
 	VR_WIRE_MAGIC_INGEST = 0x5649,
@@ -205,6 +207,15 @@ int vr_wire_ack_encode(const struct vr_ack *a, uint8_t *buf, size_t cap);
 int vr_wire_batch_hdr_encode(const struct vr_batch_hdr *h, uint8_t out[VR_WIRE_BATCH_HDR]);
 /* Writes all VR_WIRE_WACK_SIZE bytes, the tag from a->tag (compute it over the first 40). */
 void vr_wire_wack_encode(const struct vr_wack *a, uint8_t out[VR_WIRE_WACK_SIZE]);
+/*
+ * A WAN ack's tag: the first 16 bytes of HMAC-SHA256(ack_key, its first VR_WIRE_WACK_MAC
+ * bytes). mac is a thread's own context (vr_wire_wack_mac_new), keyed again for each tag; with
+ * NULL (no context could be made) OpenSSL's one-shot HMAC gives the same tag, at three times the
+ * cost (it looks the algorithm up and allocates on every call: 1.2 us against 0.38 us here).
+ */
+EVP_MAC_CTX *vr_wire_wack_mac_new(void);
+void vr_wire_wack_tag(EVP_MAC_CTX *mac, const uint8_t ack_key[32],
+                      const uint8_t msg[VR_WIRE_WACK_MAC], uint8_t tag[16]);
 
 /* Parsers: 0, or a negative VR_WIRE_ERR_*. buf holds exactly one message. */
 int vr_wire_ingest_parse(const uint8_t *buf, size_t size, struct vr_ingest *f);

@@ -4,6 +4,12 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/params.h>
+
 #include "vr_common.h"
 #include "vr_crc.h"
 #include "vr_wire.h"
@@ -267,4 +273,36 @@ vr_wire_peek_stream(const uint8_t *buf, size_t size, struct vr_wire_stream *s)
 	default:
 		return -VR_WIRE_ERR_MAGIC;
 	}
+}
+
+EVP_MAC_CTX *
+vr_wire_wack_mac_new(void)
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+	                  OSSL_PARAM_construct_end()};
+
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	if (ctx && !EVP_MAC_CTX_set_params(ctx, p)) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+void
+vr_wire_wack_tag(EVP_MAC_CTX *mac, const uint8_t ack_key[32], const uint8_t msg[VR_WIRE_WACK_MAC],
+                 uint8_t tag[16])
+{
+	uint8_t full[32];
+	unsigned n = sizeof(full);
+	size_t len = 0;
+
+	if (!mac || !EVP_MAC_init(mac, ack_key, 32, NULL) ||
+	    !EVP_MAC_update(mac, msg, VR_WIRE_WACK_MAC) ||
+	    !EVP_MAC_final(mac, full, &len, sizeof(full)) || len != sizeof(full))
+		HMAC(EVP_sha256(), ack_key, 32, msg, VR_WIRE_WACK_MAC, full, &n);
+	memcpy(tag, full, 16);
+	OPENSSL_cleanse(full, sizeof(full));
 }

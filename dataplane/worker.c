@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <rte_arp.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -70,6 +71,7 @@ struct worker {
 	 */
 	struct dp_job *ooo[OOO_MAX];
 	unsigned n_ooo;
+	EVP_MAC_CTX *mac; /* the WAN acks' tags (dp_ack_tag) */
 };
 
 /* Appends st to a growable list of streams the worker scans; -ENOMEM leaves it unchanged. */
@@ -1261,7 +1263,7 @@ wan_ack_in(struct worker *w, const uint8_t *pl, size_t n)
 		DP_INC(w->s, wan_ack_bad);
 		return;
 	}
-	dp_ack_tag(k->ack_key, pl, tag);
+	vr_wire_wack_tag(w->mac, k->ack_key, pl, tag);
 	if (CRYPTO_memcmp(tag, a.tag, sizeof(tag))) {
 		DP_INC(w->s, wan_ack_forged);
 		return;
@@ -1323,7 +1325,7 @@ send_wack(struct worker *w, struct dp_stream *st, uint8_t kind)
 	if (!m)
 		return;
 	vr_wire_wack_encode(&a, pl);
-	dp_ack_tag(k->ack_key, pl, pl + VR_WIRE_WACK_MAC);
+	vr_wire_wack_tag(w->mac, k->ack_key, pl, pl + VR_WIRE_WACK_MAC);
 	tx(w, &w->wan_tx, m);
 	st->last_ack_tsc = w->now;
 	DP_INC(w->s, wan_acks_sent);
@@ -1986,6 +1988,9 @@ dp_worker_main(void *arg)
 	w.cursor_every = dp->hz * dp->conf.cursor_ms / 1000;
 	w.sess_idle = dp->hz * dp->conf.session_idle_ms / 1000;
 	w.scan_every = w.max_wait / 4 ? w.max_wait / 4 : 1;
+	if (!(w.mac = vr_wire_wack_mac_new()))
+		vr_warn("dataplane", "worker %u: no HMAC context; WAN acks use one-shot HMAC",
+		        a->idx);
 	rte_rcu_qsbr_thread_register(dp->qsbr, lcore);
 	rte_rcu_qsbr_thread_online(dp->qsbr, lcore);
 	while (!atomic_load_explicit(&dp->quit, memory_order_relaxed)) {
@@ -2053,5 +2058,6 @@ dp_worker_main(void *arg)
 	free(w.rk);
 	free(w.cur);
 	free(w.sess);
+	EVP_MAC_CTX_free(w.mac);
 	return 0;
 }

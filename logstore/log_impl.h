@@ -105,6 +105,10 @@ struct seg_writer {
 	uint64_t written;  /* record bytes in this segment (meta 'w') */
 	uint8_t *stage;    /* frame being built; reused so its pages stay mapped */
 	size_t stage_cap;
+	/* A frame's chunks and marks, to index in key order (vr_seg_commit); reused. */
+	struct seg_put *puts;
+	struct seg_mark *marks;
+	unsigned puts_cap, marks_cap;
 };
 
 struct commit_req;

@@ -534,6 +534,7 @@ START_TEST(racing_writers_of_one_wal_never_duplicate)
 	static struct batch b;
 	struct vr_test_wal w;
 	struct racer r1, r2;
+	struct vr_log_stream st;
 	pthread_t t1, t2;
 
 	vr_test_wal_init(&w, 5, 5, 5, 0, NULL);
@@ -550,6 +551,15 @@ START_TEST(racing_writers_of_one_wal_never_duplicate)
 	ck_assert_int_eq(r1.ok + r2.ok, 300);
 	ck_assert_uint_eq(read_all(log, &w.id, 1), 300);
 	ck_assert_int_eq(vr_log_verify(log, &w.id, NULL), 0);
+	/*
+	 * Reopened, the WAL's head is its last record: where one frame held chunks of both
+	 * racers (group commit), the later chunk's row is the one indexed.
+	 */
+	vr_log_close(log);
+	log = open_log(dir);
+	ck_assert_int_eq(vr_log_stream_get(log, &w.id, &st), 0);
+	ck_assert_uint_eq(st.last_lsn, 300);
+	ck_assert_uint_eq(read_all(log, &w.id, 1), 300);
 	vr_log_close(log);
 	vr_test_rmdir(dir);
 }
