@@ -71,7 +71,7 @@ struct worker {
 	 */
 	struct dp_job *ooo[OOO_MAX];
 	unsigned n_ooo;
-	EVP_MAC_CTX *mac; /* the WAN acks' tags (dp_ack_tag) */
+	EVP_MAC_CTX *mac; /* the WAN acks' tags (vr_wire_wack_tag) */
 };
 
 /* Appends st to a growable list of streams the worker scans; -ENOMEM leaves it unchanged. */

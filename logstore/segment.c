@@ -388,7 +388,7 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 	 * list that keeps where its last insert went and starts the next search from there where
 	 * it can, which keys in arrival order (WALs interleaved) never allow. Searching the skip
 	 * list was the dataplane's log writer's largest cost under many streams of small batches:
-	 * 16 % of the two sites' samples before, 9 % after, and 1.2-1.4x the records/s end to end.
+	 * 16 % of the two sites' samples before, 9 % after (perf, tools/bench-dataplane.sh).
 	 */
 	if (n_chunks > 1) /* none: no array yet */
 		qsort(w->puts, n_chunks, sizeof(*w->puts), put_cmp);
