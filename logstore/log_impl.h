@@ -108,7 +108,7 @@ struct seg_writer {
 	/* A frame's chunks and marks, to index in key order (vr_seg_commit); reused. */
 	struct seg_put *puts;
 	struct seg_mark *marks;
-	unsigned puts_cap, marks_cap;
+	size_t puts_cap, marks_cap;
 };
 
 struct commit_req;

@@ -150,22 +150,25 @@ put_checkpoint(struct vr_log *log, rocksdb_writebatch_t *wb)
 	                          sizeof(v));
 }
 
-static int
-stage_reserve(struct seg_writer *w, size_t size)
+/*
+ * One of the seg_writer's reused arrays (the frame, its chunks, its marks) with room for n > 0
+ * elements of size bytes, doubling from first elements so that its pages stay mapped from frame
+ * to frame; NULL when out of memory (arr is left as it was).
+ */
+static void *
+grow(void *arr, size_t *cap, size_t n, size_t size, size_t first)
 {
-	uint8_t *p;
-	size_t cap = w->stage_cap ? w->stage_cap : 1 << 20;
+	size_t c = *cap ? *cap : first;
+	void *p;
 
-	if (size <= w->stage_cap)
-		return 0;
-	while (cap < size)
-		cap *= 2;
-	p = realloc(w->stage, cap);
-	if (!p)
-		return -ENOMEM;
-	w->stage = p;
-	w->stage_cap = cap;
-	return 0;
+	if (n <= *cap)
+		return arr;
+	while (c < n)
+		c *= 2;
+	p = realloc(arr, c * size);
+	if (p)
+		*cap = c;
+	return p;
 }
 
 int
@@ -308,25 +311,6 @@ mark_cmp(const void *a, const void *b)
 	return c ? c : by_order(x->order, y->order);
 }
 
-/* A reused array of at least n elements of size bytes. */
-static int
-reserve(void **arr, unsigned *cap, unsigned n, size_t size)
-{
-	unsigned c = *cap ? *cap : 256;
-	void *p;
-
-	if (n <= *cap)
-		return 0;
-	while (c < n)
-		c *= 2;
-	p = realloc(*arr, c * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
-
 int
 vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t *wb)
 {
@@ -334,6 +318,7 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 	size_t body = 0, pos = FRAME_HDR_SIZE, rec_bytes = 0, mark_bytes = 0;
 	unsigned n_chunks = 0, n_marks = 0;
 	uint8_t *f;
+	void *p;
 	int rc;
 
 	for (struct commit_req *q = reqs; q; q = q->next) {
@@ -349,13 +334,19 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 		if (rc)
 			return rc;
 	}
-	rc = stage_reserve(w, FRAME_HDR_SIZE + body);
-	if (!rc)
-		rc = reserve((void **)&w->puts, &w->puts_cap, n_chunks, sizeof(*w->puts));
-	if (!rc)
-		rc = reserve((void **)&w->marks, &w->marks_cap, n_marks, sizeof(*w->marks));
-	if (rc)
-		return rc;
+	if (!(p = grow(w->stage, &w->stage_cap, FRAME_HDR_SIZE + body, 1, 1 << 20)))
+		return -ENOMEM;
+	w->stage = p;
+	if (n_chunks) {
+		if (!(p = grow(w->puts, &w->puts_cap, n_chunks, sizeof(*w->puts), 256)))
+			return -ENOMEM;
+		w->puts = p;
+	}
+	if (n_marks) {
+		if (!(p = grow(w->marks, &w->marks_cap, n_marks, sizeof(*w->marks), 256)))
+			return -ENOMEM;
+		w->marks = p;
+	}
 	f = w->stage;
 	n_chunks = 0;
 	n_marks = 0;
