@@ -98,7 +98,7 @@ static struct rte_ether_addr my_mac, dst_mac;
 static struct rte_mempool *mp;
 static volatile bool quit;
 static uint64_t *lat_us;
-static uint64_t n_lat, bad_acks, nacks, resent, lsn_errors, reconnects;
+static uint64_t n_lat, n_acked, bad_acks, nacks, resent, lsn_errors, reconnects;
 /*
  * --acks: written as the acks come, flushed every 50 ms, so that what a generator was told
  * survives it, however it ends.
@@ -324,6 +324,7 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 			s->first_lsn = l;
 		s->last_lsn = l;
 		s->acked_seq++;
+		n_acked++;
 		s->done_seq[s->acked_seq % MAX_WIN] = false;
 	}
 }
@@ -408,7 +409,8 @@ main(int argc, char **argv)
 	bool gone = false;
 	struct rte_mbuf *pend[2 * BURST];
 	uint16_t npend = 0;
-	uint32_t rr = 0;
+	uint32_t rr = 0, idle = 0;
+	uint64_t nap = 0;
 	int c, n;
 
 	for (int i = 1; i < argc; i++)
@@ -639,25 +641,35 @@ main(int argc, char **argv)
 		}
 		rte_pktmbuf_free_bulk(rx, nrx);
 		/*
-		 * At a set rate, a round with nothing to send or take sleeps until the next frame
-		 * is due (at most 50 us): the generator stands in for a producer on another host,
-		 * and a spinning one would take its cores from the appliance it measures.
+		 * A round with nothing to send or take sleeps: at a set rate until the next frame
+		 * is due, at full rate (every window full) a little longer each idle round; both at
+		 * most 50 us. The generator stands in for a producer on another host, and a
+		 * spinning one would take its cores from the appliance it measures (at full rate it
+		 * took 3 us of CPU a record, as much as either site).
 		 */
-		if (gap && !ntx && !nrx && !npend && next_send > now) {
-			uint64_t left = next_send - now, most = hz / 20000; /* 50 us */
-			struct timespec ts = {
-			    .tv_nsec = (long)((left < most ? left : most) * 1000000000 / hz)};
+		if (ntx || nrx || npend) {
+			idle = 0;
+			nap = 0;
+		} else if (gap ? next_send > now : ++idle > 16) {
+			uint64_t most = hz / 20000; /* 50 us */
+			struct timespec ts;
 
+			if (gap)
+				nap = next_send - now;
+			else
+				nap = nap ? nap * 2 : hz / 1000000;
+			if (nap > most)
+				nap = most;
+			ts = (struct timespec){.tv_nsec = (long)(nap * 1000000000 / hz)};
 			rte_rcu_qsbr_thread_offline(qv, 0);
 			nanosleep(&ts, NULL);
 			rte_rcu_qsbr_thread_online(qv, 0);
 		}
-		acked = 0;
-		for (uint32_t i = 0; i < o.streams; i++)
-			acked += ss[i].acked_seq;
-		if (acked >= o.records)
+		/* Kept as acks come: a sum over the streams each round was 40 % of its CPU. */
+		if (n_acked >= o.records)
 			break;
 	}
+	acked = n_acked;
 	rte_rcu_qsbr_thread_offline(qv, 0);
 	{
 		double secs = (double)(rte_rdtsc() - t0) / (double)hz;

@@ -4,7 +4,9 @@
 # -> site 2, durable logs on both ends, S streams of 64-byte frames. Prints records/s and ack
 # latency percentiles at the highest rate the generator reaches (window-limited), then at 50 %
 # of that rate. Every process shares this machine's cores, so the figures are the pipeline's on
-# two cores, not a single lcore's.
+# two cores, not a single lcore's. It then prints, from the same run, the CPU each process spent
+# per record at full rate (the bound two cores set) and the logstore's own durable rate on the same
+# disk, alone, with the end-to-end ratio to it.
 #   tools/bench-dataplane.sh [RECORDS] [STREAMS]      (defaults 1000000 and 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,14 +51,24 @@ INI
 	exit 1
 }
 
-run() { # label rate first-account
+run() { # label rate first-account; the generator's CPU seconds go to $dir/gencpu
 	local out
-	out=$("$bin/vaultrep-gen" -l 1 --no-huge -m 128 --no-pci --file-prefix vrbenchg \
-		--log-level lib.eal:warning \
-		--vdev "net_memif0,role=client,socket=$dir/s1/lan.sock,socket-abstract=no" -- \
-		--ip 198.18.1.9 --dst 198.18.1.1 --streams "$streams" --records "$records" \
-		--window 32 --rate "$2" --account "$3" --seconds 300 2>&1 | grep '^vaultrep-gen')
+	out=$(
+		"$bin/vaultrep-gen" -l 1 --no-huge -m 128 --no-pci --file-prefix vrbenchg \
+			--log-level lib.eal:warning \
+			--vdev "net_memif0,role=client,socket=$dir/s1/lan.sock,socket-abstract=no" -- \
+			--ip 198.18.1.9 --dst 198.18.1.1 --streams "$streams" --records "$records" \
+			--window 32 --rate "$2" --account "$3" --seconds 300 2>&1 | grep '^vaultrep-gen'
+		times >"$dir/times" # in this shell: a pipeline would run it in a child of its own
+		tail -1 "$dir/times" | awk '{
+			gsub(/s/, ""); split($1, u, "m"); split($2, k, "m")
+			print u[1] * 60 + u[2] + k[1] * 60 + k[2]
+		}' >"$dir/gencpu"
+	)
 	echo "$out" | sed "s|^vaultrep-gen:|  $1:|"
+}
+ticks() { # pid: user + system CPU of the process so far, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
 site 1 2 server
@@ -75,7 +87,10 @@ for base in 1 100001; do
 	done
 done | tools/dpctl "$dir/s2/ctl.sock" - >/dev/null
 echo "== dataplane: two sites over memif, $records records of 64 B over $streams streams"
+c1=$(ticks "${pids[0]}") c2=$(ticks "${pids[1]}")
 full=$(run "100 % (as fast as acks allow)" 0 1)
+c1=$(($(ticks "${pids[0]}") - c1)) c2=$(($(ticks "${pids[1]}") - c2))
+gcpu=$(cat "$dir/gencpu")
 echo "$full"
 rate=$(echo "$full" | sed -n 's|.* \([0-9]*\) records/s.*|\1|p' | head -1)
 # Where the latency goes: each busy thread's share of a core running and waiting for one
@@ -101,3 +116,23 @@ run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001
 wait "$sampler" || true
 echo "  threads during the 50 % run (share of one core; two cores in all):"
 cat "$dir/sched"
+hz=$(getconf CLK_TCK)
+awk -v r="$records" -v a="$c1" -v b="$c2" -v g="$gcpu" -v hz="$hz" 'BEGIN {
+	a = a / hz * 1e6 / r; b = b / hz * 1e6 / r; g = g * 1e6 / r
+	printf "  CPU per record at full rate: site 1 %.2f us, site 2 %.2f us, generator %.2f us;", a, b, g
+	printf " %.2f us in all, so two cores allow at most %d records/s\n", a + b + g, 2e6 / (a + b + g)
+}'
+# The logstore alone on the same disk, the sites stopped: its durable rate for 64-byte records.
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+if [ -x build/tools/bench-logstore ]; then
+	build/tools/bench-logstore --dir "$dir" --sizes 64 --groups 256,4096 --reps 3 \
+		--mib-per-thread 32 --no-baseline 2>/dev/null |
+		awk -v e="$rate" '$1 == 64 && ($2 == 256 || $2 == 4096) {
+			printf "  logstore alone, 64 B records, %4d a call: %8d records/s durable (%.2f cores);", $2, $3, $5
+			printf " end to end / logstore %.2fx (target 0.8x)\n", e / $3
+		}'
+else
+	echo "  (build/tools/bench-logstore not built: no logstore ratio)"
+fi
