@@ -644,8 +644,7 @@ main(int argc, char **argv)
 		 * A round with nothing to send or take sleeps: at a set rate until the next frame
 		 * is due, at full rate (every window full) a little longer each idle round; both at
 		 * most 50 us. The generator stands in for a producer on another host, and a
-		 * spinning one would take its cores from the appliance it measures (at full rate it
-		 * took 3 us of CPU a record, as much as either site).
+		 * spinning one would take its cores from the appliance it measures.
 		 */
 		if (ntx || nrx || npend) {
 			idle = 0;

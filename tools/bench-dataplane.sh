@@ -5,7 +5,8 @@
 # latency percentiles at the highest rate the generator reaches (window-limited), then at 50 %
 # of that rate. Every process shares this machine's cores, so the figures are the pipeline's on
 # two cores, not a single lcore's. It then prints, from the same run, the CPU each process spent
-# per record at full rate (the bound two cores set) and the logstore's own durable rate on the same
+# per record at full rate (the sites' over the run, the generator's from its start to its exit;
+# the bound two cores set) and the logstore's own durable rate on the same
 # disk, alone, with the end-to-end ratio to it.
 #   tools/bench-dataplane.sh [RECORDS] [STREAMS]      (defaults 1000000 and 100)
 set -euo pipefail
@@ -128,11 +129,12 @@ wait 2>/dev/null || true
 pids=()
 if [ -x build/tools/bench-logstore ]; then
 	build/tools/bench-logstore --dir "$dir" --sizes 64 --groups 256,4096 --reps 3 \
-		--mib-per-thread 32 --no-baseline 2>/dev/null |
-		awk -v e="$rate" '$1 == 64 && ($2 == 256 || $2 == 4096) {
-			printf "  logstore alone, 64 B records, %4d a call: %8d records/s durable (%.2f cores);", $2, $3, $5
-			printf " end to end / logstore %.2fx (target 0.8x)\n", e / $3
-		}'
+		--mib-per-thread 32 --no-baseline >"$dir/logstore" 2>&1 ||
+		{ echo "bench-dataplane: bench-logstore failed:" >&2 && cat "$dir/logstore" >&2 && exit 1; }
+	awk -v e="$rate" '$1 == 64 && ($2 == 256 || $2 == 4096) {
+		printf "  logstore alone, 64 B records, %4d a call: %8d records/s durable (%.2f cores);", $2, $3, $5
+		printf " end to end / logstore %.2fx (target 0.8x)\n", e / $3
+	}' "$dir/logstore"
 else
 	echo "  (build/tools/bench-logstore not built: no logstore ratio)"
 fi
