@@ -405,7 +405,7 @@ main(int argc, char **argv)
 	struct rte_eth_conf conf = {0};
 	struct gstream *ss;
 	uint8_t *payload;
-	uint64_t hz, t0, t_end, next_send, gap, sent = 0, acked = 0, next_link = 0;
+	uint64_t hz, t0, t_end, next_send, gap, sent = 0, next_link = 0;
 	bool gone = false;
 	struct rte_mbuf *pend[2 * BURST];
 	uint16_t npend = 0;
@@ -668,7 +668,6 @@ main(int argc, char **argv)
 		if (n_acked >= o.records)
 			break;
 	}
-	acked = n_acked;
 	rte_rcu_qsbr_thread_offline(qv, 0);
 	{
 		double secs = (double)(rte_rdtsc() - t0) / (double)hz;
@@ -678,8 +677,8 @@ main(int argc, char **argv)
 		printf("vaultrep-gen: sent %" PRIu64 " acked %" PRIu64
 		       " in %.3f s: %.0f records/s, "
 		       "%.1f Mb/s of payload\n",
-		       sent, acked, secs, (double)acked / secs,
-		       (double)acked * o.size * 8 / secs / 1e6);
+		       sent, n_acked, secs, (double)n_acked / secs,
+		       (double)n_acked * o.size * 8 / secs / 1e6);
 		printf("vaultrep-gen: ack latency us p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
 		       "; nacks %" PRIu64 ", resent %" PRIu64 ", bad acks %" PRIu64
 		       ", lsn order errors %" PRIu64 ", reconnects %" PRIu64 "\n",
@@ -714,5 +713,5 @@ main(int argc, char **argv)
 		return 75;
 	}
 	/* Stopped by a signal: 0 if every ack it saw was right. */
-	return (acked >= o.records || quit) && !bad_acks && (o.lenient || !lsn_errors) ? 0 : 1;
+	return (n_acked >= o.records || quit) && !bad_acks && (o.lenient || !lsn_errors) ? 0 : 1;
 }

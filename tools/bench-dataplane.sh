@@ -5,9 +5,9 @@
 # latency percentiles at the highest rate the generator reaches (window-limited), then at 50 %
 # of that rate. Every process shares this machine's cores, so the figures are the pipeline's on
 # two cores, not a single lcore's. It then prints, from the same run, the CPU each process spent
-# per record at full rate (the sites' over the run, the generator's from its start to its exit;
-# the bound two cores set) and the logstore's own durable rate on the same
-# disk, alone, with the end-to-end ratio to it.
+# per record at full rate (the sites' over the run, the generator's from its start to its exit)
+# with the bound that sets on two cores, and the logstore's own durable rate on the same disk,
+# alone, with the end-to-end ratio to it.
 #   tools/bench-dataplane.sh [RECORDS] [STREAMS]      (defaults 1000000 and 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +16,13 @@ streams=${2:-100}
 bin=build/dataplane
 dir=$(mktemp -d /var/tmp/vaultrep-bench-dp.XXXXXX)
 pids=()
-cleanup() {
+stop() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	pids=()
+}
+cleanup() {
+	stop
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -52,19 +56,16 @@ INI
 	exit 1
 }
 
-run() { # label rate first-account; the generator's CPU seconds go to $dir/gencpu
+run() { # label rate first-account; the generator's user and system CPU go to $dir/gentime
 	local out
 	out=$(
-		"$bin/vaultrep-gen" -l 1 --no-huge -m 128 --no-pci --file-prefix vrbenchg \
+		TIMEFORMAT='%U %S'
+		{ time "$bin/vaultrep-gen" -l 1 --no-huge -m 128 --no-pci --file-prefix vrbenchg \
 			--log-level lib.eal:warning \
 			--vdev "net_memif0,role=client,socket=$dir/s1/lan.sock,socket-abstract=no" -- \
 			--ip 198.18.1.9 --dst 198.18.1.1 --streams "$streams" --records "$records" \
-			--window 32 --rate "$2" --account "$3" --seconds 300 2>&1 | grep '^vaultrep-gen'
-		times >"$dir/times" # in this shell: a pipeline would run it in a child of its own
-		tail -1 "$dir/times" | awk '{
-			gsub(/s/, ""); split($1, u, "m"); split($2, k, "m")
-			print u[1] * 60 + u[2] + k[1] * 60 + k[2]
-		}' >"$dir/gencpu"
+			--window 32 --rate "$2" --account "$3" --seconds 300 2>&1 |
+			grep '^vaultrep-gen'; } 2>"$dir/gentime"
 	)
 	echo "$out" | sed "s|^vaultrep-gen:|  $1:|"
 }
@@ -91,7 +92,7 @@ echo "== dataplane: two sites over memif, $records records of 64 B over $streams
 c1=$(ticks "${pids[0]}") c2=$(ticks "${pids[1]}")
 full=$(run "100 % (as fast as acks allow)" 0 1)
 c1=$(($(ticks "${pids[0]}") - c1)) c2=$(($(ticks "${pids[1]}") - c2))
-gcpu=$(cat "$dir/gencpu")
+gcpu=$(awk '{ print $1 + $2 }' "$dir/gentime")
 echo "$full"
 rate=$(echo "$full" | sed -n 's|.* \([0-9]*\) records/s.*|\1|p' | head -1)
 # Where the latency goes: each busy thread's share of a core running and waiting for one
@@ -124,9 +125,7 @@ awk -v r="$records" -v a="$c1" -v b="$c2" -v g="$gcpu" -v hz="$hz" 'BEGIN {
 	printf " %.2f us in all, so two cores allow at most %d records/s\n", a + b + g, 2e6 / (a + b + g)
 }'
 # The logstore alone on the same disk, the sites stopped: its durable rate for 64-byte records.
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
+stop
 if [ -x build/tools/bench-logstore ]; then
 	build/tools/bench-logstore --dir "$dir" --sizes 64 --groups 256,4096 --reps 3 \
 		--mib-per-thread 32 --no-baseline >"$dir/logstore" 2>&1 ||
