@@ -21,6 +21,16 @@ static const char *const cf_names[CF__COUNT] = {"default", "wal", "streams", "me
 
 enum {
 	DEFAULT_WRITE_BUFFER = 128 << 20,
+	/*
+	 * The stream rows and the meta values (marks, cursors, counters) are a few keys that every
+	 * append writes again. Each write is a new version in the memtable's skip list, so a large
+	 * memtable holds thousands of versions of each key for an insert to search past. With 100
+	 * streams (tools/bench-dataplane.sh), the skip-list inserts were 45 % of the dataplane log
+	 * writer's samples with these at 128 and 64 MiB, and 34 % at 2 MiB (the rest: the record
+	 * index, whose keys are all new). A small memtable flushes often, to an SST of the latest
+	 * versions only.
+	 */
+	ROWS_WRITE_BUFFER = 2 << 20,
 	WAL_RECOVERY_POINT_IN_TIME = 2, /* rocksdb::WALRecoveryMode::kPointInTimeRecovery */
 };
 
@@ -198,9 +208,13 @@ make_cf_opts(int cf, const struct vr_log_opts *o)
 
 	/* Payloads are mostly ciphertext or key material: compression would only cost CPU. */
 	rocksdb_options_set_compression(opt, 0);
-	if (cf == CF_WAL || cf == CF_STREAMS) {
-		rocksdb_options_set_write_buffer_size(
-		    opt, o && o->write_buffer_size ? o->write_buffer_size : DEFAULT_WRITE_BUFFER);
+	if (cf == CF_WAL || cf == CF_STREAMS || cf == CF_META) {
+		size_t size =
+		    o && o->write_buffer_size ? o->write_buffer_size : DEFAULT_WRITE_BUFFER;
+
+		if (cf != CF_WAL && size > ROWS_WRITE_BUFFER)
+			size = ROWS_WRITE_BUFFER;
+		rocksdb_options_set_write_buffer_size(opt, size);
 		rocksdb_options_set_max_write_buffer_number(opt, 4);
 	}
 	return opt;

@@ -32,7 +32,10 @@ struct vr_log_opts {
 	bool secondary;
 	/* Secondary only: a directory of its own for the instance's info log and state. */
 	const char *secondary_dir;
-	/* Bytes of memtable for the index; 0 selects the default (128 MiB). */
+	/*
+	 * Bytes of memtable for the record index; 0 selects the default (128 MiB). The stream rows
+	 * and meta values take the same or 2 MiB, whichever is less (log.c: ROWS_WRITE_BUFFER).
+	 */
 	size_t write_buffer_size;
 	/* Segment files roll at this size; 0 selects the default (256 MiB). */
 	size_t segment_size;
