@@ -84,8 +84,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <rte_cycles.h>
 #include <rte_malloc.h>
 #include <rte_mempool.h>
@@ -110,15 +108,6 @@ static const char *const counter_names[] = {
 
 #define fail vr_hsm_error
 #define ok   vr_hsm_ok
-
-void
-dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32])
-{
-	static const char label[] = "vaultrep wan ack v1";
-	unsigned n = 32;
-
-	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)label, sizeof(label) - 1, out, &n);
-}
 
 struct dp_stream *
 dp_stream_find(struct dp *dp, uint64_t account, uint32_t vault, uint16_t primary)

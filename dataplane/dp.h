@@ -530,10 +530,7 @@ void dp_telemetry_register(struct dp *dp);
  */
 struct dp_job *dp_job_get(struct dp *dp);
 struct dp_job *dp_job_get_batch(struct dp *dp);
-void dp_job_put(struct dp *dp, struct dp_job *j);
-
-/* The ack key of a payload key: HMAC-SHA256(key, "vaultrep wan ack v1"). */
-void dp_ack_key(const uint8_t key[DP_KEY_SIZE], uint8_t out[32]);
+void dp_job_put(struct dp_job *j);
 
 /* A figure of struct dp_stats (at byte offset off) summed over every thread's block. */
 static inline uint64_t

@@ -278,7 +278,7 @@ dp_key_new(struct dp *dp, struct dp_stream *st, uint32_t id, const uint8_t key[D
 		return NULL;
 	}
 	k->id = id;
-	dp_ack_key(key, k->ack_key);
+	vr_wire_ack_key(key, k->ack_key);
 	HMAC(EVP_sha256(), key, DP_KEY_SIZE, (const uint8_t *)"vaultrep salt v1", 16, salt, &sn);
 	memcpy(k->salt, salt, sizeof(k->salt));
 	explicit_bzero(salt, sizeof(salt));

@@ -83,9 +83,8 @@ dp_job_get_batch(struct dp *dp)
 }
 
 void
-dp_job_put(struct dp *dp, struct dp_job *j)
+dp_job_put(struct dp_job *j)
 {
-	(void)dp;
 	rte_mempool_put(rte_mempool_from_obj(j), j);
 }
 

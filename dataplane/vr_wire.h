@@ -214,6 +214,8 @@ void vr_wire_wack_encode(const struct vr_wack *a, uint8_t out[VR_WIRE_WACK_SIZE]
  * cost (it looks the algorithm up and allocates on every call: 1.2 us against 0.38 us here).
  */
 EVP_MAC_CTX *vr_wire_wack_mac_new(void);
+/* The ack key of a payload key (32 bytes): HMAC-SHA256(key, "vaultrep wan ack v1"). */
+void vr_wire_ack_key(const uint8_t key[32], uint8_t out[32]);
 void vr_wire_wack_tag(EVP_MAC_CTX *mac, const uint8_t ack_key[32],
                       const uint8_t msg[VR_WIRE_WACK_MAC], uint8_t tag[16]);
 

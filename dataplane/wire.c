@@ -292,6 +292,15 @@ vr_wire_wack_mac_new(void)
 }
 
 void
+vr_wire_ack_key(const uint8_t key[32], uint8_t out[32])
+{
+	static const char label[] = "vaultrep wan ack v1";
+	unsigned n = 32;
+
+	HMAC(EVP_sha256(), key, 32, (const uint8_t *)label, sizeof(label) - 1, out, &n);
+}
+
+void
 vr_wire_wack_tag(EVP_MAC_CTX *mac, const uint8_t ack_key[32], const uint8_t msg[VR_WIRE_WACK_MAC],
                  uint8_t tag[16])
 {

@@ -385,13 +385,13 @@ close_batch(struct worker *w, struct dp_stream *st)
 		if (st->n_members)
 			send_batch(w, st, j, (1u << st->n_members) - 1);
 		DP_ADD(w->s, records_sealed_only, j->n);
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 		return;
 	}
 	if (log_push(w, j)) {
 		for (unsigned i = 0; i < j->n; i++)
 			send_ingest_ack(w, st, &j->acks[i], -EIO, 0);
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 	}
 }
 
@@ -414,7 +414,7 @@ reserve_nonces(struct worker *w, struct dp_stream *st, struct dp_key *k)
 	k->reserving = true;
 	if (log_push(w, j)) {
 		k->reserving = false;
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 	}
 }
 
@@ -790,7 +790,7 @@ resend(struct worker *w, struct dp_stream *st, unsigned i, uint64_t from_lsn, un
 		st->members[i].reading = true;
 		if (log_push(w, j)) {
 			st->members[i].reading = false;
-			dp_job_put(w->dp, j);
+			dp_job_put(j);
 		}
 		return;
 	}
@@ -909,15 +909,13 @@ win_release(struct worker *w, struct dp_stream *st)
 		if (!st->win_head)
 			st->win_tail = NULL;
 		st->win_n--;
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 	}
 }
 
 static void
 origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 {
-	struct dp *dp = w->dp;
-
 	if (j->status || j->epoch != st->epoch) {
 		int why = j->status ? j->status : -EIO;
 
@@ -929,7 +927,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 			if (st->open) {
 				for (unsigned i = 0; i < st->open->n; i++)
 					send_ingest_ack(w, st, &st->open->acks[i], why, 0);
-				dp_job_put(dp, st->open);
+				dp_job_put(st->open);
 				st->open = NULL;
 				vr_batch_reset(&st->b);
 			}
@@ -943,7 +941,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 		}
 		for (unsigned i = 0; i < j->n; i++)
 			send_ingest_ack(w, st, &j->acks[i], why, 0);
-		dp_job_put(dp, j);
+		dp_job_put(j);
 		return;
 	}
 	st->durable_lsn = j->last_lsn;
@@ -952,7 +950,7 @@ origin_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	j->synced = !st->sync || !st->n_members;
 	ack_producers(w, st, j, 1, j->synced ? ACK_ALL : ACK_CONTROL);
 	if (!st->n_members) {
-		dp_job_put(dp, j);
+		dp_job_put(j);
 		return;
 	}
 	j->next = NULL;
@@ -1196,7 +1194,7 @@ scan_cursors(struct worker *w)
 		for (unsigned m = 0; m < st->n_members; m++)
 			vr_put_be64(j->data + 8 * m, st->members[m].acked);
 		if (log_push(w, j)) {
-			dp_job_put(w->dp, j);
+			dp_job_put(j);
 			i++;
 			continue;
 		}
@@ -1426,7 +1424,7 @@ records_apply(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t s
 	j->t_open = w->now;
 	memcpy(j->data, p, j->bytes);
 	if (log_push(w, j)) {
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 		return -ENOBUFS;
 	}
 	st->queued_lsn = j->last_lsn;
@@ -1438,7 +1436,7 @@ records_apply(struct worker *w, struct dp_stream *st, const uint8_t *p, size_t s
 static void
 ooo_drop(struct worker *w, unsigned i)
 {
-	dp_job_put(w->dp, w->ooo[i]);
+	dp_job_put(w->ooo[i]);
 	w->ooo[i] = w->ooo[--w->n_ooo];
 }
 
@@ -1622,7 +1620,7 @@ receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 			st->epoch++;
 			st->queued_lsn = st->durable_lsn;
 		}
-		dp_job_put(w->dp, j);
+		dp_job_put(j);
 		return;
 	}
 	st->durable_lsn = j->last_lsn;
@@ -1631,7 +1629,7 @@ receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	DP_ADD(w->s, wan_applied, j->n);
 	DP_ADD(w->s, records_logged, j->n);
 	deliver(w, j);
-	dp_job_put(w->dp, j);
+	dp_job_put(j);
 	send_wack(w, st, VR_WIRE_WACK_ACK);
 }
 
@@ -1652,7 +1650,7 @@ completions(struct worker *w)
 				DP_INC(w->s, log_failed);
 			if (j->key->retired)
 				retire(w, j->key);
-			dp_job_put(w->dp, j);
+			dp_job_put(j);
 		} else if (j->kind == DP_JOB_READ) {
 			struct dp_stream *st = j->st;
 
@@ -1665,7 +1663,7 @@ completions(struct worker *w)
 				DP_INC(w->s, catchup_batches);
 				mb->recover = j->last_lsn < st->durable_lsn ? j->last_lsn + 1 : 0;
 			}
-			dp_job_put(w->dp, j);
+			dp_job_put(j);
 		} else if (j->kind == DP_JOB_CURSOR) {
 			struct dp_stream *st = j->st;
 
@@ -1676,7 +1674,7 @@ completions(struct worker *w)
 				DP_INC(w->s, cursor_failed); /* again after cursor_ms */
 				cursor_mark(w, st);
 			}
-			dp_job_put(w->dp, j);
+			dp_job_put(j);
 		} else if (j->origin) {
 			origin_done(w, j->st, j);
 		} else {

@@ -266,6 +266,28 @@ START_TEST(peek_names_the_stream_and_its_owner)
 }
 END_TEST
 
+/* A payload key's ack key, against Python's hmac module: HMAC-SHA256(key, the label). */
+START_TEST(ack_key_is_hmac_sha256_of_the_label)
+{
+	static const uint8_t want[32] = {
+	    0x1e, 0xd0, 0xb1, 0xf6, 0x06, 0x9a, 0x6e, 0x30, 0xd2, 0x9a, 0x93,
+	    0x2a, 0xdd, 0x5f, 0x95, 0x16, 0x76, 0x19, 0x96, 0x62, 0x41, 0xc3,
+	    0xb1, 0x8c, 0xd6, 0xb9, 0xc4, 0xac, 0x35, 0xf0, 0x1b, 0x3d,
+	};
+	uint8_t key[32], out[32];
+
+	for (unsigned i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	memset(out, 0, sizeof(out));
+	vr_wire_ack_key(key, out);
+	ck_assert_mem_eq(out, want, sizeof(out));
+	/* One bit of the payload key moves it. */
+	key[31] ^= 1;
+	vr_wire_ack_key(key, out);
+	ck_assert_int_ne(memcmp(out, want, sizeof(out)), 0);
+}
+END_TEST
+
 /*
  * A WAN ack's tag, against HMAC-SHA256 from another implementation (Python's hmac module,
  * truncated to 16 bytes): through one context keyed again for each tag, across two keys and
@@ -317,6 +339,7 @@ main(void)
 	    key_record_round_trip_and_refusals,
 	    peek_names_the_stream_and_its_owner,
 	    wack_tag_is_truncated_hmac_sha256,
+	    ack_key_is_hmac_sha256_of_the_label,
 	};
 
 	return vr_test_run("dataplane:wire", 60, tests, sizeof(tests) / sizeof(tests[0]));
