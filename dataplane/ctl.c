@@ -1081,14 +1081,16 @@ memory_json(struct dp *dp)
 
 	rte_malloc_get_socket_stats((int)rte_socket_id(), &ms);
 	return json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "heap_bytes",
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "heap_bytes",
 	    (json_int_t)ms.heap_allocsz_bytes, "c_heap_bytes", (json_int_t)mi.uordblks, "sessions",
 	    (json_int_t)sessions, "session_bytes", (json_int_t)(sessions * elt),
 	    "stream_table_bytes", (json_int_t)dp->hash_bytes, "streams",
 	    (json_int_t)rte_hash_count(dp->streams),
 	    /* this site's batches (open and in the windows), and every other job (dp.h) */
-	    "batch_jobs", (json_int_t)rte_mempool_in_use_count(dp->job_mp), "other_jobs",
-	    (json_int_t)rte_mempool_in_use_count(dp->aux_mp));
+	    "batch_jobs", (json_int_t)rte_mempool_in_use_count(dp->job_mp), "batch_jobs_max",
+	    (json_int_t)dp->job_mp->size, "other_jobs",
+	    (json_int_t)rte_mempool_in_use_count(dp->aux_mp), "other_jobs_max",
+	    (json_int_t)dp->aux_mp->size);
 }
 
 json_t *
