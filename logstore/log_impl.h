@@ -100,7 +100,8 @@ struct seg_fd {
 struct seg_writer {
 	int fd;
 	uint64_t id;
-	uint64_t off;      /* file size: frames end here */
+	uint64_t off;    /* frames end here */
+	uint64_t zeroed; /* the file's size: frames, then zeros written ahead of them (segment.c) */
 	uint64_t next_seq; /* sequence number of the next frame */
 	uint64_t written;  /* record bytes in this segment (meta 'w') */
 	uint8_t *stage;    /* frame being built; reused so its pages stay mapped */

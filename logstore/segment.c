@@ -24,12 +24,25 @@
  * one pwrite and made durable with fdatasync before anything of it is reported durable or
  * indexed; a new segment's directory entry is synced before its first frame is reported.
  *
+ * Zeros ahead. A frame that would end past what the file holds is written together with up to
+ * ZERO_AHEAD bytes of zeros after it (one pwritev), so that the frames after it overwrite
+ * blocks that are already allocated, written and inside the file's size: their fdatasync then
+ * flushes data alone, where an append must also commit the file system's journal (a new size,
+ * new blocks). Only one sync in every ZERO_AHEAD bytes pays for that. On this machine's ext4 with
+ * two logs syncing 20 KB frames back to back, it took a sync's median from 0.85-0.97 ms to
+ * 0.61-0.68 ms, and 40-50 % more syncs a second (the same trick as PostgreSQL's zero-filled WAL
+ * segments). A segment is cut back to its last frame when the writer moves on to the next one
+ * (synced before the next is created, so that only the last segment can end in zeros) and when
+ * the store closes; after a crash, the last segment may end in zeros, which are not a torn
+ * tail (S2).
+ *
  * Rules on open (recovery):
  *   S1. The index checkpoint (segment, offset, next seq) names the first frame not indexed.
  *       Frames from there on are read in order; each must have the magic, the expected seq, a
  *       body inside the file, and a matching CRC.
  *   S2. The first frame that fails S1 in the last segment is a torn tail (a crash during a
- *       write that was never reported durable): the file is truncated there.
+ *       write that was never reported durable): the file is truncated there, unless every byte
+ *       from there to the end is zero (zeros ahead, kept).
  *   S3. A failing frame in any earlier segment, a segment shorter than the checkpoint, or a
  *       frame whose records do not continue their WAL (LSN and entropy chain) is corruption:
  *       the store refuses to open (EUCLEAN) rather than serve a WAL with a hole.
@@ -46,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "vr_crc.h"
@@ -57,7 +71,11 @@ enum {
 	FRAME_HDR_SIZE = 32,
 	CHUNK_HDR_SIZE = 8,
 	CHECKPOINT_SIZE = 24,
+	ZERO_AHEAD = 1 << 20,
 };
+
+/* What the zeros ahead are written from: never written, so its pages are the kernel's zero page. */
+static uint8_t zeros[ZERO_AHEAD];
 
 static void
 seg_path(const struct vr_log *log, uint64_t id, char *out, size_t cap)
@@ -212,8 +230,12 @@ vr_seg_close(struct vr_log *log)
 		close(f->fd);
 		free(f);
 	}
-	if (log->w.fd >= 0)
+	if (log->w.fd >= 0) {
+		/* Zeros ahead are not needed on disk: a clean close leaves the last frame last. */
+		if (log->w.zeroed > log->w.off && ftruncate(log->w.fd, (off_t)log->w.off))
+			vr_warn("logstore", "cut zeros after the last frame: %s", strerror(errno));
 		close(log->w.fd);
+	}
 	if (log->seg_dir_fd >= 0)
 		close(log->seg_dir_fd);
 	free(log->w.stage);
@@ -228,6 +250,20 @@ create_segment(struct vr_log *log, uint64_t id)
 	char path[4096];
 	int fd;
 
+	/*
+	 * The segment left behind ends at its last frame, durably, before the next one exists:
+	 * recovery takes anything after the last frame of an earlier segment for damage (S3).
+	 */
+	if (log->w.fd >= 0 && log->w.zeroed > log->w.off) {
+		if (ftruncate(log->w.fd, (off_t)log->w.off) || fdatasync(log->w.fd)) {
+			int rc = -errno;
+
+			vr_err("logstore", "segment %016" PRIx64 ": cut after its last frame: %s",
+			       log->w.id, strerror(errno));
+			return rc;
+		}
+		log->w.zeroed = log->w.off;
+	}
 	seg_path(log, id, path, sizeof(path));
 	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -248,6 +284,7 @@ create_segment(struct vr_log *log, uint64_t id)
 	/* Read without the leader's exclusion by vr_seg_collect (trim): atomic. */
 	__atomic_store_n(&log->w.id, id, __ATOMIC_RELEASE);
 	log->w.off = 0;
+	log->w.zeroed = 0;
 	log->w.written = 0;
 	return 0;
 }
@@ -266,6 +303,44 @@ pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 		n -= (size_t)k;
 		off += (uint64_t)k;
 	}
+	return 0;
+}
+
+/*
+ * Writes frame f (n bytes) at the writer's offset and, when it would end past the file's
+ * written size, zeros ahead of it (see the top of this file). Without room for the zeros (a
+ * full disk), the frame alone. 0 or -errno.
+ */
+static int
+write_frame(struct vr_log *log, const uint8_t *f, size_t n)
+{
+	struct seg_writer *w = &log->w;
+	uint64_t end = w->off + n, ahead = 0;
+	int rc;
+
+	if (end > w->zeroed && end < log->seg_max_size)
+		ahead = log->seg_max_size - end < ZERO_AHEAD ? log->seg_max_size - end : ZERO_AHEAD;
+	if (ahead) {
+		struct iovec iov[2] = {{(void *)(uintptr_t)f, n}, {zeros, ahead}};
+		ssize_t k;
+
+		do
+			k = pwritev(w->fd, iov, 2, (off_t)w->off);
+		while (k < 0 && errno == EINTR);
+		if (k == (ssize_t)(n + ahead)) {
+			w->zeroed = end + ahead;
+			return 0;
+		}
+		/* Short or failed: whatever it wrote is rewritten below or cut. */
+		if (ftruncate(w->fd, (off_t)w->off))
+			return -errno;
+		w->zeroed = w->off;
+	}
+	rc = pwrite_all(w->fd, f, n, w->off);
+	if (rc)
+		return rc;
+	if (end > w->zeroed)
+		w->zeroed = end;
 	return 0;
 }
 
@@ -425,7 +500,7 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 	vr_put_be32(f + 28, 0);
 	vr_put_be32(f + 4, vr_crc32c(f + 8, pos - 8));
 
-	rc = pwrite_all(w->fd, f, pos, w->off);
+	rc = write_frame(log, f, pos);
 	if (!rc && fdatasync(w->fd))
 		rc = -errno;
 	if (rc) {
@@ -434,6 +509,8 @@ vr_seg_commit(struct vr_log *log, struct commit_req *reqs, rocksdb_writebatch_t 
 		/* Best effort: leave no torn frame behind (recovery would cut it anyway). */
 		if (ftruncate(w->fd, (off_t)w->off))
 			vr_err("logstore", "ftruncate after failed write: %s", strerror(errno));
+		else
+			w->zeroed = w->off;
 		return rc;
 	}
 	w->off += pos;
@@ -726,6 +803,34 @@ list_segments(struct vr_log *log, uint64_t **ids, size_t *n)
 	return 0;
 }
 
+/* *zero: every byte of fd in [from, to) is zero (zeros ahead, S2). 0 or -errno. */
+static int
+all_zero(int fd, uint64_t from, uint64_t to, bool *zero)
+{
+	enum { CHUNK = 64 << 10 };
+	uint8_t *buf = malloc(CHUNK);
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	*zero = true;
+	while (from < to && *zero) {
+		size_t n = to - from < CHUNK ? (size_t)(to - from) : CHUNK;
+		ssize_t k = pread(fd, buf, n, (off_t)from);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			rc = k < 0 ? -errno : -EIO;
+			break;
+		}
+		*zero = buf[0] == 0 && !memcmp(buf, buf + 1, (size_t)k - 1);
+		from += (uint64_t)k;
+	}
+	free(buf);
+	return rc;
+}
+
 int
 vr_seg_recover(struct vr_log *log)
 {
@@ -760,7 +865,7 @@ vr_seg_recover(struct vr_log *log)
 
 	rc = 0;
 	for (size_t i = 0; i < n_ids && !rc; i++) {
-		bool last = i + 1 == n_ids;
+		bool last = i + 1 == n_ids, zero_tail;
 		uint64_t pos, written;
 		char path[4096];
 		struct stat sb;
@@ -838,7 +943,13 @@ vr_seg_recover(struct vr_log *log)
 			if (err)
 				rc = vr_log_rdb_err("rocksdb_write(recovery)", err);
 		}
-		if (!rc && pos < (uint64_t)sb.st_size) {
+		zero_tail = false;
+		if (!rc && pos < (uint64_t)sb.st_size && last) {
+			rc = all_zero(fd, pos, (uint64_t)sb.st_size, &zero_tail);
+			if (rc)
+				vr_err("logstore", "read %s: %s", path, strerror(-rc));
+		}
+		if (!rc && pos < (uint64_t)sb.st_size && !zero_tail) {
 			if (!last) {
 				vr_err("logstore",
 				       "%s: bad frame at offset %" PRIu64
@@ -857,6 +968,7 @@ vr_seg_recover(struct vr_log *log)
 			w->fd = fd;
 			w->id = ids[i];
 			w->off = pos;
+			w->zeroed = zero_tail ? (uint64_t)sb.st_size : pos;
 			w->written = written;
 		} else {
 			close(fd);

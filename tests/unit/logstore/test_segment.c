@@ -2,14 +2,16 @@
 /*
  * logstore:segment — the segment files under the index: rolling, whole-segment reclaim after
  * trim, re-indexing frames whose index writes were lost (S1, S4), cutting a torn tail (S2), and
- * refusing to open over corruption or a missing segment (S3), and the marks a frame carries
- * with its records. Real files, real RocksDB.
+ * refusing to open over corruption or a missing segment (S3), the marks a frame carries with
+ * its records, and the zeros written ahead of the frames (kept after a crash, cut when the
+ * writer moves on or closes). Real files, real RocksDB.
  */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,6 +496,152 @@ START_TEST(marks_ride_with_their_frame)
 }
 END_TEST
 
+/* Where the frames of a segment file end: the first offset without a frame's magic. */
+static off_t
+frames_end(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	uint8_t hdr[32];
+	off_t pos = 0;
+
+	ck_assert_int_ge(fd, 0);
+	while (pread(fd, hdr, sizeof(hdr), pos) == (ssize_t)sizeof(hdr) && !memcmp(hdr, "VRF1", 4))
+		pos += 32 + (off_t)((size_t)hdr[16] << 24 | (size_t)hdr[17] << 16 |
+		                    (size_t)hdr[18] << 8 | hdr[19]);
+	close(fd);
+	return pos;
+}
+
+/* Every byte of path in [from, to) is zero. */
+static bool
+zeros_between(const char *path, off_t from, off_t to)
+{
+	static uint8_t buf[1 << 20];
+	int fd = open(path, O_RDONLY);
+	bool zero = true;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_le(to - from, (off_t)sizeof(buf));
+	ck_assert_int_eq(pread(fd, buf, (size_t)(to - from), from), (ssize_t)(to - from));
+	for (off_t i = 0; i < to - from; i++)
+		zero = zero && !buf[i];
+	close(fd);
+	return zero;
+}
+
+START_TEST(zeros_ahead_are_written_while_open_and_cut_on_close)
+{
+	char *dir = vr_test_tmpdir("seg"), last[64], path[700];
+	struct vr_log *log = vr_log_open(dir, NULL);
+	struct vr_test_wal w;
+	off_t end, size;
+
+	vr_test_wal_init(&w, 80, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 5);
+	count_segments(dir, last, sizeof(last));
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, last);
+	end = frames_end(path);
+	size = file_size(path);
+	ck_assert_int_gt(end, 5 * 32);
+	/* The first frame wrote 1 MiB of zeros after itself; the next four went into them. */
+	ck_assert_int_gt(size, end);
+	ck_assert_int_le(size, end + (1 << 20));
+	ck_assert(zeros_between(path, end, size));
+	vr_log_close(log);
+	ck_assert_int_eq(file_size(path), end);
+	log = vr_log_open(dir, NULL);
+	check_wal(log, &w);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(zero_tail_left_by_a_crash_is_kept_and_written_over)
+{
+	char *dir = vr_test_tmpdir("seg"), crash[600], last[64], path[700];
+	struct vr_log *log = vr_log_open(dir, NULL);
+	struct vr_test_wal w, w2;
+	off_t end, size;
+
+	/* A copy taken while the log is open is the log as a crash would leave it. */
+	vr_test_wal_init(&w, 81, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 3);
+	snprintf(crash, sizeof(crash), "%s.crash", dir);
+	sh("cp -a '%s' '%s'", dir, crash);
+	vr_log_close(log);
+	count_segments(crash, last, sizeof(last));
+	snprintf(path, sizeof(path), "%s/seg/%s", crash, last);
+	end = frames_end(path);
+	size = file_size(path);
+	ck_assert_int_gt(size, end);
+	w2 = w;
+
+	log = vr_log_open(crash, NULL);
+	ck_assert_int_eq(file_size(path), size); /* zeros are not a torn tail: nothing cut */
+	check_wal(log, &w);
+	append_calls(log, &w, 1, 2);
+	check_wal(log, &w);
+	ck_assert_int_eq(file_size(path), size); /* the new frames went into the zeros */
+	ck_assert_int_gt(frames_end(path), end);
+	vr_log_close(log);
+	ck_assert_int_eq(file_size(path), frames_end(path));
+	log = vr_log_open(crash, NULL);
+	check_wal(log, &w);
+	vr_log_close(log);
+	sh("rm -rf '%s'", crash);
+
+	/* A torn frame inside the zeros is a torn tail: cut at the last whole frame. */
+	sh("cp -a '%s' '%s'", dir, crash);
+	{
+		uint8_t junk[200];
+		int fd;
+
+		/* The closed original has no zeros: put them back, then a torn frame into them. */
+		snprintf(path, sizeof(path), "%s/seg/%s", crash, last);
+		ck_assert_int_eq(truncate(path, size), 0);
+		memset(junk, 0x5a, sizeof(junk));
+		memcpy(junk, "VRF1", 4);
+		fd = open(path, O_WRONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), end + 4096), (ssize_t)sizeof(junk));
+		close(fd);
+	}
+	log = vr_log_open(crash, NULL);
+	ck_assert_int_eq(file_size(path), end);
+	check_wal(log, &w2);
+	vr_log_close(log);
+	sh("rm -rf '%s'", crash);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(earlier_segments_end_at_their_last_frame)
+{
+	char *dir = vr_test_tmpdir("seg"), last[64], path[700];
+	struct vr_log *log = open_small(dir);
+	struct vr_test_wal w;
+	int n;
+
+	vr_test_wal_init(&w, 82, 1, 1, 0, NULL);
+	append_calls(log, &w, 1, 40);
+	n = count_segments(dir, last, sizeof(last));
+	ck_assert_int_ge(n, 3);
+	/* While the log is open: every segment it moved on from was cut back to its last frame. */
+	for (int id = 1; id < n; id++) {
+		snprintf(path, sizeof(path), "%s/seg/%016llx.seg", dir, (unsigned long long)id);
+		ck_assert_int_eq(file_size(path), frames_end(path));
+	}
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, last);
+	ck_assert_int_ge(file_size(path), frames_end(path));
+	ck_assert_int_le(file_size(path), SEG_SIZE + 4096 * PER_CALL);
+	vr_log_close(log);
+	log = open_small(dir);
+	check_wal(log, &w);
+	vr_log_close(log);
+	vr_test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(oversized_append_is_refused)
 {
 	char *dir = vr_test_tmpdir("seg");
@@ -534,6 +682,9 @@ main(void)
 	    missing_indexed_segment_refuses_open,
 	    oversized_append_is_refused,
 	    marks_ride_with_their_frame,
+	    zeros_ahead_are_written_while_open_and_cut_on_close,
+	    zero_tail_left_by_a_crash_is_kept_and_written_over,
+	    earlier_segments_end_at_their_last_frame,
 	};
 
 	return vr_test_run("logstore:segment", 120, tests, sizeof(tests) / sizeof(tests[0]));
