@@ -7,7 +7,8 @@
 # two cores, not a single lcore's. It then prints, from the same run, the CPU each process spent
 # per record at full rate (the sites' over the run, the generator's from its start to its exit)
 # with the bound that sets on two cores, and the logstore's own durable rate on the same disk,
-# alone, with the end-to-end ratio to it.
+# alone, with the end-to-end ratio to it; last, the logstore's own ack latency floor on this
+# disk (bench-logstore --latency) against the 50 % run's p99.
 #   tools/bench-dataplane.sh [RECORDS] [STREAMS]      (defaults 1000000 and 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,7 +115,9 @@ sched() { # seconds
 }
 (sleep 3 && sched 5 >"$dir/sched") &
 sampler=$!
-run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001
+half=$(run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001)
+echo "$half"
+half_p99=$(echo "$half" | sed -n 's|.* p99 \([0-9]*\) .*|\1|p' | head -1)
 wait "$sampler" || true
 echo "  threads during the 50 % run (share of one core; two cores in all):"
 cat "$dir/sched"
@@ -134,6 +137,16 @@ if [ -x build/tools/bench-logstore ]; then
 		printf "  logstore alone, 64 B records, %4d a call: %8d records/s durable (%.2f cores);", $2, $3, $5
 		printf " end to end / logstore %.2fx (target 0.8x)\n", e / $3
 	}' "$dir/logstore"
+	# Its ack latency floor: two logs (as the two sites), each appending 256 records a call
+	# back to back, nothing else running; a record arriving at a random moment waits for the
+	# end of the first append that starts after it. No durable ack on this disk can beat it.
+	build/tools/bench-logstore --dir "$dir" --sizes 64 --groups 256 --threads 2 --latency 10 \
+		>"$dir/floor" 2>&1 ||
+		{ echo "bench-dataplane: bench-logstore --latency failed:" >&2 && cat "$dir/floor" >&2 && exit 1; }
+	awk -v p99="$half_p99" '$1 ~ /^[0-9]+$/ && NF == 15 {
+		printf "  logstore alone, ack latency floor (log %d of 2, 256 a call back to back): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms;", $1, $10, $12, $14
+		printf " end to end p99 at 50 %% / floor p99 %.1fx (target p99 <= 5 ms)\n", p99 / 1000 / $12
+	}' "$dir/floor"
 else
 	echo "  (build/tools/bench-logstore not built: no logstore ratio)"
 fi

@@ -11,6 +11,14 @@
  * the targets are stated in. Records are encoded
  * before the clock starts; the clock covers append calls until the last one returned durable.
  * This is a benchmark, not a test: it prints figures and never fails on them.
+ *
+ * --latency S: instead, the logstore's own ack latency floor. Each of --threads writers has a log
+ * of its own (as two sites on one disk do) and appends groups of --groups (first value) records
+ * of --sizes (first value) bytes back to back for S seconds, nothing else running. A record that
+ * arrives at a random moment is durable at the end of the first append that starts after it
+ * arrives: the time from arrival to then, over arrivals evenly spread over the run, is the least
+ * ack latency any group commit on this disk can give, whatever runs above it. Its percentiles
+ * are printed with those of the appends themselves.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +39,7 @@
 #include "vr_test.h"
 #include "bench.h"
 
-enum { MAX_REPS = 15, MAX_THREADS = 16 };
+enum { MAX_REPS = 15, MAX_THREADS = 16, LAT_MAX_APPENDS = 400000, LAT_ARRIVALS = 200000 };
 
 struct opts {
 	int reps, threads;
@@ -41,6 +49,7 @@ struct opts {
 	size_t thread_bytes; /* per thread per cell: bounds run time and memory */
 	size_t raw_mib;
 	int no_baseline;
+	double latency_s; /* > 0: the latency floor instead (see the top) */
 };
 
 struct recs {
@@ -256,6 +265,152 @@ raw_disk_mbs(struct opts *o)
 	return (double)o->raw_mib * (double)block / (t1 - t0) / 1e6;
 }
 
+struct lat_writer {
+	pthread_barrier_t *start;
+	const char *dir;
+	int idx;
+	size_t size;
+	unsigned group;
+	double secs;
+	double *t_start, *t_end; /* per append */
+	unsigned n;
+	int err;
+};
+
+static void *
+run_latency(void *arg)
+{
+	struct lat_writer *lw = arg;
+	struct vr_test_wal w;
+	uint16_t members[] = {2};
+	size_t payload = lw->size - VR_REC_HDR_SIZE - 2;
+	uint8_t *buf = malloc((size_t)lw->group * lw->size);
+	struct iovec *iov = malloc(lw->group * sizeof(*iov));
+	struct vr_log_durable *d = malloc(lw->group * sizeof(*d));
+	struct vr_log *log = vr_log_open(lw->dir, NULL);
+	double until;
+
+	if (!buf || !iov || !d || !log) {
+		fprintf(stderr, "bench: latency writer %d: %s\n", lw->idx,
+		        log ? "out of memory" : strerror(errno));
+		lw->err = -ENOMEM;
+	}
+	vr_test_wal_init(&w, 2000 + (uint64_t)lw->idx, 1, 1, 1, members);
+	pthread_barrier_wait(lw->start);
+	until = bench_now() + lw->secs;
+	/* Bounded in time and in count. The next group is encoded inside the measured gap. */
+	while (!lw->err && lw->n < LAT_MAX_APPENDS && bench_now() < until) {
+		for (unsigned i = 0; i < lw->group; i++) {
+			iov[i].iov_base = buf + (size_t)i * lw->size;
+			iov[i].iov_len = vr_test_wal_next(&w, payload, iov[i].iov_base, lw->size);
+		}
+		lw->t_start[lw->n] = bench_now();
+		lw->err = vr_log_append(log, iov, lw->group, d, NULL, NULL);
+		lw->t_end[lw->n++] = bench_now();
+	}
+	if (log)
+		vr_log_close(log);
+	free(buf);
+	free(iov);
+	free(d);
+	return NULL;
+}
+
+static double
+pct(const double *sorted, size_t n, double p)
+{
+	size_t i = (size_t)(p * (double)n);
+
+	return sorted[i < n ? i : n - 1];
+}
+
+/* The latency floor (see the top of this file). 0, or 1 on failure. */
+static int
+latency_floor(struct opts *o)
+{
+	struct lat_writer lw[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t start;
+	char dirs[MAX_THREADS][600];
+	double *lat = malloc(LAT_ARRIVALS * sizeof(*lat)), *dur = NULL;
+	int rc = 0;
+
+	printf("bench-logstore: ack latency floor, %d logs on %s, each appending %u records of %zu "
+	       "B a call back to back for %.0f s\n",
+	       o->threads, o->dir, o->groups[0], o->sizes[0], o->latency_s);
+	pthread_barrier_init(&start, NULL, (unsigned)o->threads);
+	for (int t = 0; t < o->threads; t++) {
+		snprintf(dirs[t], sizeof(dirs[t]), "%s/bench-lat-%d", o->dir, t);
+		rm_rf(dirs[t]);
+		lw[t] = (struct lat_writer){
+		    .start = &start,
+		    .dir = dirs[t],
+		    .idx = t,
+		    .size = o->sizes[0],
+		    .group = o->groups[0],
+		    .secs = o->latency_s,
+		    .t_start = malloc(LAT_MAX_APPENDS * sizeof(double)),
+		    .t_end = malloc(LAT_MAX_APPENDS * sizeof(double)),
+		};
+		if (!lw[t].t_start || !lw[t].t_end || !lat) {
+			fprintf(stderr, "bench: out of memory\n");
+			exit(1);
+		}
+		pthread_create(&th[t], NULL, run_latency, &lw[t]);
+	}
+	for (int t = 0; t < o->threads; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&start);
+	printf("%6s %8s %10s %10s %10s %10s %12s %12s %12s\n", "LOG", "APPENDS", "APPEND p50",
+	       "p99", "max", "REC/S", "FLOOR p50", "p99", "p99.9");
+	for (int t = 0; t < o->threads && !rc; t++) {
+		struct lat_writer *x = &lw[t];
+		double span, step;
+		size_t i = 0;
+
+		if (x->err || x->n < 2) {
+			fprintf(stderr, "bench: latency writer %d failed: %s\n", t,
+			        x->err ? strerror(-x->err) : "fewer than two appends");
+			rc = 1;
+			break;
+		}
+		/* Arrivals evenly spread over [first start, last start): each waits for the first
+		 * append that starts at or after it. */
+		span = x->t_start[x->n - 1] - x->t_start[0];
+		step = span / LAT_ARRIVALS;
+		for (size_t k = 0; k < LAT_ARRIVALS; k++) {
+			double a = x->t_start[0] + (double)k * step;
+
+			while (x->t_start[i] < a)
+				i++;
+			lat[k] = x->t_end[i] - a;
+		}
+		qsort(lat, LAT_ARRIVALS, sizeof(*lat), bench_cmp_double);
+		dur = malloc(x->n * sizeof(*dur));
+		if (!dur) {
+			rc = 1;
+			break;
+		}
+		for (unsigned k = 0; k < x->n; k++)
+			dur[k] = x->t_end[k] - x->t_start[k];
+		qsort(dur, x->n, sizeof(*dur), bench_cmp_double);
+		printf("%6d %8u %8.2f ms %7.2f ms %7.2f ms %10.0f %9.2f ms %9.2f ms %9.2f ms\n", t,
+		       x->n, pct(dur, x->n, 0.5) * 1e3, pct(dur, x->n, 0.99) * 1e3,
+		       dur[x->n - 1] * 1e3,
+		       (double)x->n * x->group / (x->t_end[x->n - 1] - x->t_start[0]),
+		       pct(lat, LAT_ARRIVALS, 0.5) * 1e3, pct(lat, LAT_ARRIVALS, 0.99) * 1e3,
+		       pct(lat, LAT_ARRIVALS, 0.999) * 1e3);
+		free(dur);
+	}
+	for (int t = 0; t < o->threads; t++) {
+		free(lw[t].t_start);
+		free(lw[t].t_end);
+		rm_rf(dirs[t]);
+	}
+	free(lat);
+	return rc;
+}
+
 static void
 parse_list(const char *s, size_t *out, size_t *n, size_t max)
 {
@@ -271,22 +426,30 @@ parse_list(const char *s, size_t *out, size_t *n, size_t max)
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
-	        "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
-	        "                      [--no-baseline]\n"
-	        "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios.\n");
+	fprintf(
+	    f,
+	    "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
+	    "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
+	    "                      [--no-baseline] [--latency SECONDS]\n"
+	    "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios; with\n"
+	    "--latency, the ack latency floor of --threads logs instead (first size and group).\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"reps", required_argument, 0, 'r'},   {"threads", required_argument, 0, 't'},
-	    {"dir", required_argument, 0, 'd'},    {"sizes", required_argument, 0, 's'},
-	    {"groups", required_argument, 0, 'g'}, {"mib-per-thread", required_argument, 0, 'm'},
-	    {"quick", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-	    {"no-baseline", no_argument, 0, 'n'},  {0, 0, 0, 0},
+	    {"reps", required_argument, 0, 'r'},
+	    {"threads", required_argument, 0, 't'},
+	    {"dir", required_argument, 0, 'd'},
+	    {"sizes", required_argument, 0, 's'},
+	    {"groups", required_argument, 0, 'g'},
+	    {"mib-per-thread", required_argument, 0, 'm'},
+	    {"quick", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'},
+	    {"no-baseline", no_argument, 0, 'n'},
+	    {"latency", required_argument, 0, 'l'},
+	    {0, 0, 0, 0},
 	};
 	struct opts o = {
 	    .reps = 3, .threads = 2, .dir = "/var/tmp", .thread_bytes = 256u << 20, .raw_mib = 512};
@@ -297,7 +460,7 @@ main(int argc, char **argv)
 	parse_list("64,256,1024", o.sizes, &o.n_sizes, 8);
 	o.n_groups = 4;
 	o.groups[0] = 1, o.groups[1] = 16, o.groups[2] = 256, o.groups[3] = 4096;
-	while ((c = getopt_long(argc, argv, "r:t:d:s:g:m:qhn", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:t:d:s:g:m:qhnl:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			o.reps = atoi(optarg);
@@ -326,6 +489,13 @@ main(int argc, char **argv)
 		case 'n':
 			o.no_baseline = 1;
 			break;
+		case 'l':
+			o.latency_s = strtod(optarg, NULL);
+			if (!(o.latency_s > 0 && o.latency_s <= 600)) {
+				fprintf(stderr, "bench: --latency takes 0 < SECONDS <= 600\n");
+				return 2;
+			}
+			break;
 		case 'q':
 			o.reps = 1;
 			o.thread_bytes = 32u << 20;
@@ -350,6 +520,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 
+	if (o.latency_s > 0)
+		return latency_floor(&o);
 	printf("bench-logstore: %d writer threads, %d reps (median), dir %s\n", o.threads, o.reps,
 	       o.dir);
 	printf(
