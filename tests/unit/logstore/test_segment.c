@@ -394,7 +394,9 @@ last_frame(int fd, off_t *off, size_t *size)
 	uint8_t hdr[32];
 	off_t pos = 0;
 
-	while (pread(fd, hdr, sizeof(hdr), pos) == (ssize_t)sizeof(hdr)) {
+	/* Up to the first offset without a frame's magic: zeros ahead, or the file's end. */
+	while (pread(fd, hdr, sizeof(hdr), pos) == (ssize_t)sizeof(hdr) &&
+	       !memcmp(hdr, "VRF1", 4)) {
 		size_t body =
 		    (size_t)hdr[16] << 24 | (size_t)hdr[17] << 16 | (size_t)hdr[18] << 8 | hdr[19];
 
@@ -402,6 +404,20 @@ last_frame(int fd, off_t *off, size_t *size)
 		*size = 32 + body;
 		pos += (off_t)(32 + body);
 	}
+}
+
+/* Where the frames of a segment file end. */
+static off_t
+frames_end(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	off_t off = 0;
+	size_t size = 0;
+
+	ck_assert_int_ge(fd, 0);
+	last_frame(fd, &off, &size);
+	close(fd);
+	return off + (off_t)size;
 }
 
 START_TEST(marks_ride_with_their_frame)
@@ -495,22 +511,6 @@ START_TEST(marks_ride_with_their_frame)
 	vr_test_rmdir(dir);
 }
 END_TEST
-
-/* Where the frames of a segment file end: the first offset without a frame's magic. */
-static off_t
-frames_end(const char *path)
-{
-	int fd = open(path, O_RDONLY);
-	uint8_t hdr[32];
-	off_t pos = 0;
-
-	ck_assert_int_ge(fd, 0);
-	while (pread(fd, hdr, sizeof(hdr), pos) == (ssize_t)sizeof(hdr) && !memcmp(hdr, "VRF1", 4))
-		pos += 32 + (off_t)((size_t)hdr[16] << 24 | (size_t)hdr[17] << 16 |
-		                    (size_t)hdr[18] << 8 | hdr[19]);
-	close(fd);
-	return pos;
-}
 
 /* Every byte of path in [from, to) is zero. */
 static bool
