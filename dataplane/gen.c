@@ -15,21 +15,22 @@
  * stream again from its first unacked frame after a pause (0.5 ms; after EBUSY, doubled while
  * the back-pressure lasts, up to 100 ms); a frame unacked for 200 ms is sent again (the
  * dataplane answers a repeat with its original ack). At the end it prints throughput and ack
- * latency percentiles, and with --report writes one JSON line per stream (account, first and
- * last LSN acked) for tests to compare with the receiver's log. It exits with 0 once every
- * frame is acked (or, stopped by SIGINT or SIGTERM, if every ack it saw was right), else 1.
+ * latency percentiles (a frame's latency runs from its first send, resends included), and with
+ * --report writes one JSON line per stream (account, first and last LSN acked) for tests to
+ * compare with the receiver's log. It exits with 0 once every frame is acked (or, stopped by
+ * SIGINT or SIGTERM, if every ack it saw was right), else 1.
  *
- * --acks FILE writes "account seq lsn" for every frame whose own ack named its LSN (as the acks
- * come: a frame acked twice has two lines); --lenient
- * does not fail on LSNs out of order (an appliance restarted under it may append a frame whose
- * ack it lost twice: at least once, never lost). When the link goes down (the appliance went
- * away) it writes its report and exits with 75, unless --reconnect S: then it starts its port
- * again until the link is back (at most S seconds) and sends every stream again from its first
- * unacked frame, as one producer session that outlives the appliance's restart (a frame the
- * appliance had logged before it died must be acked, not appended twice: the LSN check sees it).
- *
- * --pcap FILE writes the frames (Ethernet/IPv4/UDP) to a pcap file instead of sending them,
- * for dpdk-testpmd or net_pcap replay.
+ * --acks FILE writes "account seq lsn" for every frame an ack names, and for every earlier
+ * frame it is the first to cover (acks are cumulative: their LSNs are the ones just before), as
+ * the acks come (a frame acked twice has two lines); --lenient does not fail on LSNs out of
+ * order (an appliance restarted under it may append a frame whose ack it lost twice: at least
+ * once, never lost). When the link goes down (the appliance went away) it writes its report and
+ * exits with 75, unless --reconnect S: then it starts its port again until the link is back (at
+ * most S seconds) and sends every stream again from its first unacked frame, as one producer
+ * session that outlives the appliance's restart (a frame the appliance had logged before it
+ * died must be acked, not appended twice: the LSN check sees it). --pcap FILE writes the frames
+ * (Ethernet/IPv4/UDP) to a pcap file instead of sending them, for dpdk-testpmd or net_pcap
+ * replay.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -67,7 +68,8 @@ struct gstream {
 	uint64_t busy_hold;  /* TSC ticks: the pause after EBUSY, doubled while it lasts */
 	uint64_t quota;      /* frames this stream sends: --records spread evenly */
 	uint64_t first_lsn, last_lsn;
-	uint64_t sent_tsc[MAX_WIN];
+	uint64_t sent_tsc[MAX_WIN];  /* last send: its timeout runs from there */
+	uint64_t first_tsc[MAX_WIN]; /* first send: its ack latency runs from there */
 	bool done_seq[MAX_WIN];
 	uint64_t lsn_of[MAX_WIN];
 };
@@ -311,7 +313,9 @@ on_ack(struct gstream *ss, const uint8_t *pl, size_t n, uint64_t now, uint64_t h
 		}
 		s->done_seq[sl] = true;
 		s->lsn_of[sl] = l;
-		lat_us[n_lat++ % (1u << 22)] = (now - s->sent_tsc[sl]) * 1000000 / hz;
+		if (acks_f && q != a.producer_seq)
+			fprintf(acks_f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s->account, q, l);
+		lat_us[n_lat++ % (1u << 22)] = (now - s->first_tsc[sl]) * 1000000 / hz;
 	}
 	(void)slot;
 	/* Advance the contiguous acked prefix; LSNs must follow the frames' order. */
@@ -613,6 +617,8 @@ main(int argc, char **argv)
 				break;
 			resent += again;
 			s->sent_tsc[seq % MAX_WIN] = now;
+			if (!again)
+				s->first_tsc[seq % MAX_WIN] = now;
 			ntx++;
 		}
 		rr++;
