@@ -1096,7 +1096,7 @@ memory_json(struct dp *dp)
 json_t *
 dp_stats_json(struct dp *dp)
 {
-	json_t *c = json_object(), *h = json_array();
+	json_t *c = json_object(), *h = json_array(), *ch = json_array();
 
 	for (unsigned i = 0; i < DP_N_COUNTERS; i++)
 		json_object_set_new(c, counter_names[i],
@@ -1105,8 +1105,11 @@ dp_stats_json(struct dp *dp)
 	json_object_set_new(c, "port_unmaps_waited", json_integer((json_int_t)dp_guard_waits()));
 	json_t *ws = json_array();
 
-	for (unsigned i = 0; i < 32; i++)
+	for (unsigned i = 0; i < 32; i++) {
 		json_array_append_new(h, json_integer((json_int_t)dp_lat_hist(dp, i)));
+		json_array_append_new(ch, json_integer((json_int_t)atomic_load_explicit(
+		                              &dp->commit_hist[i], memory_order_relaxed)));
+	}
 	/* Each worker lcore's own figures (D9): its non-zero counters and its poll loops. */
 	for (unsigned w = 0; w < dp->n_workers; w++) {
 		const struct dp_stats *b = &dp->stats[DP_STATS_CTL + 1 + w];
@@ -1122,9 +1125,10 @@ dp_stats_json(struct dp *dp)
 		json_object_set_new(o, "loops", json_integer((json_int_t)atomic_load(&b->loops)));
 		json_array_append_new(ws, o);
 	}
-	return json_pack("{s:o, s:o, s:I, s:o, s:o}", "counters", c, "ack_latency_log2_us", h,
-	                 "loops", (json_int_t)dp_loops(dp), "workers", ws, "memory",
-	                 memory_json(dp));
+	return json_pack("{s:o, s:o, s:o, s:I, s:I, s:o, s:o}", "counters", c,
+	                 "ack_latency_log2_us", h, "commit_log2_us", ch, "commit_max_us",
+	                 (json_int_t)atomic_load(&dp->commit_max_us), "loops",
+	                 (json_int_t)dp_loops(dp), "workers", ws, "memory", memory_json(dp));
 }
 
 static json_t *

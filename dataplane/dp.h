@@ -403,6 +403,10 @@ struct dp {
 	int ctl_wake; /* eventfd: the control thread has messages */
 	struct vr_log *log;
 	struct dp_stats stats[DP_STATS_BLOCKS]; /* DP_STATS_CTL, then one per worker */
+	/* Each group commit's time (the log's append call: write, sync, index), log2 buckets of
+	 * us, and the longest; written by the log writer alone. */
+	_Atomic uint64_t commit_hist[32];
+	_Atomic uint64_t commit_max_us;
 	uint64_t hz;
 	uint64_t boot;       /* random, made at start: control tells a restart by it (ping) */
 	uint64_t hash_bytes; /* the stream table, allocated whole at start ([site] streams) */

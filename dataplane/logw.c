@@ -193,11 +193,24 @@ marks_last(struct vr_log_mark *m, unsigned n, const struct logw_bufs *b)
 	return kept;
 }
 
+/* A group commit took `ticks`: into the histogram `stats` gives (commit_log2_us). */
+static void
+commit_time(struct dp *dp, uint64_t ticks)
+{
+	uint64_t us = ticks * 1000000 / dp->hz;
+	unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+
+	dp_count(&dp->commit_hist[b < 32 ? b : 31], 1);
+	if (us > atomic_load_explicit(&dp->commit_max_us, memory_order_relaxed))
+		atomic_store_explicit(&dp->commit_max_us, us, memory_order_relaxed);
+}
+
 static void
 write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bufs *b)
 {
 	struct iovec *iov = b->iov;
 	unsigned nrec = 0, ndur = 0, bad = 0, first = 0, nmarks = 0;
+	uint64_t t0;
 	int rc;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -235,8 +248,10 @@ write_jobs(struct dp *dp, struct dp_job **jobs, unsigned n, const struct logw_bu
 		return;
 	nmarks = marks_last(b->marks, nmarks, b);
 	/* This site's own records arrive unfinished: the log chains them, checks the rest. */
+	t0 = rte_rdtsc();
 	rc = vr_log_append_marked(dp->log, dp->conf.site, iov, nrec, b->marks, nmarks, b->dur,
 	                          &ndur, &bad);
+	commit_time(dp, rte_rdtsc() - t0);
 	if (rc == 0) {
 		for (unsigned i = 0; i < n; i++)
 			if (jobs[i]->kind == DP_JOB_RECORDS)

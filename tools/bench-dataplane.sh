@@ -115,12 +115,35 @@ sched() { # seconds
 }
 (sleep 3 && sched 5 >"$dir/sched") &
 sampler=$!
+for i in 1 2; do tools/dpctl "$dir/s$i/ctl.sock" stats >"$dir/stats$i.0"; done
 half=$(run "50 % ($((rate / 2)) records/s)" $((rate / 2)) 100001)
+for i in 1 2; do tools/dpctl "$dir/s$i/ctl.sock" stats >"$dir/stats$i.1"; done
 echo "$half"
 half_p99=$(echo "$half" | sed -n 's|.* p99 \([0-9]*\) .*|\1|p' | head -1)
 wait "$sampler" || true
 echo "  threads during the 50 % run (share of one core; two cores in all):"
 cat "$dir/sched"
+# Each site's own view of the 50 % run: its group commits' times (the log's append call) and
+# its acks' (batch opened to producer acked), from the log2 histograms of `stats`; a bucket
+# is given by its upper bound, so "<= 4 ms" means between 2 and 4 ms.
+python3 - "$dir" <<'PY'
+import json, sys
+d = sys.argv[1]
+def pct(h, q):
+    n, acc = sum(h), 0
+    for b, c in enumerate(h):
+        acc += c
+        if n and acc >= q * n:
+            return "<= %g ms" % (2 ** b / 1000)
+    return "-"
+for i in (1, 2):
+    a, b = (json.load(open("%s/stats%d.%d" % (d, i, k))) for k in (0, 1))
+    for key, what in (("commit_log2_us", "group commits"), ("ack_latency_log2_us", "acks")):
+        h = [y - x for x, y in zip(a[key], b[key])]
+        print("  site %d, 50 %% run, its %s: %d, p50 %s, p99 %s, p99.9 %s" %
+              (i, what, sum(h), pct(h, .5), pct(h, .99), pct(h, .999)))
+    print("  site %d, longest group commit since start: %.1f ms" % (i, b["commit_max_us"] / 1000))
+PY
 hz=$(getconf CLK_TCK)
 awk -v r="$records" -v a="$c1" -v b="$c2" -v g="$gcpu" -v hz="$hz" 'BEGIN {
 	a = a / hz * 1e6 / r; b = b / hz * 1e6 / r; g = g * 1e6 / r
