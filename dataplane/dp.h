@@ -69,7 +69,9 @@
 	X(ingest_busy, "ingest frames refused for back-pressure (window or memory full)")          \
 	X(ingest_repeat, "retransmitted ingest frames answered again, not appended")               \
 	X(ingest_out_of_order, "ingest frames after a hole in their producer's sequence")          \
-	X(acks_sent, "ingest acks sent")                                                           \
+	X(acks_sent, "ingest acks sent (datagrams; each is cumulative for its producer)")          \
+	X(records_acked,                                                                           \
+	  "ingest records acknowledged durable (by an ack of theirs or a later one)")              \
 	X(nacks_sent, "ingest negative acks sent")                                                 \
 	X(records_logged, "records made durable in the local log")                                 \
 	X(log_failed, "jobs the log writer failed (their frames nacked)")                          \
@@ -305,6 +307,7 @@ struct dp_stream {
 	_Atomic bool closed; /* origin: its vault was deleted (stream.close): nothing new taken */
 	uint8_t sync;        /* origin: producers acked once this many members hold it too (X1) */
 	bool on_win;    /* origin: on the worker's retransmit scan (window, or a member behind) */
+	bool wack_due;  /* receiver: to be acked once this burst of completions is done */
 	uint32_t epoch; /* bumped when a log failure resets the stream */
 	uint32_t win_n;
 	uint32_t confirmed; /* origin: members (bits) that hold rekey->key */

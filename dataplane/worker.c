@@ -31,7 +31,7 @@
 #include "dp_net.h"
 #include "vr_msg.h"
 
-enum { BURST = 32, TXQ = 256 };
+enum { BURST = 32, TXQ = 256, DONE_BURST = 128 };
 
 struct txq {
 	uint16_t port;
@@ -821,6 +821,13 @@ enum ack_to {
 	ACK_PRODUCERS, /* held by enough members: the rest */
 };
 
+static bool
+same_producer(const struct dp_ackto *a, const struct dp_ackto *b)
+{
+	return a->producer == b->producer && a->port == b->port && a->ip == b->ip &&
+	       rte_is_same_ether_addr(&a->mac, &b->mac);
+}
+
 /* Acks the records of a durable origin batch that `to` names: durable at sites sites. */
 static void
 ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites,
@@ -846,6 +853,14 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 			pr->durable_seq = a->producer_seq;
 			pr->durable_lsn = j->first_lsn + i;
 		}
+		DP_INC(w->s, records_acked);
+		/*
+		 * Acks are cumulative per producer: when the next record is the same producer's
+		 * (a stream with one producer: all of them), its ack covers this one, so the batch
+		 * sends one datagram a producer run instead of one a record.
+		 */
+		if (!control && i + 1 < j->n && same_producer(a, &j->acks[i + 1]))
+			continue;
 		send_ingest_ack_to(w, st, a, 0, j->first_lsn + i, sites);
 	}
 	if (to == ACK_CONTROL)
@@ -1611,7 +1626,8 @@ deliver(struct worker *w, struct dp_job *j)
 	}
 }
 
-static void
+/* A received batch is durable; true when the stream's ack is due (sent by the caller). */
+static bool
 receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 {
 	if (j->status || j->epoch != st->epoch) {
@@ -1621,7 +1637,7 @@ receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 			st->queued_lsn = st->durable_lsn;
 		}
 		dp_job_put(j);
-		return;
+		return false;
 	}
 	st->durable_lsn = j->last_lsn;
 	st->records += j->n;
@@ -1630,14 +1646,21 @@ receiver_done(struct worker *w, struct dp_stream *st, struct dp_job *j)
 	DP_ADD(w->s, records_logged, j->n);
 	deliver(w, j);
 	dp_job_put(j);
-	send_wack(w, st, VR_WIRE_WACK_ACK);
+	return true;
 }
 
+/*
+ * The log writer's finished jobs. A group commit hands back many at once, and a WAN ack is
+ * cumulative (the stream's durable LSN): a stream with several batches among them is acked
+ * once, after the last.
+ */
 static void
 completions(struct worker *w)
 {
-	struct dp_job *jobs[BURST];
-	unsigned n = rte_ring_dequeue_burst(w->dp->done_ring[w->idx], (void **)jobs, BURST, NULL);
+	struct dp_job *jobs[DONE_BURST];
+	struct dp_stream *ack[DONE_BURST];
+	unsigned n_ack = 0, n = rte_ring_dequeue_burst(w->dp->done_ring[w->idx], (void **)jobs,
+	                                               DONE_BURST, NULL);
 
 	for (unsigned i = 0; i < n; i++) {
 		struct dp_job *j = jobs[i];
@@ -1678,8 +1701,17 @@ completions(struct worker *w)
 		} else if (j->origin) {
 			origin_done(w, j->st, j);
 		} else {
-			receiver_done(w, j->st, j);
+			struct dp_stream *st = j->st;
+
+			if (receiver_done(w, st, j) && !st->wack_due) {
+				st->wack_due = true;
+				ack[n_ack++] = st;
+			}
 		}
+	}
+	for (unsigned i = 0; i < n_ack; i++) {
+		ack[i]->wack_due = false;
+		send_wack(w, ack[i], VR_WIRE_WACK_ACK);
 	}
 }
 

@@ -430,7 +430,7 @@ START_TEST(rpo_when_the_primary_is_lost)
 	snprintf(report, sizeof(report), "%s/gen.json", root);
 	snprintf(acks, sizeof(acks), "%s/acks.txt", root);
 	g = gen_start_opts(&a, 1, 1, ASYNC + SYNC, (ASYNC + SYNC) * PER, report, acks, RATE);
-	for (int i = 0; i < 400 && counter(&a, "acks_sent") < RATE; i++)
+	for (int i = 0; i < 400 && counter(&a, "records_acked") < RATE; i++)
 		usleep(10000);
 	/* Steady state: the async streams' lag, in records and in batches kept for site 2. */
 	for (int i = 0; i < 30; i++) {
@@ -876,9 +876,9 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 		/* Cleared: the site takes the producer's frames again and acks them, and stays. */
 		streams_config(&a, &a, &b, 1, STREAMS);
 		gen_back(&a, g);
-		for (double t0 = now_s(); counter(&a, "acks_sent") < 1000; usleep(50000))
+		for (double t0 = now_s(); counter(&a, "records_acked") < 1000; usleep(50000))
 			ck_assert_msg(now_s() - t0 < 30, "site 1 did not resume after phase %u", p);
-		resumed += counter(&a, "acks_sent");
+		resumed += counter(&a, "records_acked");
 		ck_assert_int_eq(waitpid(a.pid, &st, WNOHANG), 0);
 		snprintf(what, sizeof(what), "1 in %u %s: %u fail-stops, then cleared and resumed",
 		         phase[p].every, phase[p].err, STOPS);
@@ -903,8 +903,8 @@ START_TEST(log_faults_stop_the_site_and_it_resumes)
 	               met,
 	               "4 phases (EIO, ENOSPC; 1 in 128, 1 in 1 000): %u faults injected, %u "
 	               "fail-stops under load and %u at open, each exit 74 with the log's error; "
-	               "%u restarts; after each phase the site took frames again (%lld acks); "
-	               "%llu acked frames all at their LSN at site 2, %llu appended twice",
+	               "%u restarts; after each phase the site took frames again (%lld records "
+	               "acked); %llu acked frames all at their LSN at site 2, %llu appended twice",
 	               vr_test_lines(flog), exits, at_open, restarts, resumed, checked, twice);
 	ck_assert_uint_eq(twice, 0);
 	vr_test_rmdir(root);
