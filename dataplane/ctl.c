@@ -1105,7 +1105,7 @@ dp_stats_json(struct dp *dp)
 	json_object_set_new(c, "port_unmaps_waited", json_integer((json_int_t)dp_guard_waits()));
 	json_t *ws = json_array();
 
-	for (unsigned i = 0; i < 32; i++) {
+	for (unsigned i = 0; i < DP_HIST; i++) {
 		json_array_append_new(h, json_integer((json_int_t)dp_lat_hist(dp, i)));
 		json_array_append_new(ch, json_integer((json_int_t)atomic_load_explicit(
 		                              &dp->commit_hist[i], memory_order_relaxed)));

@@ -124,6 +124,8 @@ enum dp_counter {
 	    DP_N_COUNTERS
 };
 
+enum { DP_HIST = 32 }; /* buckets of the latency histograms */
+
 /*
  * One block of counters per writing thread (the control thread, each worker), each with a single
  * writer: an increment is a plain load and store, never a locked instruction on the fast path
@@ -131,8 +133,8 @@ enum dp_counter {
  */
 struct dp_stats {
 	_Atomic uint64_t c[DP_N_COUNTERS];
-	_Atomic uint64_t lat_hist[32]; /* ack latency (ingest to durable ack), log2 buckets of us */
-	_Atomic uint64_t loops;        /* worker poll loops */
+	_Atomic uint64_t lat_hist[DP_HIST]; /* ack latency (ingest to ack), dp_hist_bucket of us */
+	_Atomic uint64_t loops;             /* worker poll loops */
 } __attribute__((aligned(64)));
 
 static inline void
@@ -140,6 +142,18 @@ dp_count(_Atomic uint64_t *c, uint64_t v)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
 	                      memory_order_relaxed);
+}
+
+/*
+ * The bucket of a log2 histogram of microseconds (`stats` *_log2_us): bucket b holds
+ * [2^(b-1), 2^b) us, bucket 0 holds 0, and the last also everything longer.
+ */
+static inline unsigned
+dp_hist_bucket(uint64_t us)
+{
+	unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+
+	return b < DP_HIST ? b : DP_HIST - 1;
 }
 
 #define DP_ADD(st, name, v) dp_count(&(st)->c[DP_C_##name], (v))
@@ -408,7 +422,7 @@ struct dp {
 	struct dp_stats stats[DP_STATS_BLOCKS]; /* DP_STATS_CTL, then one per worker */
 	/* Each group commit's time (the log's append call: write, sync, index), log2 buckets of
 	 * us, and the longest; written by the log writer alone. */
-	_Atomic uint64_t commit_hist[32];
+	_Atomic uint64_t commit_hist[DP_HIST];
 	_Atomic uint64_t commit_max_us;
 	uint64_t hz;
 	uint64_t boot;       /* random, made at start: control tells a restart by it (ping) */

@@ -198,9 +198,8 @@ static void
 commit_time(struct dp *dp, uint64_t ticks)
 {
 	uint64_t us = ticks * 1000000 / dp->hz;
-	unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
 
-	dp_count(&dp->commit_hist[b < 32 ? b : 31], 1);
+	dp_count(&dp->commit_hist[dp_hist_bucket(us)], 1);
 	if (us > atomic_load_explicit(&dp->commit_max_us, memory_order_relaxed))
 		atomic_store_explicit(&dp->commit_max_us, us, memory_order_relaxed);
 }

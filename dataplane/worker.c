@@ -833,6 +833,7 @@ static void
 ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned sites,
               enum ack_to to)
 {
+	unsigned acked = 0;
 	uint64_t us;
 
 	for (unsigned i = 0; i < j->n; i++) {
@@ -853,7 +854,7 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 			pr->durable_seq = a->producer_seq;
 			pr->durable_lsn = j->first_lsn + i;
 		}
-		DP_INC(w->s, records_acked);
+		acked++;
 		/*
 		 * Acks are cumulative per producer: when the next record is the same producer's
 		 * (a stream with one producer: all of them), its ack covers this one, so the batch
@@ -863,10 +864,11 @@ ack_producers(struct worker *w, struct dp_stream *st, struct dp_job *j, unsigned
 			continue;
 		send_ingest_ack_to(w, st, a, 0, j->first_lsn + i, sites);
 	}
+	DP_ADD(w->s, records_acked, acked);
 	if (to == ACK_CONTROL)
 		return; /* the batch's latency counts when its producers are acked */
 	us = (w->now - j->t_open) * 1000000 / w->dp->hz;
-	dp_count(&w->s->lat_hist[us ? 64 - __builtin_clzll(us) : 0], j->n);
+	dp_count(&w->s->lat_hist[dp_hist_bucket(us)], j->n);
 }
 
 /*
