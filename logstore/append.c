@@ -272,6 +272,13 @@ write_group(struct vr_log *log, struct commit_req *reqs)
 		rocksdb_write(log->db, log->wo_async, wb, &err);
 		rc = vr_log_rdb_err("rocksdb_write(index)", err);
 	}
+	if (!rc) {
+		size_t bytes = 0;
+
+		for (struct commit_req *q = reqs; q; q = q->next)
+			bytes += q->bytes;
+		vr_log_rows_written(log, bytes);
+	}
 	rocksdb_writebatch_destroy(wb);
 	return rc;
 }

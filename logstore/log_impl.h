@@ -122,6 +122,7 @@ struct vr_log {
 	rocksdb_options_t *opts;
 	rocksdb_options_t *cf_opts[CF__COUNT];
 	rocksdb_column_family_handle_t *cf[CF__COUNT];
+	uint64_t rows_unflushed; /* record bytes since the rows and meta were flushed (leader) */
 	rocksdb_writeoptions_t *wo_sync;
 	rocksdb_writeoptions_t *wo_async;
 	rocksdb_readoptions_t *ro;
@@ -161,6 +162,12 @@ int vr_log_row_decode(const uint8_t *row, size_t size, struct vr_log_stream *out
 int vr_log_verify_row(struct vr_log *log, const struct vr_log_stream *row, uint64_t *n_checked);
 
 /* Reads a stream's durable row and trim anchor from the index. 0, -ENOENT or -errno. */
+/*
+ * The commit leader, after an index write: counts the group's record bytes and flushes the
+ * in-place families every so often (log.c, ROWS_FLUSH_BYTES).
+ */
+void vr_log_rows_written(struct vr_log *log, size_t bytes);
+
 int vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
                        struct vr_log_stream *out);
 

@@ -12,6 +12,10 @@
  * before the clock starts; the clock covers append calls until the last one returned durable.
  * This is a benchmark, not a test: it prints figures and never fails on them.
  *
+ * --streams S: each thread's records belong to S WALs, taken in turn (record i to WAL i % S), so
+ * that an append of a group of G records holds min(S, G) chunks: the shape of the dataplane's log
+ * writer, whose group commits carry a few records of each of many streams.
+ *
  * --latency S: instead, the logstore's own ack latency floor. Each of --threads writers has a log
  * of its own (as two sites on one disk do) and appends groups of --groups (first value) records
  * of --sizes (first value) bytes back to back for S seconds, nothing else running. A record that
@@ -43,6 +47,7 @@ enum { MAX_REPS = 15, MAX_THREADS = 16, LAT_MAX_APPENDS = 400000, LAT_ARRIVALS =
 
 struct opts {
 	int reps, threads;
+	unsigned streams; /* WALs per thread, records taken in turn */
 	const char *dir;
 	size_t sizes[8], n_sizes;
 	unsigned groups[8], n_groups;
@@ -56,7 +61,7 @@ struct recs {
 	uint8_t *buf;
 	struct iovec *iov;
 	unsigned n;
-	struct vr_stream_id id;
+	struct vr_stream_id id; /* the first WAL's (baseline (a) keys every record by it) */
 };
 
 struct worker {
@@ -79,30 +84,35 @@ rm_rf(const char *path)
 		fprintf(stderr, "bench: could not remove %s\n", path);
 }
 
-/* Records of exactly `size` bytes (the seed excepted), a new WAL per thread. */
+/*
+ * Records of exactly `size` bytes (the seeds excepted), `streams` new WALs per thread, record i
+ * of WAL i % streams.
+ */
 static void
-make_records(struct recs *r, int thread, size_t size, unsigned n)
+make_records(struct recs *r, int thread, size_t size, unsigned n, unsigned streams)
 {
-	struct vr_test_wal w;
+	struct vr_test_wal *w = calloc(streams, sizeof(*w));
 	uint16_t members[] = {2};
 	size_t payload = size - VR_REC_HDR_SIZE - 2, off = 0;
 
-	vr_test_wal_init(&w, 1000 + (uint64_t)thread, 1, 1, 1, members);
-	r->id = w.id;
 	r->n = n;
 	r->buf = malloc((size_t)n * size);
 	r->iov = malloc(n * sizeof(*r->iov));
-	if (!r->buf || !r->iov) {
+	if (!w || !r->buf || !r->iov) {
 		fprintf(stderr, "bench: out of memory\n");
 		exit(1);
 	}
+	for (unsigned s = 0; s < streams; s++)
+		vr_test_wal_init(&w[s], 1000 + (uint64_t)thread * 100000 + s, 1, 1, 1, members);
+	r->id = w[0].id;
 	for (unsigned i = 0; i < n; i++) {
-		size_t len = vr_test_wal_next(&w, payload, r->buf + off, size);
+		size_t len = vr_test_wal_next(&w[i % streams], payload, r->buf + off, size);
 
 		r->iov[i].iov_base = r->buf + off;
 		r->iov[i].iov_len = len;
 		off += size;
 	}
+	free(w);
 }
 
 static void *
@@ -430,9 +440,10 @@ usage(FILE *f)
 	    f,
 	    "usage: bench-logstore [--reps N] [--threads T] [--dir DIR] [--sizes 64,256,1024]\n"
 	    "                      [--groups 1,16,256,4096] [--mib-per-thread M] [--quick]\n"
-	    "                      [--no-baseline] [--latency SECONDS]\n"
+	    "                      [--no-baseline] [--latency SECONDS] [--streams S]\n"
 	    "Prints durable records/s and MB/s, baselines (a) and (b), and the ratios; with\n"
-	    "--latency, the ack latency floor of --threads logs instead (first size and group).\n");
+	    "--latency, the ack latency floor of --threads logs instead (first size and group).\n"
+	    "--streams S spreads each thread's records over S WALs, in turn (default 1).\n");
 }
 
 int
@@ -449,10 +460,11 @@ main(int argc, char **argv)
 	    {"help", no_argument, 0, 'h'},
 	    {"no-baseline", no_argument, 0, 'n'},
 	    {"latency", required_argument, 0, 'l'},
+	    {"streams", required_argument, 0, 'S'},
 	    {0, 0, 0, 0},
 	};
 	struct opts o = {
-	    .reps = 3, .threads = 2, .dir = "/var/tmp", .thread_bytes = 256u << 20, .raw_mib = 512};
+	    .reps = 3, .threads = 2, .streams = 1, .dir = "/var/tmp", .thread_bytes = 256u << 20, .raw_mib = 512};
 	size_t groups_tmp[8];
 	double at4096_256 = 0;
 	int c;
@@ -460,7 +472,7 @@ main(int argc, char **argv)
 	parse_list("64,256,1024", o.sizes, &o.n_sizes, 8);
 	o.n_groups = 4;
 	o.groups[0] = 1, o.groups[1] = 16, o.groups[2] = 256, o.groups[3] = 4096;
-	while ((c = getopt_long(argc, argv, "r:t:d:s:g:m:qhnl:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:t:d:s:g:m:qhnl:S:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			o.reps = atoi(optarg);
@@ -496,6 +508,9 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'S':
+			o.streams = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'q':
 			o.reps = 1;
 			o.thread_bytes = 32u << 20;
@@ -509,7 +524,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (o.reps < 1 || o.reps > MAX_REPS || o.threads < 1 || o.threads > MAX_THREADS) {
+	if (o.reps < 1 || o.reps > MAX_REPS || o.threads < 1 || o.threads > MAX_THREADS ||
+	    o.streams < 1 || o.streams > 100000) {
 		usage(stderr);
 		return 2;
 	}
@@ -522,8 +538,8 @@ main(int argc, char **argv)
 
 	if (o.latency_s > 0)
 		return latency_floor(&o);
-	printf("bench-logstore: %d writer threads, %d reps (median), dir %s\n", o.threads, o.reps,
-	       o.dir);
+	printf("bench-logstore: %d writer threads, %u WAL%s each, %d reps (median), dir %s\n",
+	       o.threads, o.streams, o.streams > 1 ? "s" : "", o.reps, o.dir);
 	printf(
 	    "(a) RocksDB, one key per record, synced batch per group; (b) raw disk, 1 MiB appends "
 	    "+ fdatasync\n\n");
@@ -548,7 +564,7 @@ main(int argc, char **argv)
 			if (n < group)
 				n = group;
 			for (int t = 0; t < o.threads; t++)
-				make_records(&r[t], t, size, n);
+				make_records(&r[t], t, size, n, o.streams);
 			for (int i = 0; i < o.reps; i++) {
 				if (!o.no_baseline)
 					raw[i] = raw_disk_mbs(&o);
