@@ -7,8 +7,9 @@
 # two cores, not a single lcore's. It then prints, from the same run, the CPU each process spent
 # per record at full rate (the sites' over the run, the generator's from its start to its exit)
 # with the bound that sets on two cores, and the logstore's own durable rate on the same disk,
-# alone, with the end-to-end ratio to it; last, the logstore's own ack latency floor on this
-# disk (bench-logstore --latency) against the 50 % run's p99.
+# alone, with the end-to-end ratio to it (one WAL; then as many WALs as the sites carry); last,
+# the logstore's own ack latency floor on this disk (bench-logstore --latency) against the 50 %
+# run's p99.
 #   tools/bench-dataplane.sh [RECORDS] [STREAMS]      (defaults 1000000 and 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -162,6 +163,15 @@ if [ -x build/tools/bench-logstore ]; then
 		printf "  logstore alone, 64 B records, %4d a call: %8d records/s durable (%.2f cores);", $2, $3, $5
 		printf " end to end / logstore %.2fx (target 0.8x)\n", e / $3
 	}' "$dir/logstore"
+	# The same over as many WALs as the sites carry, taken in turn: the log writer's shape, a
+	# chunk (an index entry, a stream row) for every few records.
+	build/tools/bench-logstore --dir "$dir" --sizes 64 --groups 256,1024 --reps 3 --threads 1 \
+		--streams "$streams" --mib-per-thread 32 --no-baseline >"$dir/logstore-streams" 2>&1 ||
+		{ echo "bench-dataplane: bench-logstore --streams failed:" >&2 && cat "$dir/logstore-streams" >&2 && exit 1; }
+	awk -v e="$rate" -v s="$streams" '$1 == 64 && ($2 == 256 || $2 == 1024) {
+		printf "  logstore alone, 64 B records over %d WALs, one writer, %4d a call: %8d records/s durable (%.2f cores);", s, $2, $3, $5
+		printf " end to end / logstore %.2fx\n", e / $3
+	}' "$dir/logstore-streams"
 	# Its ack latency floor: two logs (as the two sites), each appending 256 records a call
 	# back to back, nothing else running; a record arriving at a random moment waits for the
 	# end of the first append that starts after it. No durable ack on this disk can beat it.
