@@ -36,9 +36,9 @@ enum {
 	ROWS_WRITE_BUFFER = 2 << 20,
 	/*
 	 * Updated in place, those memtables hardly grow, so RocksDB would flush them only once its
-	 * WAL reached max_total_wal_size: it keeps every WAL file that holds something of a memtable
-	 * not yet flushed, and replays it all at the next open. The commit leader flushes them,
-	 * without waiting, after every ROWS_FLUSH_BYTES of records (vr_log_rows_written).
+	 * WAL reached max_total_wal_size: it keeps every WAL file that holds something of a
+	 * memtable not yet flushed, and replays it all at the next open. The commit leader flushes
+	 * them, without waiting, after every ROWS_FLUSH_BYTES of records (vr_log_rows_written).
 	 */
 	ROWS_FLUSH_BYTES = 128 << 20,
 	/* Lock stripes for the in-place updates; a get takes one (the writer is one thread). */
@@ -306,7 +306,8 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 	rocksdb_options_set_max_background_jobs(log->opts, 2);
 	rocksdb_options_set_bytes_per_sync(log->opts, 1 << 20);
 	rocksdb_options_set_max_total_wal_size(log->opts, 1ull << 30);
-	/* In-place updates (make_cf_opts) need the memtable writes of a group made one at a time. */
+	/* In-place updates (make_cf_opts) need the memtable writes of a group made one at a time.
+	 */
 	rocksdb_options_set_allow_concurrent_memtable_write(log->opts, 0);
 	/*
 	 * RocksDB's own info LOG lives on the data disk; on a full disk its writer fails and, in

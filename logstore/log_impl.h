@@ -161,13 +161,13 @@ int vr_log_row_decode(const uint8_t *row, size_t size, struct vr_log_stream *out
 /* vr_log_verify of the WAL whose row (and trim anchor) the caller has read already. */
 int vr_log_verify_row(struct vr_log *log, const struct vr_log_stream *row, uint64_t *n_checked);
 
-/* Reads a stream's durable row and trim anchor from the index. 0, -ENOENT or -errno. */
 /*
  * The commit leader, after an index write: counts the group's record bytes and flushes the
  * in-place families every so often (log.c, ROWS_FLUSH_BYTES).
  */
 void vr_log_rows_written(struct vr_log *log, size_t bytes);
 
+/* Reads a stream's durable row and trim anchor from the index. 0, -ENOENT or -errno. */
 int vr_log_load_stream(struct vr_log *log, const uint8_t key[VR_STREAM_ID_SIZE],
                        struct vr_log_stream *out);
 

@@ -450,21 +450,19 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"reps", required_argument, 0, 'r'},
-	    {"threads", required_argument, 0, 't'},
-	    {"dir", required_argument, 0, 'd'},
-	    {"sizes", required_argument, 0, 's'},
-	    {"groups", required_argument, 0, 'g'},
-	    {"mib-per-thread", required_argument, 0, 'm'},
-	    {"quick", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},
-	    {"no-baseline", no_argument, 0, 'n'},
-	    {"latency", required_argument, 0, 'l'},
-	    {"streams", required_argument, 0, 'S'},
-	    {0, 0, 0, 0},
+	    {"reps", required_argument, 0, 'r'},    {"threads", required_argument, 0, 't'},
+	    {"dir", required_argument, 0, 'd'},     {"sizes", required_argument, 0, 's'},
+	    {"groups", required_argument, 0, 'g'},  {"mib-per-thread", required_argument, 0, 'm'},
+	    {"quick", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+	    {"no-baseline", no_argument, 0, 'n'},   {"latency", required_argument, 0, 'l'},
+	    {"streams", required_argument, 0, 'S'}, {0, 0, 0, 0},
 	};
-	struct opts o = {
-	    .reps = 3, .threads = 2, .streams = 1, .dir = "/var/tmp", .thread_bytes = 256u << 20, .raw_mib = 512};
+	struct opts o = {.reps = 3,
+	                 .threads = 2,
+	                 .streams = 1,
+	                 .dir = "/var/tmp",
+	                 .thread_bytes = 256u << 20,
+	                 .raw_mib = 512};
 	size_t groups_tmp[8];
 	double at4096_256 = 0;
 	int c;
