@@ -306,8 +306,7 @@ vr_log_open(const char *dir, const struct vr_log_opts *o)
 	rocksdb_options_set_max_background_jobs(log->opts, 2);
 	rocksdb_options_set_bytes_per_sync(log->opts, 1 << 20);
 	rocksdb_options_set_max_total_wal_size(log->opts, 1ull << 30);
-	/* In-place updates (make_cf_opts) need the memtable writes of a group made one at a time.
-	 */
+	/* In-place updates (make_cf_opts) need memtable writes made one at a time. */
 	rocksdb_options_set_allow_concurrent_memtable_write(log->opts, 0);
 	/*
 	 * RocksDB's own info LOG lives on the data disk; on a full disk its writer fails and, in
